@@ -1,0 +1,38 @@
+"""Celery's settings, all derived from Robotni's configuration (robotni/config.py) and worker registry."""
+
+from kombu import Queue
+
+from robotni.broker import transport_options
+from robotni.config import settings
+from robotni.registry import registry
+
+_settings = settings()
+
+broker_url = _settings.broker_url
+broker_transport_options = transport_options(_settings, registry())
+broker_connection_retry_on_startup = True
+
+# JSON only, on the wire and for results: no pickle anywhere.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+# The job table holds outcomes; Celery's result backend would be a second, weaker copy.
+task_ignore_result = True
+
+# A message is acked after the job ended; one job at a time per pool process so none waits behind another.
+task_acks_late = True
+task_reject_on_worker_lost = False  # a lost worker is the reaper's business, not a redelivery loop
+worker_prefetch_multiplier = 1
+
+task_default_queue = "default"
+task_queues = [Queue(name, routing_key=name) for name in registry().queues]
+task_create_missing_queues = True
+
+# Flower and `celery events` see every job live.
+worker_send_task_events = True
+task_send_sent_event = True
+
+worker_hijack_root_logger = False
+timezone = "UTC"
+enable_utc = True

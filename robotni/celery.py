@@ -1,0 +1,6 @@
+"""The Celery app. Its settings live in the top-level `celeryconfig` module, derived from robotni.config."""
+
+from celery import Celery
+
+app = Celery("robotni", include=["robotni.tasks"])
+app.config_from_object("celeryconfig")

@@ -1,0 +1,99 @@
+"""Every setting Robotni reads, from ``ROBOTNI_*`` environment variables, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+
+# Relative to the working directory, so `honcho start` in a checkout needs no setup.
+DEFAULT_DATA_DIR = "./var"
+DEFAULT_WORKERS_DIR = "./workers"
+# Measured in bench/latency.py: 1 s (kombu's default) adds ~500 ms median per job; 50 ms costs ~1% of a core
+# per idle worker and brings the median to ~50 ms.
+DEFAULT_POLL_INTERVAL = 0.05
+# A chatty job must not fill the disk; 10 MiB is far beyond what a person reads in a browser.
+DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
+# Results live in the job row; keep rows small enough for fast polling.
+DEFAULT_RESULT_MAX_BYTES = 1024 * 1024
+# Long enough for a script to flush and exit on SIGTERM, short enough that cancel lands within 5 s.
+DEFAULT_KILL_GRACE = 3.0
+# Requests over this are refused with 413 before they are parsed.
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+# A running job renews its lease and reads its cancel mark this often: cancel lands within beat + grace.
+DEFAULT_HEARTBEAT_SECONDS = 1.0
+# A lease outlives this many missed beats, so a slow database write (SQLite waits up to 10 s) loses nothing.
+LEASE_BEATS = 15
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    workers_dir: Path
+    scripts_dir: Path
+    venvs_dir: Path
+    database_url: str
+    broker_url: str
+    poll_interval: float
+    log_max_bytes: int
+    result_max_bytes: int
+    kill_grace: float
+    max_request_bytes: int
+    heartbeat_seconds: float
+    bind: str
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def lease_seconds(self) -> float:
+        return LEASE_BEATS * self.heartbeat_seconds
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"ROBOTNI_{name}", default)
+
+
+def _dir(name: str, default: str | Path) -> Path:
+    return Path(_env(name, str(default))).expanduser().resolve()
+
+
+def load_settings() -> Settings:
+    """Read the environment now; `settings()` caches the result per process."""
+    data_dir = _dir("DATA_DIR", DEFAULT_DATA_DIR)
+    return Settings(
+        data_dir=data_dir,
+        workers_dir=_dir("WORKERS_DIR", DEFAULT_WORKERS_DIR),
+        scripts_dir=_dir("SCRIPTS_DIR", data_dir / "scripts"),
+        venvs_dir=_dir("VENVS_DIR", data_dir / "venvs"),
+        database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'robotni.db'}"),
+        broker_url=_env("BROKER_URL", "filesystem://"),
+        poll_interval=float(_env("POLL_INTERVAL", str(DEFAULT_POLL_INTERVAL))),
+        log_max_bytes=int(_env("LOG_MAX_BYTES", str(DEFAULT_LOG_MAX_BYTES))),
+        result_max_bytes=int(_env("RESULT_MAX_BYTES", str(DEFAULT_RESULT_MAX_BYTES))),
+        kill_grace=float(_env("KILL_GRACE", str(DEFAULT_KILL_GRACE))),
+        max_request_bytes=int(_env("MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))),
+        heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
+        bind=_env("BIND", "127.0.0.1:8000"),
+    )
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()
+
+
+def describe() -> list[tuple[str, str]]:
+    """(variable, current value) pairs, for `robotni config`."""
+    current = settings()
+    return [(f"ROBOTNI_{f.name.upper()}", str(getattr(current, f.name))) for f in fields(current)]

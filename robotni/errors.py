@@ -1,0 +1,25 @@
+"""One exception root; each subclass says which rule was broken."""
+
+
+class RobotniError(Exception):
+    """Base of every error Robotni raises on purpose."""
+
+
+class DeclarationError(RobotniError):
+    """A worker script's metadata block is missing or wrong."""
+
+
+class UnknownType(RobotniError):
+    """No worker type of that name is registered."""
+
+
+class InvalidParams(RobotniError):
+    """Params do not match the worker type's schema."""
+
+
+class UnsafePath(RobotniError):
+    """A script path or venv name points outside what was configured."""
+
+
+class InterpreterError(RobotniError):
+    """The interpreter for a job is missing or is not a real executable."""

@@ -1,0 +1,111 @@
+"""What a worker does around one run: build the spec, hold the lease, report progress. No Celery here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any
+
+from robotni import jobs
+from robotni.config import Settings
+from robotni.db import Job
+from robotni.registry import WorkerType
+from robotni.runner import Outcome, RunSpec, run, script_argv
+
+log = logging.getLogger(__name__)
+PROGRESS_MESSAGE_MAX = 500
+
+
+def job_dir(settings: Settings, job_id: str):
+    return settings.jobs_dir / job_id
+
+
+def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
+    return RunSpec(
+        argv=script_argv(sys.executable, wtype.script),
+        params=job.params,
+        workdir=job_dir(settings, job.id),
+        soft_limit=wtype.soft_time_limit,
+        hard_limit=wtype.hard_time_limit,
+        kill_grace=settings.kill_grace,
+        log_max_bytes=settings.log_max_bytes,
+        result_max_bytes=settings.result_max_bytes,
+        env={
+            "ROBOTNI_JOB_ID": job.id,
+            "ROBOTNI_JOB_TYPE": job.type,
+            "ROBOTNI_PROJECT": job.project,
+            "ROBOTNI_ATTEMPT": str(job.attempts),
+        },
+    )
+
+
+def _progress_values(report: dict[str, Any]) -> dict[str, Any] | None:
+    fraction, message = report.get("fraction"), report.get("message")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | None):
+        return None
+    if message is not None and not isinstance(message, str):
+        return None
+    return {
+        "progress": None if fraction is None else min(max(float(fraction), 0.0), 1.0),
+        "progress_message": None if message is None else message[:PROGRESS_MESSAGE_MAX],
+    }
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the job's lease each beat, writes what a client can see, and raises the cancel flag."""
+
+    def __init__(self, job: Job, spec: RunSpec, settings: Settings, cancel: threading.Event):
+        super().__init__(name=f"lease-{job.id}", daemon=True)
+        self.job, self.spec, self.settings, self.cancel = job, spec, settings, cancel
+        self.stopped = threading.Event()
+        self.progress: dict[str, Any] | None = None
+        self.written: dict[str, Any] = {"log_bytes": 0, "progress": None, "progress_message": None}
+
+    def report_progress(self, report: dict[str, Any]) -> None:
+        values = _progress_values(report)
+        if values is not None:
+            self.progress = values
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.settings.heartbeat_seconds):
+            self.beat()
+
+    def beat(self) -> None:
+        changes = self._changes()
+        try:
+            cancel = jobs.renew(self.job, self.settings.lease_seconds, changes)
+        except Exception:  # a database hiccup must not kill the job; the next beat tries again
+            log.exception("job %s: lease renewal failed", self.job.id)
+            return
+        self.written.update(changes)
+        if cancel is None:
+            log.warning("job %s: lease lost (reaped or requeued); stopping this attempt", self.job.id)
+        if cancel is None or cancel:
+            self.cancel.set()
+
+    def _changes(self) -> dict[str, Any]:
+        try:
+            current = {"log_bytes": self.spec.log_path.stat().st_size}
+        except OSError:
+            current = {}
+        current.update(self.progress or {})
+        return {k: v for k, v in current.items() if self.written.get(k) != v}
+
+    def __enter__(self) -> LeaseKeeper:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def execute(
+    job: Job, wtype: WorkerType, settings: Settings, cancel: threading.Event
+) -> tuple[Outcome, dict[str, Any]]:
+    """Run the job's script under a lease; the outcome and the last visible values to record with it."""
+    spec = spec_for(job, wtype, settings)
+    with LeaseKeeper(job, spec, settings, cancel) as keeper:
+        outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
+    return outcome, {**(keeper.progress or {}), "log_bytes": outcome.log_bytes}

@@ -1,0 +1,271 @@
+"""Run one script as its own process group, with limits, a capped log and cancellation.
+
+Never imports Celery: the tasks call it, and it is tested on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robotni.errors import InterpreterError
+from robotni.status import JobStatus
+
+EX_TEMPFAIL = 75  # sysexits.h: the script asks to be retried later
+STDERR_TAIL_BYTES = 2000
+# How often the loop looks at the clock, the cancel flag and the progress file when the script is quiet.
+TICK_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1
+# Resolved before any fork: the child may only call async-signal-safe code.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+# After the script exits, how long its escaped descendants may keep our pipes open.
+PIPE_DRAIN_SECONDS = 1.0
+TRUNCATION_MARK = "\n[robotni: output truncated at {} bytes]\n"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    argv: list[str]  # interpreter first, absolute
+    params: Any
+    workdir: Path  # holds the job's files; its `scratch` folder is the cwd
+    soft_limit: float
+    hard_limit: float
+    kill_grace: float = 3.0
+    log_max_bytes: int = 10 * 1024 * 1024
+    result_max_bytes: int = 1024 * 1024
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "output.log"
+
+    @property
+    def result_path(self) -> Path:
+        return self.workdir / "result.json"
+
+    @property
+    def progress_path(self) -> Path:
+        return self.workdir / "progress.json"
+
+
+@dataclass
+class Outcome:
+    status: JobStatus
+    exit_code: int | None = None
+    result: Any = None
+    error: str | None = None
+    log_bytes: int = 0
+
+    @property
+    def wants_retry(self) -> bool:
+        return self.exit_code == EX_TEMPFAIL
+
+
+def check_interpreter(path: str) -> str:
+    """Refuse a relative path or a shell-script shim: every job would pay its start-up and PATH games."""
+    if not os.path.isabs(path):
+        raise InterpreterError(f"interpreter path must be absolute: {path!r}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as exc:
+        raise InterpreterError(f"interpreter {path!r} cannot be read: {exc.strerror}") from None
+    if head == b"#!" or not os.access(path, os.X_OK):
+        raise InterpreterError(f"interpreter {path!r} is a script or not executable (a shim?)")
+    return path
+
+
+def script_argv(interpreter: str, script: Path, args: list[str] = ()) -> list[str]:
+    # -I: no user site, no PYTHON* variables, no script folder on sys.path tricks; -u: logs stream live.
+    return [check_interpreter(interpreter), "-I", "-u", str(script), *args]
+
+
+def _die_with_parent() -> None:
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _clean_env(spec: RunSpec) -> dict[str, str]:
+    scratch = spec.workdir / "scratch"
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "ROBOTNI_RESULT": str(spec.result_path),
+        "ROBOTNI_PROGRESS": str(spec.progress_path),
+        **spec.env,
+    }
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+class _Log:
+    """Appends output to the log file until the cap, then marks the truncation once."""
+
+    def __init__(self, path: Path, cap: int):
+        self.file = open(path, "ab", buffering=0)  # noqa: SIM115  closed in run()
+        self.cap = cap
+        self.written = 0
+        self.truncated = False
+
+    def write(self, chunk: bytes) -> None:
+        room = self.cap - self.written
+        if room > 0:
+            self.file.write(chunk[:room])
+            self.written += min(room, len(chunk))
+        if len(chunk) > room and not self.truncated:
+            self.truncated = True
+            self.file.write(TRUNCATION_MARK.format(self.cap).encode())
+
+
+class _Progress:
+    def __init__(self, path: Path, callback: Callable[[dict], None] | None):
+        self.path, self.callback, self.seen = path, callback, None
+
+    def poll(self) -> None:
+        if self.callback is None:
+            return
+        try:
+            stat = self.path.stat()
+            if (stat.st_mtime_ns, stat.st_size) == self.seen:
+                return
+            report = json.loads(self.path.read_text())
+            self.seen = (stat.st_mtime_ns, stat.st_size)
+        except (OSError, ValueError):
+            return  # not written yet, or caught mid-write: read it next tick
+        if isinstance(report, dict):
+            self.callback(report)
+
+
+def run(
+    spec: RunSpec,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+) -> Outcome:
+    """Run the script to its end and say how it ended. Nothing it started outlives this call."""
+    cancel = cancel or threading.Event()
+    scratch = spec.workdir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    params_path = spec.workdir / "params.json"
+    params_path.write_text(json.dumps(spec.params))
+    spec.result_path.unlink(missing_ok=True)
+    spec.progress_path.unlink(missing_ok=True)
+    log = _Log(spec.log_path, spec.log_max_bytes)
+    try:
+        with open(params_path, "rb") as stdin:
+            proc = subprocess.Popen(
+                spec.argv,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=scratch,
+                env=_clean_env(spec),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        status, tail = _supervise(proc, spec, log, cancel, _Progress(spec.progress_path, on_progress))
+    finally:
+        log.file.close()
+    return _outcome(spec, status, proc.returncode, tail, log.written)
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """True once the script has exited. Not reaped (WNOWAIT): its pid keeps the group id ours to kill."""
+    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _wait_exit(proc: subprocess.Popen, timeout: float) -> list:
+    """Sleep until the script exits or timeout passes; used once it has closed its pipes."""
+    deadline, pause = time.monotonic() + timeout, 0.0005
+    while not _exited(proc) and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+    return []
+
+
+def _supervise(proc, spec: RunSpec, log: _Log, cancel: threading.Event, progress: _Progress):
+    """Pump output until the script exits; enforce limits and cancellation on the whole group."""
+    started = time.monotonic()
+    tail: deque[bytes] = deque()
+    tail_size = 0
+    verdict: JobStatus | None = None
+    kill_at = exited_at = None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        while True:
+            events = sel.select(TICK_SECONDS) if sel.get_map() else _wait_exit(proc, TICK_SECONDS)
+            for key, _ in events:
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                log.write(chunk)
+                if key.data == "err":
+                    tail.append(chunk)
+                    tail_size += len(chunk)
+                    while tail_size - len(tail[0]) >= STDERR_TAIL_BYTES:
+                        tail_size -= len(tail.popleft())
+            elapsed = time.monotonic() - started
+            if _exited(proc):
+                # The script is gone; what it left in its group must not outlive it or hold our pipes open.
+                _kill_group(proc.pid, signal.SIGKILL)
+                exited_at = exited_at if exited_at is not None else elapsed
+                if not sel.get_map() or elapsed - exited_at > PIPE_DRAIN_SECONDS:
+                    break  # done, or a descendant escaped the group (setsid) and still holds a pipe
+            elif verdict is None and (cancel.is_set() or elapsed >= spec.soft_limit):
+                verdict = JobStatus.CANCELLED if cancel.is_set() else JobStatus.TIMED_OUT
+                _kill_group(proc.pid, signal.SIGTERM)
+                kill_at = elapsed + spec.kill_grace if verdict is JobStatus.CANCELLED else spec.hard_limit
+            elif kill_at is not None and elapsed >= kill_at:
+                _kill_group(proc.pid, signal.SIGKILL)
+            progress.poll()
+    proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    progress.poll()
+    return verdict, b"".join(tail)[-STDERR_TAIL_BYTES:].decode(errors="replace")
+
+
+def _outcome(spec: RunSpec, verdict: JobStatus | None, code: int, tail: str, log_bytes: int) -> Outcome:
+    if verdict is JobStatus.TIMED_OUT:
+        error = f"time limit exceeded ({spec.soft_limit:g} s)"
+        return Outcome(verdict, code, None, error, log_bytes)
+    if verdict is JobStatus.CANCELLED:
+        return Outcome(verdict, code, None, "cancelled", log_bytes)
+    if code != 0:
+        reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return Outcome(JobStatus.FAILED, code, None, f"{reason}\n{tail}".strip(), log_bytes)
+    try:
+        result = _read_result(spec)
+    except ValueError as exc:
+        return Outcome(JobStatus.FAILED, code, None, str(exc), log_bytes)
+    return Outcome(JobStatus.COMPLETED, code, result, None, log_bytes)
+
+
+def _read_result(spec: RunSpec) -> Any:
+    try:
+        size = spec.result_path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size > spec.result_max_bytes:
+        raise ValueError(f"result is {size} bytes, over the {spec.result_max_bytes} byte limit")
+    try:
+        return json.loads(spec.result_path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"result file is not valid JSON: {exc}") from None
