@@ -1,0 +1,27 @@
+# `make start` and `make test` work on a fresh machine: each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: start test lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,redis,postgres]'
+	touch $@
+
+start: $(VENV)/.installed
+	$(BIN)/honcho start
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check robotni tests bench celeryconfig.py
+	$(BIN)/ruff format --check robotni tests bench celeryconfig.py
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench

@@ -1,0 +1,149 @@
+"""Real Robotni processes for tests: gunicorn, celery workers and beat on a temporary data folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_WORKERS = Path(__file__).resolve().parent / "workers"
+TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll predicate until it returns something truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child in its own session, so stopping it stops everything it started."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
+        self.name, self.log_path = name, log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115  closed in stop()
+        self.popen = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.popen.poll() is None:
+            try:
+                self.signal(signal.SIGTERM)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # whatever is left of the group, the worker's pool and jobs included
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
+        self._log.close()
+
+
+class Stack:
+    def __init__(self, base: Path, extra_env: dict[str, str] | None = None):
+        self.base = base
+        self.data_dir = base / "var"
+        self.workers_dir = base / "workers"
+        self.workers_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (ROOT / "workers", TEST_WORKERS):
+            for script in folder.glob("*.py"):
+                shutil.copy(script, self.workers_dir / script.name)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
+        self.env.update(
+            ROBOTNI_DATA_DIR=str(self.data_dir),
+            ROBOTNI_WORKERS_DIR=str(self.workers_dir),
+            ROBOTNI_KILL_GRACE="1",
+            **(extra_env or {}),
+        )
+        self.processes: list[Process] = []
+        self.url = ""
+        self.http = requests.Session()
+
+    def spawn(self, name: str, argv: list[str]) -> Process:
+        proc = Process(name, argv, self.env, self.base / f"{name}.log")
+        self.processes.append(proc)
+        return proc
+
+    def start_web(self) -> Process:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+        proc = self.spawn("web", [*argv, "robotni.web:create_app()"])
+        wait_until(self._web_answers, 30, f"gunicorn on {self.url}\n{proc.log()}")
+        return proc
+
+    def _web_answers(self) -> bool:
+        try:
+            return self.http.get(self.url + "/openapi.json", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def start_worker(self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2):
+        argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues)]
+        argv += ["-n", f"{name}@%h", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"])
+        wait_until(lambda: " ready." in proc.log(), 60, f"worker {name} ready\n{proc.log()}", every=0.1)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        self.http.close()
+
+    # --- the API, as a client uses it -------------------------------------------------------------------
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/worker{path}"
+
+    def submit(self, type: str, params: dict | None = None, expect: int = 202, **fields: Any) -> dict:
+        response = self.http.post(self.api("/jobs"), json={"type": type, "params": params or {}, **fields})
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        response = self.http.get(self.api(f"/jobs/{job_id}"))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_for(self, job_id: str, statuses: Iterable[str] = TERMINAL, timeout: float = 30) -> dict:
+        wanted = set(statuses)
+        return wait_until(
+            lambda: (job := self.job(job_id))["status"] in wanted and job,
+            timeout,
+            f"job {job_id} to reach {sorted(wanted)}",
+        )
