@@ -13,8 +13,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,redis,postgres]'
 	touch $@
 
+# The Procfile's commands (gunicorn, celery) come from the venv.
+start: export PATH := $(abspath $(BIN)):$(PATH)
 start: $(VENV)/.installed
-	$(BIN)/honcho start
+	honcho start
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -2,13 +2,14 @@
 
 from kombu import Queue
 
-from robotni.broker import transport_options
+from robotni.broker import transport_class, transport_options
 from robotni.config import settings
 from robotni.registry import registry
 
 _settings = settings()
 
 broker_url = _settings.broker_url
+broker_transport = transport_class(_settings)
 broker_transport_options = transport_options(_settings, registry())
 broker_connection_retry_on_startup = True
 
@@ -20,10 +21,10 @@ event_serializer = "json"
 # The job table holds outcomes; Celery's result backend would be a second, weaker copy.
 task_ignore_result = True
 
-# A message is acked after the job ended; one job at a time per pool process so none waits behind another.
+# A message is acked after the job ended; a lost worker is the reaper's business, not a redelivery loop.
 task_acks_late = True
-task_reject_on_worker_lost = False  # a lost worker is the reaper's business, not a redelivery loop
-worker_prefetch_multiplier = 1
+task_reject_on_worker_lost = False
+worker_prefetch_multiplier = _settings.prefetch_multiplier
 
 task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in registry().queues]

@@ -11,6 +11,11 @@ from robotni.registry import Registry
 VISIBILITY_MARGIN_SECONDS = 600
 
 
+def transport_class(settings: Settings) -> str | None:
+    """Our filesystem transport fixes a lost-message race in kombu's; other brokers use kombu's own."""
+    return "robotni.fstransport:Transport" if settings.uses_filesystem_broker else None
+
+
 def transport_options(settings: Settings, registry: Registry) -> dict[str, Any]:
     if settings.uses_filesystem_broker:
         return filesystem_options(settings)

@@ -10,9 +10,12 @@ from pathlib import Path
 # Relative to the working directory, so `honcho start` in a checkout needs no setup.
 DEFAULT_DATA_DIR = "./var"
 DEFAULT_WORKERS_DIR = "./workers"
-# Measured in bench/latency.py: 1 s (kombu's default) adds ~500 ms median per job; 50 ms costs ~1% of a core
-# per idle worker and brings the median to ~50 ms.
+# Measured (python -m bench, python -m bench.idle): kombu's default 1 s makes a lone job take ~1 s; 50 ms
+# brings submit→completed to ~43 ms for a 17 ms script and costs an idle worker 0.4% of a core.
 DEFAULT_POLL_INTERVAL = 0.05
+# Messages each pool process reserves. 1 leaves every process idle while the next message is fetched (33% of
+# the spawn floor in bench/); 2 reaches 60%, at the price of at most one job waiting behind a long one.
+DEFAULT_PREFETCH_MULTIPLIER = 2
 # A chatty job must not fill the disk; 10 MiB is far beyond what a person reads in a browser.
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 # Results live in the job row; keep rows small enough for fast polling.
@@ -36,6 +39,7 @@ class Settings:
     database_url: str
     broker_url: str
     poll_interval: float
+    prefetch_multiplier: int
     log_max_bytes: int
     result_max_bytes: int
     kill_grace: float
@@ -79,6 +83,7 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'robotni.db'}"),
         broker_url=_env("BROKER_URL", "filesystem://"),
         poll_interval=float(_env("POLL_INTERVAL", str(DEFAULT_POLL_INTERVAL))),
+        prefetch_multiplier=int(_env("PREFETCH_MULTIPLIER", str(DEFAULT_PREFETCH_MULTIPLIER))),
         log_max_bytes=int(_env("LOG_MAX_BYTES", str(DEFAULT_LOG_MAX_BYTES))),
         result_max_bytes=int(_env("RESULT_MAX_BYTES", str(DEFAULT_RESULT_MAX_BYTES))),
         kill_grace=float(_env("KILL_GRACE", str(DEFAULT_KILL_GRACE))),

@@ -114,7 +114,14 @@ class Stack:
 
     def start_worker(self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2):
         argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues)]
-        argv += ["-n", f"{name}@%h", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+        argv += [
+            "-n",
+            f"{name}@%h",
+            "--concurrency",
+            str(concurrency),
+            "--without-gossip",
+            "--without-mingle",
+        ]
         proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"])
         wait_until(lambda: " ready." in proc.log(), 60, f"worker {name} ready\n{proc.log()}", every=0.1)
         return proc

@@ -44,7 +44,12 @@ properties.format = { enum = ["pdf", "csv"], default = "pdf" }
 """,
     )
     wtype = parse_type(path)
-    assert (wtype.name, wtype.queue, wtype.soft_time_limit, wtype.hard_time_limit) == ("report", "reports", 5, 7.5)
+    assert (wtype.name, wtype.queue, wtype.soft_time_limit, wtype.hard_time_limit) == (
+        "report",
+        "reports",
+        5,
+        7.5,
+    )
     assert wtype.retry.max_attempts == 3 and wtype.retry.on_timeout
     assert wtype.validate({"day": "mon"}) == {"day": "mon", "format": "pdf"}
 

@@ -153,7 +153,7 @@ def test_progress_reports_reach_the_callback(tmp_path):
 
 def test_a_shim_interpreter_is_refused(tmp_path):
     shim = tmp_path / "python3"
-    shim.write_text("#!/bin/sh\nexec python3 \"$@\"\n")
+    shim.write_text('#!/bin/sh\nexec python3 "$@"\n')
     shim.chmod(0o755)
     with pytest.raises(InterpreterError, match="shim"):
         check_interpreter(str(shim))
