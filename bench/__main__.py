@@ -70,7 +70,7 @@ def latency(stack: Stack, samples: int) -> list[float]:
     values = []
     for _ in range(samples):
         job_id = stack.submit("noop")["id"]
-        wait_until(lambda: stack.job(job_id)["status"] == "completed", 30, "a job", every=0.005)
+        wait_until(lambda job_id=job_id: stack.job(job_id)["status"] == "completed", 30, "a job", every=0.005)
         row = _rows(stack, f"select created_at, finished_at from jobs where id='{job_id}'")[0]
         values.append((_ts(row[1]) - _ts(row[0])).total_seconds() * 1000)
     return values

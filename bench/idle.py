@@ -1,4 +1,4 @@
-"""Idle CPU of one worker (main process and pool) at several broker polling intervals: `python -m bench.idle`."""
+"""Idle CPU of one worker (main process and pool) at several polling intervals: `python -m bench.idle`."""
 
 from __future__ import annotations
 

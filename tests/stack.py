@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -65,10 +66,8 @@ class Process:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
-        try:  # whatever is left of the group, the worker's pool and jobs included
+        with contextlib.suppress(ProcessLookupError):  # what is left of the group: pool, jobs
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait()
         self._log.close()
 
