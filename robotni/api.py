@@ -1,53 +1,128 @@
-"""The job API under /api/worker: flask-smorest resources, errors only through `abort`."""
+"""The job resources under /api/worker: flask-smorest views, errors only through `abort`."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from robotni import jobs
-from robotni.errors import InvalidParams, UnknownType
+from robotni.config import settings
+from robotni.db import Job
+from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
+from robotni.execution import job_argv, job_dir
 from robotni.registry import registry
-from robotni.schemas import JobCreateSchema, JobSchema
-from robotni.tasks import enqueue
+from robotni.schemas import JobCreateSchema, JobPageSchema, JobQuerySchema, JobSchema, LogChunkSchema, LogQuerySchema
+from robotni.status import JobStatus
+from robotni.tasks import enqueue, revoke
 
 log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/api/worker", description="Submit jobs and follow them")
+# Deeper params are refused before validation: they are never needed and recursion has a price.
+MAX_PARAMS_DEPTH = 32
+# Params travel in the job row and on stdin; large inputs belong in files the script fetches.
+MAX_PARAMS_BYTES = 256 * 1024
 
 
-def _job_or_404(job_id: str):
+def job_or_404(job_id: str) -> Job:
     job = jobs.get(job_id)
     if job is None:
         abort(404, message=f"no job with id {job_id}")
     return job
 
 
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _reject(field: str, message: str):
+    abort(422, errors={"json": {field: [message]}}, message=f"{field}: {message}")
+
+
+def _checked_params(body: dict) -> tuple[Any, dict]:
+    """The worker type and params with defaults, or 422 naming what is wrong."""
+    params = body["params"]
+    if _depth(params) > MAX_PARAMS_DEPTH:
+        _reject("params", f"nested deeper than {MAX_PARAMS_DEPTH} levels")
+    if len(json.dumps(params)) > MAX_PARAMS_BYTES:
+        _reject("params", f"larger than {MAX_PARAMS_BYTES} bytes as JSON")
+    try:
+        wtype = registry()[body["type"]]
+        params = wtype.validate(params)
+    except UnknownType as exc:
+        _reject("type", str(exc))
+    except InvalidParams as exc:
+        abort(422, errors={"json": {"params": exc.args[0]}}, message="params do not match the type's schema")
+    try:
+        job_argv(wtype, params, body["venv"], settings())
+    except (UnsafePath, InterpreterError) as exc:
+        _reject("venv" if "venv" in str(exc) else "params", str(exc))
+    return wtype, params
+
+
+def _encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created), str(job_id)
+    except (ValueError, TypeError):
+        abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
 @blp.route("/jobs")
 class Jobs(MethodView):
+    @blp.arguments(JobQuerySchema, location="query")
+    @blp.response(200, JobPageSchema)
+    def get(self, query):
+        """List jobs, newest first, filtered by type, status, project and creation time"""
+        limit = query["limit"]
+        found = jobs.search(
+            types=query.get("type"),
+            statuses=query.get("status"),
+            projects=query.get("project"),
+            created_after=_naive_utc(query.get("created_after")),
+            created_before=_naive_utc(query.get("created_before")),
+            after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
+            limit=limit + 1,
+        )
+        more = len(found) > limit
+        return {"jobs": found[:limit], "next_cursor": _encode_cursor(found[limit - 1]) if more else None}
+
     @blp.arguments(JobCreateSchema)
     @blp.response(202, JobSchema)
-    @blp.alt_response(422, description="Unknown type or params that do not match its schema")
+    @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
     def post(self, body):
         """Submit a job"""
-        try:
-            wtype = registry()[body["type"]]
-            params = wtype.validate(body["params"])
-        except UnknownType as exc:
-            abort(422, errors={"json": {"type": [str(exc)]}}, message=str(exc))
-        except InvalidParams as exc:
-            errors = {"json": {"params": exc.args[0]}}
-            abort(422, errors=errors, message="params do not match the type's schema")
+        wtype, params = _checked_params(body)
         job = jobs.create(
             type=wtype.name,
             project=body["project"],
             params=params,
             queue=wtype.queue,
             max_attempts=wtype.retry.max_attempts,
-            venv=None,
+            venv=body["venv"],
         )
         try:
             enqueue(job)
@@ -65,6 +140,65 @@ class JobById(MethodView):
     @blp.alt_response(404, description="No such job")
     def get(self, job_id):
         """Get a job: status, result, progress; 304 when If-None-Match holds its current ETag"""
-        job = _job_or_404(job_id)
+        job = job_or_404(job_id)
         blp.set_etag({"id": job.id, "version": job.version})
         return job
+
+    @blp.response(200, JobSchema, description="Cancelled (now, or before)")
+    @blp.alt_response(202, schema=JobSchema, description="Running: its process group is being stopped")
+    @blp.alt_response(404, description="No such job")
+    @blp.alt_response(409, description="The job already ended otherwise")
+    def delete(self, job_id):
+        """Cancel a job: a waiting one never starts, a running one is stopped within seconds"""
+        job = jobs.cancel(job_id)
+        if job is None:
+            abort(404, message=f"no job with id {job_id}")
+        if job.status == JobStatus.RUNNING.value:
+            try:
+                revoke(job.id)
+            except Exception:  # the cancel mark on the row stops it anyway, one heartbeat later
+                log.warning("job %s: revoke broadcast failed", job.id, exc_info=True)
+            return job, 202
+        if job.status != JobStatus.CANCELLED.value:
+            abort(409, message=f"job {job_id} already ended as {job.status}; there is nothing to cancel")
+        return job
+
+
+def _utf8_prefix(chunk: bytes) -> bytes:
+    """Chunk without a multi-byte character cut at its end, so the next read starts on a boundary."""
+    for cut in range(min(4, len(chunk) + 1)):
+        head = chunk[: len(chunk) - cut]
+        try:
+            head.decode()
+            return head
+        except UnicodeDecodeError:
+            continue
+    return chunk  # not UTF-8 at all: hand it over as it is, replaced characters and all
+
+
+@blp.route("/jobs/<string:job_id>/logs")
+class JobLogs(MethodView):
+    @blp.arguments(LogQuerySchema, location="query")
+    @blp.response(200, LogChunkSchema)
+    @blp.alt_response(404, description="No such job")
+    def get(self, query, job_id):
+        """Read a job's output from a byte offset; ask again from next_offset to tail it"""
+        job = job_or_404(job_id)
+        path = job_dir(settings(), job.id) / "output.log"
+        offset = query["offset"]
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, 2)
+                f.seek(min(offset, size))
+                chunk = _utf8_prefix(f.read(query["limit"]))
+        except FileNotFoundError:
+            size, chunk = 0, b""
+        next_offset = min(offset, size) + len(chunk)
+        ended = JobStatus(job.status).is_terminal
+        return {
+            "offset": offset,
+            "next_offset": next_offset,
+            "size": size,
+            "data": chunk.decode(errors="replace"),
+            "complete": ended and next_offset >= size,
+        }

@@ -73,9 +73,7 @@ def show_config() -> None:
 @click.option("--wait", is_flag=True, help="poll until the job ends; exit 1 unless it completed")
 def submit(type_name: str, params: tuple[str, ...], project: str, wait: bool) -> None:
     """Submit a job and print it as JSON."""
-    job = _call(
-        "POST", "/jobs", {"type": type_name, "params": dict(map(_parse_param, params)), "project": project}
-    )
+    job = _call("POST", "/jobs", {"type": type_name, "params": dict(map(_parse_param, params)), "project": project})
     while wait and job["status"] not in TERMINAL:
         time.sleep(WAIT_POLL_SECONDS)
         job = _call("GET", f"/jobs/{job['id']}")

@@ -10,6 +10,7 @@ from typing import Any
 from robotni import jobs
 from robotni.config import Settings
 from robotni.db import Job
+from robotni.paths import script_in, venv_python
 from robotni.registry import WorkerType
 from robotni.runner import Outcome, RunSpec, run, script_argv
 
@@ -21,9 +22,20 @@ def job_dir(settings: Settings, job_id: str):
     return settings.jobs_dir / job_id
 
 
+def job_argv(wtype: WorkerType, params: dict[str, Any], venv: str | None, settings: Settings) -> list[str]:
+    """The job's command line; raises UnsafePath or InterpreterError for a script or venv it must not run.
+
+    Checked at submit (so the client hears why) and again at run time (the folders may have changed).
+    """
+    interpreter = venv_python(settings.venvs_dir, venv) if venv else sys.executable
+    if wtype.script is None:
+        return script_argv(interpreter, script_in(settings.scripts_dir, params["script"]), params["args"])
+    return script_argv(interpreter, wtype.script)
+
+
 def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
     return RunSpec(
-        argv=script_argv(sys.executable, wtype.script),
+        argv=job_argv(wtype, job.params, job.venv, settings),
         params=job.params,
         workdir=job_dir(settings, job.id),
         soft_limit=wtype.soft_time_limit,
@@ -101,9 +113,7 @@ class LeaseKeeper(threading.Thread):
         self.join()
 
 
-def execute(
-    job: Job, wtype: WorkerType, settings: Settings, cancel: threading.Event
-) -> tuple[Outcome, dict[str, Any]]:
+def execute(job: Job, wtype: WorkerType, settings: Settings, cancel: threading.Event) -> tuple[Outcome, dict[str, Any]]:
     """Run the job's script under a lease; the outcome and the last visible values to record with it."""
     spec = spec_for(job, wtype, settings)
     with LeaseKeeper(job, spec, settings, cancel) as keeper:

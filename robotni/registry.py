@@ -26,6 +26,27 @@ DEFAULT_QUEUE = "default"
 DEFAULT_SOFT_LIMIT = 300.0
 # Seconds between SIGTERM at the soft limit and SIGKILL, when the type gives no hard limit.
 DEFAULT_HARD_MARGIN = 10.0
+# The generic type: runs a script from ROBOTNI_SCRIPTS_DIR named in its params (robotni.paths checks it).
+PYTHON_SCRIPT = "python-script"
+PYTHON_SCRIPT_PARAMS = {
+    "type": "object",
+    "required": ["script"],
+    "additionalProperties": False,
+    "properties": {
+        "script": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "description": "relative to the scripts folder",
+        },
+        "args": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 4096},
+            "maxItems": 256,
+            "default": [],
+        },
+    },
+}
 KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry"}
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
@@ -113,8 +134,7 @@ def read_block(text: str) -> dict[str, Any] | None:
     if len(blocks) > 1:
         raise DeclarationError("more than one '# /// script' block")
     content = "".join(
-        line[2:] if line.startswith("# ") else line[1:]
-        for line in blocks[0].group("content").splitlines(keepends=True)
+        line[2:] if line.startswith("# ") else line[1:] for line in blocks[0].group("content").splitlines(keepends=True)
     )
     try:
         return tomllib.loads(content)
@@ -224,10 +244,19 @@ def load_registry(workers_dir: Path) -> Registry:
     """Every `*.py` in workers_dir; the first bad declaration stops start-up with its file and reason."""
     if not workers_dir.is_dir():
         raise DeclarationError(f"{workers_dir}: the workers folder does not exist (ROBOTNI_WORKERS_DIR)")
-    types = {}
+    types = {
+        PYTHON_SCRIPT: WorkerType(
+            PYTHON_SCRIPT,
+            None,
+            "Runs a script from ROBOTNI_SCRIPTS_DIR with args",
+            params_schema=PYTHON_SCRIPT_PARAMS,
+        )
+    }
     for path in sorted(workers_dir.glob("*.py")):
         if path.name.startswith("_"):
             continue
+        if path.stem == PYTHON_SCRIPT:
+            raise DeclarationError(f"{path}: {PYTHON_SCRIPT!r} is the built-in generic type; rename the file")
         try:
             types[path.stem] = parse_type(path)
         except DeclarationError as exc:

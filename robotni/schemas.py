@@ -8,9 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from robotni.status import JobStatus
 
-NAME = validate.Regexp(
-    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)"
-)
+NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)")
 DEFAULT_PROJECT = "default"
 
 
@@ -29,6 +27,9 @@ class JobCreateSchema(Schema):
         keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
     )
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
+    venv = fields.String(
+        load_default=None, allow_none=True, metadata={"description": "name of a virtualenv in ROBOTNI_VENVS_DIR"}
+    )
 
 
 class JobSchema(Schema):
@@ -53,3 +54,81 @@ class JobSchema(Schema):
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
     updated_at = UTCDateTime()
+
+
+class JobQuerySchema(Schema):
+    type = fields.List(fields.String(), metadata={"description": "one or more types (repeat the parameter)"})
+    status = fields.List(fields.String(validate=validate.OneOf([s.value for s in JobStatus])))
+    project = fields.List(fields.String())
+    created_after = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, inclusive"})
+    created_before = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, exclusive"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
+
+
+class JobPageSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class LogQuerySchema(Schema):
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=65536, validate=validate.Range(1, 1024 * 1024))
+
+
+class LogChunkSchema(Schema):
+    offset = fields.Integer()
+    next_offset = fields.Integer(metadata={"description": "ask from here next time"})
+    size = fields.Integer(metadata={"description": "bytes in the log so far"})
+    data = fields.String(metadata={"description": "the bytes from offset, decoded as UTF-8"})
+    complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
+
+
+class FlushSchema(Schema):
+    type = fields.List(fields.String())
+    project = fields.List(fields.String())
+
+
+class FlushResultSchema(Schema):
+    cancelled = fields.Integer()
+
+
+class QueueSchema(Schema):
+    pending = fields.List(fields.Nested(JobSchema))
+    scheduled = fields.List(fields.Nested(JobSchema))
+    cancelled = fields.List(fields.Nested(JobSchema))
+
+
+class WorkerSchema(Schema):
+    name = fields.String()
+    hostname = fields.String()
+    pid = fields.Integer()
+    queues = fields.List(fields.String())
+    concurrency = fields.Integer()
+    started_at = UTCDateTime()
+    last_seen = UTCDateTime()
+    running = fields.List(fields.String(), metadata={"description": "ids of the jobs it runs now"})
+
+
+class StatusSchema(Schema):
+    version = fields.String()
+    queues = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "jobs waiting"})
+    jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
+    workers = fields.List(fields.Nested(WorkerSchema))
+
+
+class RetrySchema(Schema):
+    max_retries = fields.Integer()
+    backoff = fields.Float()
+    backoff_max = fields.Float()
+    on_timeout = fields.Boolean()
+
+
+class TypeSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    queue = fields.String()
+    soft_time_limit = fields.Float()
+    hard_time_limit = fields.Float()
+    params_schema = fields.Dict()
+    retry = fields.Nested(RetrySchema)

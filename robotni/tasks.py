@@ -7,18 +7,40 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from celery.signals import worker_ready, worker_shutdown
 from celery.utils.log import get_task_logger
 
 from robotni import jobs
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job
+from robotni.errors import RobotniError
 from robotni.execution import execute
 from robotni.registry import registry
+from robotni.runner import Outcome
+from robotni.status import JobStatus
+from robotni.workers import Heartbeat
 
 log = get_task_logger(__name__)
 # Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
 CELERY_LIMIT_MARGIN = 30
+
+
+_heartbeat: list[Heartbeat] = []
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **_) -> None:
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    beat = Heartbeat(sender.hostname, queues, sender.controller.concurrency, settings().heartbeat_seconds)
+    beat.start()
+    _heartbeat.append(beat)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()
 
 
 def enqueue(job: Job) -> None:
@@ -56,8 +78,11 @@ def run_job(self, job_id: str) -> str:
         return "skipped"
     log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
     cancel = threading.Event()
-    with _sigterm_sets(cancel):
-        outcome, visible = execute(job, registry()[job.type], settings(), cancel)
+    try:
+        with _sigterm_sets(cancel):
+            outcome, visible = execute(job, registry()[job.type], settings(), cancel)
+    except RobotniError as exc:  # the type, script or venv went away since submit
+        outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
     ended = jobs.finish(
         job,
         outcome.status,

@@ -31,9 +31,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     api = Api(app)
 
-    from robotni.api import blp
+    from robotni import api as job_api
+    from robotni import ops
 
-    api.register_blueprint(blp)
+    for blueprint in (job_api.blp, ops.blp, ops.health):
+        api.register_blueprint(blueprint)
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     return app
