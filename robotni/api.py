@@ -10,13 +10,14 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from robotni import jobs
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
 from robotni.execution import job_argv, job_dir
+from robotni.http import Blueprint
 from robotni.registry import registry
 from robotni.schemas import JobCreateSchema, JobPageSchema, JobQuerySchema, JobSchema, LogChunkSchema, LogQuerySchema
 from robotni.status import JobStatus

@@ -27,7 +27,7 @@ def job_argv(wtype: WorkerType, params: dict[str, Any], venv: str | None, settin
 
     Checked at submit (so the client hears why) and again at run time (the folders may have changed).
     """
-    interpreter = venv_python(settings.venvs_dir, venv) if venv else sys.executable
+    interpreter = sys.executable if venv is None else venv_python(settings.venvs_dir, venv)
     if wtype.script is None:
         return script_argv(interpreter, script_in(settings.scripts_dir, params["script"]), params["args"])
     return script_argv(interpreter, wtype.script)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from sqlalchemy import text
 
 from robotni import __version__, jobs, workers
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.db import Job, engine
+from robotni.http import Blueprint
 from robotni.registry import registry
 from robotni.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
 from robotni.status import JobStatus
