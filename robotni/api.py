@@ -12,14 +12,23 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from robotni import jobs
+from robotni import jobs, queries
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
 from robotni.execution import job_argv, job_dir
 from robotni.http import Blueprint
 from robotni.registry import registry
-from robotni.schemas import JobCreateSchema, JobPageSchema, JobQuerySchema, JobSchema, LogChunkSchema, LogQuerySchema
+from robotni.schemas import (
+    AttemptSchema,
+    IdempotencyHeaderSchema,
+    JobCreateSchema,
+    JobPageSchema,
+    JobQuerySchema,
+    JobSchema,
+    LogChunkSchema,
+    LogQuerySchema,
+)
 from robotni.status import JobStatus
 from robotni.tasks import enqueue, revoke
 
@@ -98,7 +107,7 @@ class Jobs(MethodView):
     def get(self, query):
         """List jobs, newest first, filtered by type, status, project and creation time"""
         limit = query["limit"]
-        found = jobs.search(
+        found = queries.search(
             types=query.get("type"),
             statuses=query.get("status"),
             projects=query.get("project"),
@@ -111,20 +120,26 @@ class Jobs(MethodView):
         return {"jobs": found[:limit], "next_cursor": _encode_cursor(found[limit - 1]) if more else None}
 
     @blp.arguments(JobCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, JobSchema)
+    @blp.alt_response(200, schema=JobSchema, description="The job first submitted with this Idempotency-Key")
     @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
-    def post(self, body):
+    def post(self, body, headers):
         """Submit a job"""
         wtype, params = _checked_params(body)
-        job = jobs.create(
+        job, created = jobs.create(
             type=wtype.name,
             project=body["project"],
             params=params,
             queue=wtype.queue,
             max_attempts=wtype.retry.max_attempts,
             venv=body["venv"],
+            idempotency_key=headers.get("idempotency_key"),
+            idempotency_window=settings().idempotency_seconds,
         )
+        if not created:
+            return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
         try:
             enqueue(job)
         except Exception:
@@ -203,3 +218,13 @@ class JobLogs(MethodView):
             "data": chunk.decode(errors="replace"),
             "complete": ended and next_offset >= size,
         }
+
+
+@blp.route("/jobs/<string:job_id>/attempts")
+class JobAttempts(MethodView):
+    @blp.response(200, AttemptSchema(many=True))
+    @blp.alt_response(404, description="No such job")
+    def get(self, job_id):
+        """Each ended attempt of a job: worker, outcome, exit code, error, times"""
+        job_or_404(job_id)
+        return jobs.attempts_of(job_id)

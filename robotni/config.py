@@ -24,10 +24,18 @@ DEFAULT_RESULT_MAX_BYTES = 1024 * 1024
 DEFAULT_KILL_GRACE = 3.0
 # Requests over this are refused with 413 before they are parsed.
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+# A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
+DEFAULT_SHUTDOWN_GRACE = 60.0
+# Repeating a POST with the same Idempotency-Key within this window returns the first job.
+DEFAULT_IDEMPOTENCY_SECONDS = 24 * 3600
 # A running job renews its lease and reads its cancel mark this often: cancel lands within beat + grace.
 DEFAULT_HEARTBEAT_SECONDS = 1.0
 # A lease outlives this many missed beats, so a slow database write (SQLite waits up to 10 s) loses nothing.
 LEASE_BEATS = 15
+# Each worker's reaper looks for lost jobs, lost messages and due retries every this many beats.
+REAP_BEATS = 2
+# A queued job unclaimed this many beats while a worker of its queue is free has lost its message.
+REPUBLISH_BEATS = 10
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Settings:
     kill_grace: float
     max_request_bytes: int
     heartbeat_seconds: float
+    shutdown_grace: float
+    idempotency_seconds: float
     bind: str
 
     @property
@@ -62,6 +72,14 @@ class Settings:
     @property
     def lease_seconds(self) -> float:
         return LEASE_BEATS * self.heartbeat_seconds
+
+    @property
+    def reap_seconds(self) -> float:
+        return REAP_BEATS * self.heartbeat_seconds
+
+    @property
+    def republish_after(self) -> float:
+        return REPUBLISH_BEATS * self.heartbeat_seconds
 
 
 def _env(name: str, default: str) -> str:
@@ -89,6 +107,8 @@ def load_settings() -> Settings:
         kill_grace=float(_env("KILL_GRACE", str(DEFAULT_KILL_GRACE))),
         max_request_bytes=int(_env("MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
+        shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
+        idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
     )
 

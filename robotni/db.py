@@ -54,6 +54,11 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
     worker: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When a scheduled job (retry backoff, deferred start) is due.
+    run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Last time its message was sent: the reaper sends it again when it waited too long beside a free worker.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float | None] = mapped_column(Float)
     progress_message: Mapped[str | None] = mapped_column(String(500))
@@ -70,7 +75,23 @@ class Job(Base):
         Index("ix_jobs_project_created", "project", "created_at", "id"),
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_type_created", "type", "created_at", "id"),
+        Index("ux_jobs_idempotency", "project", "idempotency_key", unique=True),
     )
+
+
+class Attempt(Base):
+    """One row per ended attempt of a job: what a retry or a lost worker left behind stays visible."""
+
+    __tablename__ = "attempts"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class WorkerBeat(Base):

@@ -7,14 +7,26 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robotni.db import Job, engine, utcnow
+from robotni.db import Attempt, Job, engine, utcnow
 from robotni.status import WAITING, JobStatus
 
 
-def create(*, type: str, project: str, params: Any, queue: str, max_attempts: int, venv: str | None) -> Job:
+def create(
+    *,
+    type: str,
+    project: str,
+    params: Any,
+    queue: str,
+    max_attempts: int,
+    venv: str | None,
+    idempotency_key: str | None = None,
+    idempotency_window: float = 0,
+) -> tuple[Job, bool]:
+    """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window."""
     now = utcnow()
     job = Job(
         id=str(uuid.uuid4()),
@@ -31,10 +43,35 @@ def create(*, type: str, project: str, params: Any, queue: str, max_attempts: in
         version=1,
         created_at=now,
         updated_at=now,
+        published_at=now,
+        idempotency_key=idempotency_key,
     )
-    with Session(engine(), expire_on_commit=False) as session, session.begin():
-        session.add(job)
-    return job
+    for _ in range(2):
+        try:
+            with Session(engine(), expire_on_commit=False) as session, session.begin():
+                session.add(job)
+            return job, True
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+        first = _by_idempotency_key(project, idempotency_key)
+        if first is not None and first.created_at >= now - timedelta(seconds=idempotency_window):
+            return first, False
+        _expire_idempotency_key(project, idempotency_key, now - timedelta(seconds=idempotency_window))
+    raise IntegrityError("idempotency key stayed taken", None, Exception())
+
+
+def _by_idempotency_key(project: str, key: str) -> Job | None:
+    with Session(engine(), expire_on_commit=False) as session:
+        query = select(Job).where(Job.project == project, Job.idempotency_key == key)
+        return session.scalars(query).one_or_none()
+
+
+def _expire_idempotency_key(project: str, key: str, older_than: datetime) -> None:
+    """A key past its window may be used again: the old job keeps running, without its key."""
+    with engine().begin() as conn:
+        statement = update(Job).where(Job.project == project, Job.idempotency_key == key, Job.created_at < older_than)
+        conn.execute(statement.values(idempotency_key=None))
 
 
 def discard(job_id: str) -> None:
@@ -48,8 +85,11 @@ def get(job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
-def _set(job_id: str, where: Iterable, **values: Any) -> Job | None:
-    """Apply values where the row still matches; return the updated row, or None when it did not match."""
+def transition(job_id: str, where: Iterable, ended: Job | None = None, **values: Any) -> Job | None:
+    """Apply values where the row still matches; the updated row, or None when it did not match.
+
+    With `ended`, the attempt that `ended` describes is recorded in the same transaction.
+    """
     now = utcnow()
     statement = (
         update(Job)
@@ -58,17 +98,31 @@ def _set(job_id: str, where: Iterable, **values: Any) -> Job | None:
         .returning(Job)
     )
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        return session.execute(statement).scalar_one_or_none()
+        row = session.execute(statement).scalar_one_or_none()
+        if row is not None and ended is not None:
+            session.add(
+                Attempt(
+                    job_id=ended.id,
+                    number=ended.attempts,
+                    worker=ended.worker,
+                    status=values.get("status", row.status),
+                    exit_code=values.get("exit_code"),
+                    error=values.get("error"),
+                    started_at=ended.started_at,
+                    finished_at=now,
+                )
+            )
+        return row
 
 
-def _status_in(statuses: Iterable[JobStatus]):
+def status_in(statuses: Iterable[JobStatus]):
     return Job.status.in_([s.value for s in statuses])
 
 
 def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
-    """queued → running for this worker; None when another worker, a cancel or a duplicate got there first."""
+    """queued → running for this worker; None when a duplicate, a cancel or another worker got there first."""
     now = utcnow()
-    return _set(
+    return transition(
         job_id,
         [Job.status == JobStatus.QUEUED.value],
         status=JobStatus.RUNNING.value,
@@ -78,27 +132,22 @@ def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         progress=None,
         progress_message=None,
-        log_bytes=0,
     )
 
 
-def _owned(job: Job) -> list:
+def owned_by(job: Job) -> list:
     """The running row as this attempt left it: a reaped or requeued attempt can no longer write."""
-    return [
-        Job.status == JobStatus.RUNNING.value,
-        Job.worker == job.worker,
-        Job.attempts == job.attempts,
-    ]
+    return [Job.status == JobStatus.RUNNING.value, Job.worker == job.worker, Job.attempts == job.attempts]
 
 
 def renew(job: Job, lease_seconds: float, changes: dict[str, Any]) -> bool | None:
     """Extend the lease and record visible progress; the cancel mark, or None if the lease was lost."""
     lease = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if changes:
-        row = _set(job.id, _owned(job), **lease, **changes)
+        row = transition(job.id, owned_by(job), **lease, **changes)
     else:
         # Lease only: no version bump, so a client polling with an ETag still gets 304.
-        statement = update(Job).where(Job.id == job.id, *_owned(job)).values(**lease).returning(Job)
+        statement = update(Job).where(Job.id == job.id, *owned_by(job)).values(**lease).returning(Job)
         with Session(engine(), expire_on_commit=False) as session, session.begin():
             row = session.execute(statement).scalar_one_or_none()
     return None if row is None else row.cancel_requested
@@ -106,90 +155,78 @@ def renew(job: Job, lease_seconds: float, changes: dict[str, Any]) -> bool | Non
 
 def finish(job: Job, status: JobStatus, **values: Any) -> Job | None:
     """running → a terminal status, only if this attempt still owns the row."""
-    return _set(
+    return transition(
+        job.id, owned_by(job), ended=job, status=status.value, finished_at=utcnow(), lease_expires_at=None, **values
+    )
+
+
+def retry_later(job: Job, delay: float, **values: Any) -> Job | None:
+    """running → scheduled for another attempt after delay seconds, keeping this attempt's outcome."""
+    return transition(
         job.id,
-        _owned(job),
-        status=status.value,
-        finished_at=utcnow(),
+        owned_by(job),
+        ended=job,
+        status=JobStatus.SCHEDULED.value,
+        run_at=utcnow() + timedelta(seconds=delay),
         lease_expires_at=None,
+        worker=None,
+        **values,
+    )
+
+
+def republished(job: Job) -> bool:
+    """Note a new message for a job still queued since its last one; False if something else moved it."""
+    with engine().begin() as conn:
+        statement = update(Job).where(
+            Job.id == job.id, Job.status == JobStatus.QUEUED.value, Job.published_at == job.published_at
+        )
+        return conn.execute(statement.values(published_at=utcnow())).rowcount == 1
+
+
+def release(job_id: str, due_by) -> Job | None:
+    """scheduled → queued once due; the caller publishes the message."""
+    return transition(
+        job_id,
+        [Job.status == JobStatus.SCHEDULED.value, Job.run_at <= due_by],
+        status=JobStatus.QUEUED.value,
+        run_at=None,
+        published_at=utcnow(),
+    )
+
+
+def requeue(job: Job, **values: Any) -> Job | None:
+    """running → queued again (its worker is stopping), keeping this attempt's outcome."""
+    return transition(
+        job.id,
+        owned_by(job),
+        ended=job,
+        status=JobStatus.QUEUED.value,
+        worker=None,
+        lease_expires_at=None,
+        published_at=utcnow(),
         **values,
     )
 
 
 def cancel(job_id: str) -> Job | None:
     """A waiting job ends now; a running one is marked for its worker to stop. None: no such job."""
-    ended = _set(
+    ended = transition(
         job_id,
-        [_status_in(WAITING)],
+        [status_in(WAITING)],
         status=JobStatus.CANCELLED.value,
         cancel_requested=True,
         finished_at=utcnow(),
+        run_at=None,
         error="cancelled before it started",
     )
     if ended is not None:
         return ended
-    marked = _set(
-        job_id,
-        [Job.status == JobStatus.RUNNING.value, Job.cancel_requested.is_(False)],
-        cancel_requested=True,
+    marked = transition(
+        job_id, [Job.status == JobStatus.RUNNING.value, Job.cancel_requested.is_(False)], cancel_requested=True
     )
     return marked or get(job_id)
 
 
-def running_on(worker: str) -> list[str]:
-    with engine().connect() as conn:
-        rows = conn.execute(select(Job.id).where(Job.worker == worker, Job.status == JobStatus.RUNNING.value))
-        return [r[0] for r in rows]
-
-
-def search(
-    *,
-    types: list[str] | None = None,
-    statuses: list[str] | None = None,
-    projects: list[str] | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    after: tuple[datetime, str] | None = None,
-    limit: int = 50,
-) -> list[Job]:
-    """Newest first; `after` is the (created_at, id) of the last row already seen (keyset paging)."""
-    query = select(Job)
-    for column, values in ((Job.type, types), (Job.status, statuses), (Job.project, projects)):
-        if values:
-            query = query.where(column.in_(values))
-    if created_after:
-        query = query.where(Job.created_at >= created_after)
-    if created_before:
-        query = query.where(Job.created_at < created_before)
-    if after:
-        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+def attempts_of(job_id: str) -> list[Attempt]:
     with Session(engine(), expire_on_commit=False) as session:
-        return list(session.scalars(query))
-
-
-def counts(column, where=()) -> dict[str, int]:
-    """Jobs per value of column (status, queue, ...), among rows matching where."""
-    query = select(column, func.count()).where(*where).group_by(column)
-    with engine().connect() as conn:
-        return dict(conn.execute(query).all())
-
-
-def flush(types: list[str] | None = None, projects: list[str] | None = None) -> int:
-    """Cancel every waiting job (optionally of some types or projects); how many were cancelled."""
-    statement = update(Job).where(_status_in(WAITING))
-    if types:
-        statement = statement.where(Job.type.in_(types))
-    if projects:
-        statement = statement.where(Job.project.in_(projects))
-    now = utcnow()
-    statement = statement.values(
-        status=JobStatus.CANCELLED.value,
-        cancel_requested=True,
-        finished_at=now,
-        updated_at=now,
-        version=Job.version + 1,
-        error="cancelled by a queue flush",
-    )
-    with engine().begin() as conn:
-        return conn.execute(statement).rowcount
+        return list(session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)))

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import text
 
-from robotni import __version__, jobs, workers
+from robotni import __version__, queries, workers
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -28,11 +28,11 @@ class Status(MethodView):
     @blp.response(200, StatusSchema)
     def get(self):
         """Queue depths, live workers with their running jobs, job counts per status"""
-        waiting = jobs.counts(Job.queue, [Job.status == JobStatus.QUEUED.value])
+        waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED.value])
         return {
             "version": __version__,
             "queues": {name: waiting.get(name, 0) for name in registry().queues} | waiting,
-            "jobs": {status.value: 0 for status in JobStatus} | jobs.counts(Job.status),
+            "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
             "workers": workers.alive(settings().heartbeat_seconds),
         }
 
@@ -52,7 +52,8 @@ class Queue(MethodView):
         """Jobs waiting to start, waiting for a later start, and cancelled (newest first, 100 each)"""
         sections = {"pending": JobStatus.QUEUED, "scheduled": JobStatus.SCHEDULED, "cancelled": JobStatus.CANCELLED}
         return {
-            name: jobs.search(statuses=[status.value], limit=QUEUE_LISTING_LIMIT) for name, status in sections.items()
+            name: queries.search(statuses=[status.value], limit=QUEUE_LISTING_LIMIT)
+            for name, status in sections.items()
         }
 
 
@@ -62,7 +63,7 @@ class QueueFlush(MethodView):
     @blp.response(200, FlushResultSchema)
     def post(self, body):
         """Cancel every waiting job, optionally only of some types or projects"""
-        return {"cancelled": jobs.flush(types=body.get("type"), projects=body.get("project"))}
+        return {"cancelled": queries.flush(types=body.get("type"), projects=body.get("project"))}
 
 
 @health.route("/healthz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -78,6 +79,10 @@ class RetryPolicy:
     @property
     def max_attempts(self) -> int:
         return self.max_retries + 1
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before the next attempt: doubling from `backoff`, capped, with jitter so retries spread."""
+        return min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ class JobSchema(Schema):
     exit_code = fields.Integer(allow_none=True)
     attempts = fields.Integer()
     max_attempts = fields.Integer()
+    run_at = UTCDateTime(
+        allow_none=True, metadata={"description": "when a scheduled job (a retry, a deferred start) is due"}
+    )
     worker = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
     progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
@@ -132,3 +135,21 @@ class TypeSchema(Schema):
     hard_time_limit = fields.Float()
     params_schema = fields.Dict()
     retry = fields.Nested(RetrySchema)
+
+
+class AttemptSchema(Schema):
+    number = fields.Integer()
+    worker = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "what the job became when this attempt ended"})
+    exit_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime()
+
+
+class IdempotencyHeaderSchema(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(1, 255),
+        metadata={"description": "repeat a submit safely: the same key in the same project returns the first job"},
+    )

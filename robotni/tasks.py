@@ -1,4 +1,4 @@
-"""Celery tasks: thin, they only move job state and hand the work to robotni.execution."""
+"""Celery tasks and worker hooks: thin, they only move job state and hand the work to robotni.execution."""
 
 from __future__ import annotations
 
@@ -7,40 +7,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from celery.utils.log import get_task_logger
 
-from robotni import jobs
+from robotni import jobs, reaper, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import RobotniError
 from robotni.execution import execute
+from robotni.queries import running_on
 from robotni.registry import registry
 from robotni.runner import Outcome
 from robotni.status import JobStatus
-from robotni.workers import Heartbeat
 
 log = get_task_logger(__name__)
 # Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
 CELERY_LIMIT_MARGIN = 30
-
-
-_heartbeat: list[Heartbeat] = []
-
-
-@worker_ready.connect
-def _start_heartbeat(sender, **_) -> None:
-    queues = sorted(sender.app.amqp.queues.consume_from)
-    beat = Heartbeat(sender.hostname, queues, sender.controller.concurrency, settings().heartbeat_seconds)
-    beat.start()
-    _heartbeat.append(beat)
-
-
-@worker_shutdown.connect
-def _stop_heartbeat(**_) -> None:
-    while _heartbeat:
-        _heartbeat.pop().stop()
+_heartbeat: list[workers.Heartbeat] = []
 
 
 def enqueue(job: Job) -> None:
@@ -60,6 +44,48 @@ def revoke(job_id: str) -> None:
     app.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
 
+def _reap() -> None:
+    current = settings()
+    reaper.reap(enqueue, workers.free_queues(current.heartbeat_seconds), current.republish_after)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **_) -> None:
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    current = settings()
+    beat = workers.Heartbeat(
+        sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _reap, current.reap_seconds
+    )
+    beat.start()
+    _heartbeat.append(beat)
+
+
+@worker_shutting_down.connect
+def _requeue_after_grace(sender, **_) -> None:
+    """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
+
+    Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
+    and stop the scripts, so the warm shutdown Celery is waiting for ends too.
+    """
+    timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
+    timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
+    timer.start()
+
+
+def _requeue_running(worker: str) -> None:
+    for job_id in running_on(worker):
+        job = jobs.get(job_id)
+        if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
+            log.warning("job %s: requeued as worker %s stops", job_id, worker)
+            enqueue(job)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()
+
+
 @contextmanager
 def _sigterm_sets(event: threading.Event) -> Iterator[None]:
     """`revoke(terminate=True)` signals this pool process: stop the job cleanly instead of dying with it."""
@@ -68,6 +94,18 @@ def _sigterm_sets(event: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
+    """The attempt's end: a retry when the script asks for one (or timed out, if allowed) and attempts remain."""
+    policy = registry()[job.type].retry
+    values = {"result": outcome.result, "error": outcome.error, "exit_code": outcome.exit_code, **visible}
+    retryable = outcome.wants_retry or (outcome.status is JobStatus.TIMED_OUT and policy.on_timeout)
+    if retryable and job.attempts < job.max_attempts:
+        return jobs.retry_later(job, policy.delay(job.attempts), **values)
+    if outcome.wants_retry:
+        values["error"] = f"{outcome.error}: asked for a retry, but all {job.max_attempts} attempts are used"
+    return jobs.finish(job, outcome.status, **values)
 
 
 @app.task(name="robotni.run_job", bind=True)
@@ -83,16 +121,9 @@ def run_job(self, job_id: str) -> str:
             outcome, visible = execute(job, registry()[job.type], settings(), cancel)
     except RobotniError as exc:  # the type, script or venv went away since submit
         outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
-    ended = jobs.finish(
-        job,
-        outcome.status,
-        result=outcome.result,
-        error=outcome.error,
-        exit_code=outcome.exit_code,
-        **visible,
-    )
+    ended = _record(job, outcome, visible)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
         return "lost"
-    log.info("job %s: %s", job.id, outcome.status.value)
-    return outcome.status.value
+    log.info("job %s: attempt %d ended %s, job is %s", job.id, job.attempts, outcome.status.value, ended.status)
+    return ended.status

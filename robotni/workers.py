@@ -6,12 +6,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
 from robotni.db import WorkerBeat, engine, utcnow
-from robotni.jobs import running_on
+from robotni.queries import running_on
 
 log = logging.getLogger(__name__)
 # A worker is alive while its last beat is younger than this many beats.
@@ -51,20 +52,29 @@ def alive(beat_seconds: float) -> list[dict]:
     return workers
 
 
-class Heartbeat(threading.Thread):
-    """Beats from the worker's main process until stopped; a failed beat is logged and retried."""
+def free_queues(beat_seconds: float) -> list[str]:
+    """Queues that some live worker could take a job from right now."""
+    return sorted({q for w in alive(beat_seconds) if len(w["running"]) < w["concurrency"] for q in w["queues"]})
 
-    def __init__(self, name: str, queues: list[str], concurrency: int, every: float):
+
+class Heartbeat(threading.Thread):
+    """Beats from the worker's main process until stopped, running `chores` each `chores_every` seconds."""
+
+    def __init__(self, name: str, queues: list[str], concurrency: int, every: float, chores, chores_every: float):
         super().__init__(name="robotni-heartbeat", daemon=True)
         self.args = (name, queues, concurrency)
-        self.every = every
+        self.every, self.chores, self.chores_every = every, chores, chores_every
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        last_chores = 0.0
         while True:
             try:
                 beat(*self.args)
-            except Exception:
+                if time.monotonic() - last_chores >= self.chores_every:
+                    last_chores = time.monotonic()
+                    self.chores()
+            except Exception:  # the store may be down for a moment; the next beat tries again
                 log.exception("worker heartbeat failed")
             if self.stopped.wait(self.every):
                 return
