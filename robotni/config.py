@@ -24,6 +24,8 @@ DEFAULT_RESULT_MAX_BYTES = 1024 * 1024
 DEFAULT_KILL_GRACE = 3.0
 # Requests over this are refused with 413 before they are parsed.
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+# SQLite writers wait this long for the lock; a submit that still cannot write answers 503.
+DEFAULT_DB_BUSY_TIMEOUT = 10.0
 # A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
 DEFAULT_SHUTDOWN_GRACE = 60.0
 # Repeating a POST with the same Idempotency-Key within this window returns the first job.
@@ -54,6 +56,7 @@ class Settings:
     max_request_bytes: int
     heartbeat_seconds: float
     shutdown_grace: float
+    db_busy_timeout: float
     idempotency_seconds: float
     bind: str
 
@@ -108,6 +111,7 @@ def load_settings() -> Settings:
         max_request_bytes=int(_env("MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
         shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
+        db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
     )

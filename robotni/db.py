@@ -24,9 +24,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from robotni.config import settings
 
-# Writers wait this long for SQLite's lock before giving up; a submit that still fails answers 503.
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-
 
 def utcnow() -> datetime:
     """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns store without surprises."""
@@ -56,7 +53,7 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     # When a scheduled job (retry backoff, deferred start) is due.
     run_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # Last time its message was sent: the reaper sends it again when it waited too long beside a free worker.
+    # Last time its message was sent (null: none is out); a reaper sends another when it waited too long.
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -113,7 +110,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the API read while a worker writes; NORMAL survives a killed process (not a power cut).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(settings().db_busy_timeout * 1000)}")
     cursor.close()
 
 
@@ -122,7 +119,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        eng = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        eng = create_engine(url, connect_args={"timeout": settings().db_busy_timeout})
         event.listen(eng, "connect", _sqlite_pragmas)
     else:
         eng = create_engine(url, pool_pre_ping=True)

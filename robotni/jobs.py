@@ -195,7 +195,7 @@ def release(job_id: str, due_by) -> Job | None:
 
 
 def requeue(job: Job, **values: Any) -> Job | None:
-    """running → queued again (its worker is stopping), keeping this attempt's outcome."""
+    """running → queued again (its worker is stopping), keeping this attempt's outcome; no message is out."""
     return transition(
         job.id,
         owned_by(job),
@@ -203,7 +203,7 @@ def requeue(job: Job, **values: Any) -> Job | None:
         status=JobStatus.QUEUED.value,
         worker=None,
         lease_expires_at=None,
-        published_at=utcnow(),
+        published_at=None,
         **values,
     )
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from robotni import jobs
@@ -111,7 +111,11 @@ def republish_stale(publish: Publish, free_queues: list[str], republish_after: f
     stale_before = utcnow() - timedelta(seconds=republish_after)
     query = (
         select(Job)
-        .where(Job.status == JobStatus.QUEUED.value, Job.published_at < stale_before, Job.queue.in_(free_queues))
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            or_(Job.published_at.is_(None), Job.published_at < stale_before),
+            Job.queue.in_(free_queues),
+        )
         .limit(BATCH)
     )
     republished = 0

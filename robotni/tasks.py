@@ -64,9 +64,12 @@ def _start_heartbeat(sender, **_) -> None:
 def _requeue_after_grace(sender, **_) -> None:
     """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
 
+    It leaves the list of live workers at once, so no reaper (its own included) sends it new messages.
     Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
-    and stop the scripts, so the warm shutdown Celery is waiting for ends too.
+    and stop the scripts, so the warm shutdown Celery is waiting for ends too. No message is sent from here
+    (this worker may still be consuming); the reaper of a live worker sends one.
     """
+    _stop_heartbeat()
     timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
     timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
     timer.start()
@@ -77,7 +80,6 @@ def _requeue_running(worker: str) -> None:
         job = jobs.get(job_id)
         if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
             log.warning("job %s: requeued as worker %s stops", job_id, worker)
-            enqueue(job)
 
 
 @worker_shutdown.connect

@@ -59,10 +59,11 @@ class Process:
     def signal(self, sig: int) -> None:
         os.killpg(self.popen.pid, sig)
 
-    def stop(self, timeout: float = 10) -> None:
+    def stop(self, timeout: float = 3) -> None:
+        """SIGTERM to the main process (a warm stop); what is left after timeout is killed."""
         if self.popen.poll() is None:
             try:
-                self.signal(signal.SIGTERM)
+                self.popen.send_signal(signal.SIGTERM)
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
@@ -126,6 +127,9 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        for proc in self.processes:  # all stop at once; each then gets its own deadline
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()

@@ -1,0 +1,178 @@
+"""Nothing lost, nothing run twice at once: real workers killed, stopped, duplicated; the job table holds.
+
+Each test ends by checking the invariants: every accepted job is in exactly one terminal state, and no two
+attempts of a job overlapped in time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.stack import TERMINAL, Stack, wait_until
+
+# Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
+FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2", "ROBOTNI_SHUTDOWN_GRACE": "1", "ROBOTNI_DB_BUSY_TIMEOUT": "1"}
+# Lease expiry + a reaper pass + backoff + a few seconds of script: every recovery here ends within this.
+RECOVERY_BOUND = 30
+
+
+@pytest.fixture
+def faults(tmp_path):
+    stack = Stack(tmp_path, FAST)
+    try:
+        stack.start_web()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def assert_invariants(stack: Stack, accepted: list[str]) -> None:
+    for job_id in accepted:
+        job = stack.job(job_id)
+        assert job["status"] in TERMINAL, job
+        attempts = stack.http.get(stack.api(f"/jobs/{job_id}/attempts")).json()
+        assert [a["number"] for a in attempts] == list(range(1, len(attempts) + 1))
+        for earlier, later in itertools.pairwise(attempts):
+            assert earlier["finished_at"] <= later["started_at"], (earlier, later)
+        if attempts and job["started_at"]:
+            assert attempts[-1]["started_at"] <= job["finished_at"]
+
+
+def kill_worker(worker) -> None:
+    worker.signal(signal.SIGKILL)  # main process and pool: the whole process group
+    worker.popen.wait()
+
+
+def test_sigkilled_worker_mid_job_is_recovered_by_another_worker(faults):
+    first = faults.start_worker("first")
+    retried = faults.submit("patient", {"seconds": 2})
+    unretried = faults.submit("sleeper", {"seconds": 2})
+    for job in (retried, unretried):
+        faults.wait_for(job["id"], {"running"})
+    kill_worker(first)
+    faults.start_worker("second")
+    done = faults.wait_for(retried["id"], timeout=RECOVERY_BOUND)
+    assert done["status"] == "completed" and done["attempts"] == 2 and done["worker"].startswith("second@")
+    lost = faults.wait_for(unretried["id"], timeout=RECOVERY_BOUND)
+    assert lost["status"] == "failed" and "lost" in lost["error"] and "no attempts left" in lost["error"]
+    attempts = faults.http.get(faults.api(f"/jobs/{retried['id']}/attempts")).json()
+    assert attempts[0]["status"] == "scheduled" and "lost" in attempts[0]["error"]
+    assert_invariants(faults, [retried["id"], unretried["id"]])
+
+
+def test_prefetched_messages_of_a_killed_worker_still_run(faults):
+    doomed = faults.start_worker("doomed", concurrency=1)
+    jobs = [faults.submit("patient", {"seconds": 1}) for _ in range(3)]
+    faults.wait_for(jobs[0]["id"], {"running"})
+    kill_worker(doomed)  # holds the running job and, with prefetch, the next message
+    faults.start_worker("rescuer")
+    for job in jobs:
+        faults.wait_for(job["id"], timeout=RECOVERY_BOUND)
+    assert_invariants(faults, [j["id"] for j in jobs])
+    assert all(faults.job(j["id"])["status"] == "completed" for j in jobs)
+
+
+def test_a_job_that_kills_its_worker_every_time_fails_after_its_attempts(faults):
+    faults.start_worker("victim")
+    job = faults.submit("workerkiller")
+    done = faults.wait_for(job["id"], timeout=RECOVERY_BOUND * 2)
+    assert done["status"] == "failed" and done["attempts"] == 3 and "no attempts left" in done["error"]
+    assert_invariants(faults, [job["id"]])
+
+
+def test_sigterm_lets_the_worker_requeue_what_it_could_not_finish(faults):
+    stopping = faults.start_worker("stopping")
+    quick = faults.submit("patient", {"seconds": 0.2})
+    slow = faults.submit("patient", {"seconds": 20})
+    faults.wait_for(quick["id"])
+    faults.wait_for(slow["id"], {"running"})
+    stopping.popen.send_signal(signal.SIGTERM)  # a warm shutdown of the main process only
+    stopping.popen.wait(timeout=15)
+    requeued = faults.job(slow["id"])
+    assert requeued["status"] == "queued" and "requeued" in requeued["error"]
+    faults.start_worker("next")
+    wait_until(lambda: faults.job(slow["id"])["attempts"] == 2, RECOVERY_BOUND, "the second attempt")
+    faults.http.delete(faults.api(f"/jobs/{slow['id']}"))
+    assert faults.wait_for(slow["id"])["status"] == "cancelled"
+    assert_invariants(faults, [quick["id"], slow["id"]])
+
+
+def test_cancel_racing_completion_ends_exactly_once(faults):
+    faults.start_worker("racer")
+    accepted = []
+    for i in range(30):
+        job = faults.submit("fakejob", {"delay_seconds": 0})
+        accepted.append(job["id"])
+        time.sleep(0.005 * (i % 8))  # cancels land before, during and after the run
+        response = faults.http.delete(faults.api(f"/jobs/{job['id']}"))
+        assert response.status_code in (200, 202, 409), response.text
+    for job_id in accepted:
+        faults.wait_for(job_id)
+    finals = {job_id: faults.job(job_id) for job_id in accepted}
+    for job in finals.values():
+        assert job["status"] in ("completed", "cancelled")
+        assert (job["result"] is not None) == (job["status"] == "completed"), job
+    time.sleep(0.5)  # a late writer would show up now; nothing may change after a terminal state
+    assert all(faults.job(job_id)["status"] == finals[job_id]["status"] for job_id in accepted)
+    assert_invariants(faults, accepted)
+
+
+def test_locked_job_store_gives_503_and_no_job(faults):
+    faults.start_worker("w")
+    db = sqlite3.connect(faults.data_dir / "robotni.db", timeout=5, isolation_level=None, check_same_thread=False)
+    before = db.execute("select count(*) from jobs").fetchone()[0]
+    db.execute("BEGIN IMMEDIATE")  # the write lock, held past the store's 1 s busy timeout
+    try:
+        response = faults.http.post(faults.api("/jobs"), json={"type": "helloworld"})
+    finally:
+        db.execute("ROLLBACK")
+    assert response.status_code == 503 and "unavailable" in response.json()["message"]
+    assert db.execute("select count(*) from jobs").fetchone()[0] == before
+    # A short lock only delays the submit.
+    db.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: db.execute("ROLLBACK")).start()
+    job = faults.submit("helloworld")
+    assert faults.wait_for(job["id"])["status"] == "completed"
+    db.close()
+
+
+def test_duplicate_messages_run_the_job_once(faults):
+    job = faults.submit("patient", {"seconds": 1})
+    publish_twice = f"from robotni import jobs, tasks; j = jobs.get({job['id']!r}); tasks.enqueue(j); tasks.enqueue(j)"
+    subprocess.run([sys.executable, "-c", publish_twice], env=faults.env, check=True)
+    faults.start_worker("a", concurrency=2)
+    faults.start_worker("b", concurrency=2)
+    done = faults.wait_for(job["id"])
+    assert done["status"] == "completed" and done["attempts"] == 1
+    log = faults.http.get(faults.api(f"/jobs/{job['id']}/logs")).json()["data"]
+    assert log.count("attempt") == 1
+    assert_invariants(faults, [job["id"]])
+
+
+def test_retry_on_exit_75_with_backoff_keeps_each_attempt(faults):
+    faults.start_worker("w")
+    job = faults.submit("flaky")
+    done = faults.wait_for(job["id"], timeout=RECOVERY_BOUND)
+    assert done["status"] == "completed" and done["result"] == {"attempt": 3} and done["attempts"] == 3
+    attempts = faults.http.get(faults.api(f"/jobs/{job['id']}/attempts")).json()
+    assert [a["exit_code"] for a in attempts] == [75, 75, 0]
+    assert "not yet" in attempts[0]["error"]
+    assert_invariants(faults, [job["id"]])
+
+
+def test_idempotency_key_returns_the_first_job(faults):
+    headers = {"Idempotency-Key": "order-42"}
+    first = faults.http.post(faults.api("/jobs"), json={"type": "helloworld", "project": "shop"}, headers=headers)
+    again = faults.http.post(faults.api("/jobs"), json={"type": "helloworld", "project": "shop"}, headers=headers)
+    other = faults.http.post(faults.api("/jobs"), json={"type": "helloworld", "project": "blog"}, headers=headers)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert other.status_code == 202 and other.json()["id"] != first.json()["id"]
