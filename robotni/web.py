@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
+    app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/static
     return app
 
 

@@ -1,0 +1,137 @@
+"""The try-it page at / in real headless Chromium: Debian's /usr/bin/chromium driven by Playwright.
+
+Needs `pip install -e '.[browser]'` and `apt-get install chromium`; without them the module is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[browser]'")
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
+
+expect = sync_api.expect
+# Without the background-networking flags Chromium phones home, and on a closed network its connections are refused.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+JOB_URL = "/api/worker/jobs/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    """A fresh tab on the page; fails the test if the page threw or broke its content security policy."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    # Chromium logs every 4xx fetch as a console error; those are expected here (422, 304 are not errors).
+    tab.on(
+        "console",
+        lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text and problems.append(msg.text),
+    )
+    tab.goto(stack.url + "/")
+    expect(tab.locator("#type-select option[value='fakejob']")).to_be_attached()
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+def submit(page, type: str, **fields: str) -> str:
+    """Fill the form for a worker type and submit it; the id of the job the page opens."""
+    before = page.locator("#job-id").text_content()
+    page.locator("#type-select").select_option(type)
+    for name, value in fields.items():
+        page.get_by_label(name, exact=True).fill(value)
+    page.locator("#submit-button").click()
+    expect(page.locator("#job-id")).not_to_have_text(before or "", timeout=10_000)
+    expect(page.locator("#job-id")).not_to_be_empty()
+    return page.locator("#job-id").text_content()
+
+
+def row_status(page, job_id: str):
+    return page.locator(f"#jobs-body tr[data-job-id='{job_id}'] .status")
+
+
+def test_form_follows_the_schema_and_shows_field_errors(page):
+    page.locator("#type-select").select_option("fakejob")
+    delay = page.get_by_label("delay_seconds", exact=True)
+    expect(delay).to_have_value("5")  # the schema's default
+    expect(page.locator("#params-fields")).to_contain_text("0 to 100")
+    delay.fill("1000")
+    page.locator("#submit-button").click()
+    expect(page.locator("[data-error-for='params.delay_seconds']")).to_contain_text("maximum of 100")
+    expect(page.locator("#job")).to_be_hidden()
+    page.locator("#type-select").select_option("add")
+    expect(page.get_by_label("x required", exact=True)).to_have_value("")
+    page.locator("#project-input").fill("not a name")
+    page.locator("#submit-button").click()
+    expect(page.locator("[data-error-for='project']")).to_contain_text("letters, digits")
+
+
+def test_submit_and_watch_a_job_complete(page, stack):
+    page.locator("#project-input").fill("browser")
+    job_id = submit(page, "fakejob", delay_seconds="1")
+    expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#job-result")).to_contain_text('"waited": 1')
+    expect(page.locator("#job-log")).to_have_text("Fake job completed\n")
+    expect(page.locator("#job-progress")).to_have_attribute("aria-valuenow", "100")
+    expect(row_status(page, job_id)).to_have_text("completed")
+    job = stack.job(job_id)
+    assert job["status"] == "completed" and job["project"] == "browser" and job["params"] == {"delay_seconds": 1}
+
+
+def test_data_is_inserted_as_text_never_as_html(page, stack):
+    page.locator("#type-select").select_option("helloworld")
+    page.locator("#params-fields summary").click()
+    page.locator("#params-extra").fill('{"note": "<img id=pwned src=x onerror=alert(1)>"}')
+    page.locator("#submit-button").click()
+    expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#job-params")).to_contain_text("<img id=pwned src=x onerror=alert(1)>")
+    expect(page.locator("#pwned")).to_have_count(0)
+    expect(page.locator("#job-log")).to_have_text("Hello, World!\n")
+
+
+def test_polls_are_304_while_nothing_changes_and_a_running_job_cancels(page, stack):
+    job_id = submit(page, "sleeper", seconds="30")
+    expect(page.locator("#job-status")).to_have_text("running", timeout=20_000)
+    expect(page.locator("#job-log")).to_have_text("sleeping\n")
+    with page.expect_response(lambda r: r.url.endswith(JOB_URL + job_id) and r.status == 304, timeout=10_000):
+        pass  # the page polls with If-None-Match, and a sleeping job changes nothing a client sees
+    page.locator("#cancel-button").click()
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
+    expect(page.locator("#cancel-button")).to_be_hidden()
+    assert stack.job(job_id)["status"] == "cancelled"
+
+
+def test_cancel_a_fakejob_from_the_page(page, stack):
+    # fakejob waits a random 1 to 30 s: cancel at once, so it cannot finish first (queued or running, both cancel).
+    job_id = submit(page, "fakejob", delay_seconds="30")
+    page.locator("#cancel-button").click()
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
+    expect(row_status(page, job_id)).to_have_text("cancelled")
+    assert stack.job(job_id)["status"] == "cancelled"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "page.png", full_page=True)
