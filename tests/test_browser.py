@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.stack import Stack
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[browser]'")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -28,6 +30,18 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 JOB_URL = "/api/worker/jobs/"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Gunicorn and one worker on the embedded default: the page does not depend on the backend, so once is enough."""
+    running = Stack(tmp_path_factory.mktemp("browser"))
+    try:
+        running.start_web()
+        running.start_worker()
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")
