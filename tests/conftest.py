@@ -2,13 +2,23 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backends import STACKS, provision
 from tests.stack import Stack
 
 
+@pytest.fixture(scope="module", params=STACKS)
+def backend(request):
+    """Each stack the suite runs on; Redis and RabbitMQ (with PostgreSQL) only when their URLs are set."""
+    provisioned = provision(request.param)
+    yield provisioned
+    provisioned.release()
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """A web server and one worker (2 pool processes) on the embedded default, shared by a test module."""
-    running = Stack(tmp_path_factory.mktemp("stack"))
+def stack(tmp_path_factory, backend):
+    """A web server and one worker (2 pool processes), shared by a test module."""
+    running = Stack(tmp_path_factory.mktemp(f"stack-{backend.name}"), backend.env)
+    running.backend = backend.name
     try:
         running.start_web()
         running.start_worker()

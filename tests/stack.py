@@ -108,8 +108,8 @@ class Stack:
 
     def _web_answers(self) -> bool:
         try:
-            return self.http.get(self.url + "/openapi.json", timeout=1).ok
-        except requests.ConnectionError:
+            return self.http.get(self.url + "/healthz", timeout=5).ok
+        except requests.RequestException:  # not listening yet, or still importing
             return False
 
     def start_worker(self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2):
@@ -124,6 +124,13 @@ class Stack:
         ]
         proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"])
         wait_until(lambda: " ready." in proc.log(), 60, f"worker {name} ready\n{proc.log()}", every=0.1)
+        return proc
+
+    def start_beat(self, name: str = "beat") -> Process:
+        """celery beat as the Procfile runs it: the in-memory scheduler, so no schedule file is written."""
+        argv = [sys.executable, "-m", "celery", "-A", "robotni", "beat", "--scheduler", "celery.beat:Scheduler"]
+        proc = self.spawn(name, [*argv, "--loglevel", "INFO"])
+        wait_until(lambda: "beat: Starting..." in proc.log(), 60, f"{name} started\n{proc.log()}", every=0.1)
         return proc
 
     def stop(self) -> None:

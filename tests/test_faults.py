@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.backends import STACKS, provision
 from tests.stack import TERMINAL, Stack, wait_until
 
 # Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
@@ -24,14 +25,18 @@ FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2", "ROBOTNI_SHUTDOWN_GRACE": "1", "ROBO
 RECOVERY_BOUND = 30
 
 
-@pytest.fixture
-def faults(tmp_path):
-    stack = Stack(tmp_path, FAST)
+@pytest.fixture(params=STACKS)
+def faults(request, tmp_path):
+    """A web server on a fresh store and broker for each test; the test starts and kills its own workers."""
+    backend = provision(request.param)
+    stack = Stack(tmp_path, {**FAST, **backend.env})
+    stack.backend = backend.name
     try:
         stack.start_web()
         yield stack
     finally:
         stack.stop()
+        backend.release()
 
 
 def assert_invariants(stack: Stack, accepted: list[str]) -> None:
@@ -126,6 +131,8 @@ def test_cancel_racing_completion_ends_exactly_once(faults):
 
 
 def test_locked_job_store_gives_503_and_no_job(faults):
+    if faults.backend != "embedded":
+        pytest.skip("SQLite's write lock is the embedded store's; PostgreSQL locks rows, not the database")
     faults.start_worker("w")
     db = sqlite3.connect(faults.data_dir / "robotni.db", timeout=5, isolation_level=None, check_same_thread=False)
     before = db.execute("select count(*) from jobs").fetchone()[0]

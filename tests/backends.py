@@ -1,0 +1,93 @@
+"""The three stacks the integration tests run on, each test module with its own database, vhost or Redis db.
+
+Redis, RabbitMQ and PostgreSQL are used only when `.ci/run` (or you) set their URLs; otherwise those stacks
+are skipped with the reason, and a plain `pytest` runs on the embedded default alone.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+POSTGRES = os.environ.get("ROBOTNI_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
+REDIS = os.environ.get("ROBOTNI_TEST_REDIS_URL")  # e.g. redis://127.0.0.1:6379
+AMQP = os.environ.get("ROBOTNI_TEST_AMQP_URL")  # e.g. amqp://guest:guest@127.0.0.1:5672
+
+
+@dataclass
+class Backend:
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    _cleanup: list = field(default_factory=list)
+
+    def release(self) -> None:
+        while self._cleanup:
+            self._cleanup.pop()()
+
+
+def _postgres(backend: Backend) -> None:
+    from sqlalchemy import create_engine, text
+
+    name = f"robotni_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    backend._cleanup.append(drop)
+    backend.env["ROBOTNI_DATABASE_URL"] = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _redis(backend: Backend) -> None:
+    import redis
+
+    db = random.randint(1, 15)
+    url = f"{REDIS.rstrip('/')}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    backend._cleanup.append(lambda: (client.flushdb(), client.close()))
+    backend.env["ROBOTNI_BROKER_URL"] = url
+
+
+def _rabbitmq(backend: Backend) -> None:
+    vhost = f"robotni_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    backend._cleanup.append(
+        lambda: subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+    )
+    backend.env["ROBOTNI_BROKER_URL"] = f"{AMQP.rstrip('/')}/{vhost}"
+
+
+def provision(name: str) -> Backend:
+    backend = Backend(name)
+    if name == "embedded":
+        return backend
+    missing = [
+        var for var, value in (("POSTGRES", POSTGRES), (name.upper(), REDIS if name == "redis" else AMQP)) if not value
+    ]
+    if missing:
+        pytest.skip(f"{name} stack: set ROBOTNI_TEST_{'_URL, ROBOTNI_TEST_'.join(missing)}_URL to run it")
+    try:
+        _postgres(backend)
+        (_redis if name == "redis" else _rabbitmq)(backend)
+    except Exception:
+        backend.release()
+        raise
+    return backend
+
+
+STACKS = ["embedded", "redis", "rabbitmq"]
