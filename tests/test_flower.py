@@ -1,0 +1,92 @@
+"""Flower on the filesystem broker: it sees workers and Robotni's jobs live, and its leftovers are cleaned up."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.stack import Stack, free_port, wait_until
+
+# Dead fanout queues are cleaned after 3 s here (300 s by default), so the test sees the folder shrink.
+QUICK_CLEAN = {"ROBOTNI_BROKER_STALE_SECONDS": "3", "ROBOTNI_HEARTBEAT_SECONDS": "0.5"}
+
+
+def start_flower(stack: Stack, name: str = "flower"):
+    port = free_port()
+    stack.env["FLOWER_UNAUTHENTICATED_API"] = "true"  # the HTTP API is off without auth otherwise
+    argv = [sys.executable, "-m", "celery", "-A", "robotni", "flower", "--address=127.0.0.1", f"--port={port}"]
+    proc = stack.spawn(name, argv)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(url + "/healthcheck"), 30, f"flower on {url}\n{proc.log()}", every=0.2)
+    return proc, url
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _get_json(url: str):
+    try:
+        response = requests.get(url, timeout=5)
+        return response.json() if response.ok else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+@pytest.fixture
+def stack(tmp_path):
+    running = Stack(tmp_path, QUICK_CLEAN)
+    try:
+        running.start_web()
+        running.start_worker("main")
+        yield running
+    finally:
+        running.stop()
+
+
+def test_flower_shows_workers_and_a_finished_job(stack):
+    _, url = start_flower(stack)
+    workers = wait_until(lambda: _get_json(url + "/api/workers?refresh=1"), 30, "flower to list workers")
+    assert any(name.startswith("main@") for name in workers)
+    job = stack.submit("add", {"x": 1, "y": 2}, project="flowers")
+    stack.wait_for(job["id"])
+    task = wait_until(
+        lambda: (t := _get_json(f"{url}/api/task/info/{job['id']}")) and t.get("state") == "SUCCESS" and t,
+        30,
+        "flower to see the job's task succeed",
+    )
+    assert task["name"] == "robotni.run_job" and task["worker"].startswith("main@")
+    assert job["id"] in task["args"]
+
+
+def broker_files(stack: Stack) -> int:
+    broker = stack.data_dir / "broker"
+    bindings = sum(len(json_list(p)) for p in (broker / "control").glob("*.exchange"))
+    return len(os.listdir(broker / "queue")) + len(os.listdir(broker / "processed")) + bindings
+
+
+def json_list(path: Path) -> list:
+    import json
+
+    return json.loads(path.read_text() or "[]")
+
+
+def test_broker_folder_stays_bounded_across_restarts(stack):
+    stack.submit("helloworld")
+    for round_ in range(3):
+        flower, url = start_flower(stack, f"flower{round_}")
+        wait_until(lambda url=url: _get_json(url + "/api/workers?refresh=1"), 30, "flower to list workers")
+        extra = stack.start_worker(f"extra{round_}", concurrency=1)
+        for proc in (flower, extra):
+            proc.stop()
+    grown = broker_files(stack)
+    # The live worker's cleaner removes what the stopped workers and Flowers left: bindings, events, pings.
+    settled = wait_until(lambda: ((n := broker_files(stack)) <= 8 and n) or None, 60, "the broker folder to shrink")
+    assert settled <= 8, (grown, settled)
