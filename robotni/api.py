@@ -137,9 +137,12 @@ class Jobs(MethodView):
             venv=body["venv"],
             idempotency_key=headers.get("idempotency_key"),
             idempotency_window=settings().idempotency_seconds,
+            run_at=body["run_at"],
         )
         if not created:
             return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
+        if job.status == JobStatus.SCHEDULED.value:  # deferred: a worker's reaper publishes it when due
+            return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
         try:
             enqueue(job)
         except Exception:

@@ -2,5 +2,5 @@
 
 from celery import Celery
 
-app = Celery("robotni", include=["robotni.tasks"])
+app = Celery("robotni", include=["robotni.tasks", "robotni.periodic"])
 app.config_from_object("celeryconfig")

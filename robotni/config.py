@@ -34,6 +34,12 @@ DEFAULT_IDEMPOTENCY_SECONDS = 24 * 3600
 DEFAULT_HEARTBEAT_SECONDS = 1.0
 # A lease outlives this many missed beats, so a slow database write (SQLite waits up to 10 s) loses nothing.
 LEASE_BEATS = 15
+# Finished jobs, their attempts, logs and folders stay this long for people to look at; then cleanup removes them.
+DEFAULT_RETENTION_DAYS = 7.0
+# How often beat sends the cleanup task: old jobs need not go the minute they are due, so a few minutes will do.
+DEFAULT_CLEANUP_SECONDS = 300.0
+# How often beat sends the task that creates due schedule jobs: a job starts within about this of its time.
+SCHEDULE_TICK_SECONDS = 1.0
 # Each worker's reaper looks for lost jobs, lost messages and due retries every this many beats.
 REAP_BEATS = 2
 # A queued job unclaimed this many beats while a worker of its queue is free has lost its message.
@@ -59,6 +65,9 @@ class Settings:
     db_busy_timeout: float
     idempotency_seconds: float
     bind: str
+    retention_days: float
+    cleanup_seconds: float
+    schedules_file: Path | None
 
     @property
     def jobs_dir(self) -> Path:
@@ -114,6 +123,9 @@ def load_settings() -> Settings:
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
+        retention_days=float(_env("RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS))),
+        cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
+        schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
     )
 
 

@@ -105,6 +105,46 @@ class WorkerBeat(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Schedule(Base):
+    """A job made again and again: by a cron expression in a timezone, or every interval_seconds."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str] = mapped_column(String(128))
+    params: Mapped[Any] = mapped_column(JSON)
+    venv: Mapped[str | None] = mapped_column(String(128))
+    cron: Mapped[str | None] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "api", or "file" with source_file: a file's schedules are replaced from it at each beat start.
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    source_file: Mapped[str | None] = mapped_column(String(1024))
+    # Null while disabled; dispatch moves it forward with a compare-and-set, so one due time makes one job.
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_job_id: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_run_at"),)
+
+
+class ScheduleRun(Base):
+    """The job a schedule made for one due time; the primary key lets a second beat's insert fail, not repeat."""
+
+    __tablename__ = "schedule_runs"
+
+    schedule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while a worker writes; NORMAL survives a killed process (not a power cut).

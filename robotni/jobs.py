@@ -25,8 +25,12 @@ def create(
     venv: str | None,
     idempotency_key: str | None = None,
     idempotency_window: float = 0,
+    run_at: datetime | None = None,
 ) -> tuple[Job, bool]:
-    """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window."""
+    """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
+
+    With run_at, the job is scheduled and nothing is published: a reaper releases it when due.
+    """
     now = utcnow()
     job = Job(
         id=str(uuid.uuid4()),
@@ -35,7 +39,7 @@ def create(
         queue=queue,
         params=params,
         venv=venv,
-        status=JobStatus.QUEUED.value,
+        status=JobStatus.SCHEDULED.value if run_at else JobStatus.QUEUED.value,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
@@ -43,7 +47,8 @@ def create(
         version=1,
         created_at=now,
         updated_at=now,
-        published_at=now,
+        run_at=run_at,
+        published_at=None if run_at else now,
         idempotency_key=idempotency_key,
     )
     for _ in range(2):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from robotni.db import utcnow
 from robotni.status import JobStatus
 
 NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)")
 DEFAULT_PROJECT = "default"
+# A start further off than this is a mistake, not a plan (and would overflow date arithmetic).
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600
 
 
 class UTCDateTime(fields.DateTime):
@@ -30,6 +33,36 @@ class JobCreateSchema(Schema):
     venv = fields.String(
         load_default=None, allow_none=True, metadata={"description": "name of a virtualenv in ROBOTNI_VENVS_DIR"}
     )
+    run_at = fields.AwareDateTime(
+        default_timezone=UTC,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
+    )
+    countdown = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(max=MAX_WAIT_SECONDS),
+        metadata={"description": "seconds from now, as in Celery (instead of run_at); 0 or less: now"},
+    )
+
+    @validates_schema
+    def _one_start_time(self, data, **_):
+        if data.get("run_at") is not None and data.get("countdown") is not None:
+            raise ValidationError("give run_at or countdown, not both", "run_at")
+
+    @post_load
+    def _deferred_until(self, data, **_):
+        """Both become `run_at`, naive UTC like the store, or None for a job that starts now."""
+        now, countdown = utcnow(), data.pop("countdown", None)
+        try:
+            start = data["run_at"] and data["run_at"].astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 with an offset
+            raise ValidationError("out of range", "run_at") from None
+        if countdown is not None:
+            start = now + timedelta(seconds=countdown) if countdown > 0 else None
+        data["run_at"] = start if start and start > now else None
+        return data
 
 
 class JobSchema(Schema):

@@ -32,9 +32,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
 
     from robotni import api as job_api
-    from robotni import ops
+    from robotni import api_schedules, ops
 
-    for blueprint in (job_api.blp, ops.blp, ops.health):
+    for blueprint in (job_api.blp, api_schedules.blp, ops.blp, ops.health):
         api.register_blueprint(blueprint)
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))

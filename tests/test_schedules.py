@@ -1,0 +1,373 @@
+"""Schedules, dispatch, the schedules file and cleanup, on a real SQLite store with the clock passed in."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from robotni import cleanup, db, jobs, schedule_file, schedules
+from robotni.db import Attempt, Job, Schedule, ScheduleRun
+from robotni.registry import load_registry
+from robotni.schedules import InvalidSchedule, Timing
+from robotni.status import JobStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPES = load_registry(ROOT / "workers")
+T0 = datetime(2026, 3, 1, 12, 0, 0)  # naive UTC, as the store keeps it
+
+
+@pytest.fixture
+def store(tmp_path):
+    """This process's engine points at a fresh SQLite file for the test, as robotni.db.engine() hands it out."""
+    saved = dict(db._engines)
+    db._engines.clear()
+    db._engines[os.getpid()] = db.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
+    try:
+        yield tmp_path
+    finally:
+        db._engines.pop(os.getpid()).dispose()
+        db._engines.update(saved)
+
+
+def make(name: str, now: datetime = T0, **values) -> Schedule:
+    fields = {"type": "add", "params": {"x": 1, "y": 2}, "project": "p", "venv": None, "cron": None}
+    fields |= {"timezone": "UTC", "interval_seconds": None, "enabled": True, **values}
+    return schedules.create({"name": name, **fields}, now)
+
+
+def published() -> tuple[list[Job], Callable[[Job], None]]:
+    sent: list[Job] = []
+    return sent, sent.append
+
+
+def count(model, *where) -> int:
+    with db.engine().connect() as conn:
+        return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+# --- timing: pure functions of now -------------------------------------------------------------------------
+
+
+def test_cron_is_read_in_its_timezone():
+    jakarta = Timing("0 7 * * *", "Asia/Jakarta")  # UTC+7, no daylight saving
+    first = jakarta.first(T0)
+    assert first == datetime(2026, 3, 2, 0, 0)  # 07:00 in Jakarta is midnight UTC
+    assert jakarta.following(first, first + timedelta(seconds=1)) == datetime(2026, 3, 3, 0, 0)
+    assert jakarta.first(datetime(2026, 3, 1, 23, 59)) == datetime(2026, 3, 2, 0, 0)
+    assert Timing("0 7 * * *", "UTC").first(T0) == datetime(2026, 3, 2, 7, 0)
+
+
+def test_cron_runs_once_when_the_clocks_go_back_and_once_when_they_go_forward():
+    berlin = Timing("30 2 * * *", "Europe/Berlin")
+    autumn = berlin.first(datetime(2026, 10, 24, 12, 0))
+    assert autumn == datetime(2026, 10, 25, 0, 30)  # 02:30 CEST
+    assert berlin.following(autumn, autumn) == datetime(2026, 10, 26, 1, 30)  # not 02:30 CET an hour later
+    spring = berlin.first(datetime(2026, 3, 28, 12, 0))  # 02:30 does not exist on the 29th
+    assert spring == datetime(2026, 3, 29, 1, 0)
+    assert berlin.following(spring, spring) == datetime(2026, 3, 30, 0, 30)
+
+
+def test_interval_keeps_its_phase_and_skips_missed_slots():
+    every = Timing(interval=60)
+    assert every.first(T0) == T0 + timedelta(seconds=60)
+    due = T0 + timedelta(seconds=60)
+    assert every.following(due, due + timedelta(seconds=0.4)) == T0 + timedelta(seconds=120)
+    assert every.following(due, due + timedelta(hours=1, seconds=5)) == due + timedelta(seconds=3660)
+    assert every.following(due, due + timedelta(seconds=60)) == due + timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    ("timing", "field"),
+    [
+        (Timing("0 7 * *"), "cron"),
+        (Timing("0 7 * * * *"), "cron"),
+        (Timing("@daily"), "cron"),
+        (Timing("61 * * * *"), "cron"),
+        (Timing("0 0 30 2 *"), "cron"),  # never comes
+        (Timing("0 7 * * *", "Mars/Olympus_Mons"), "timezone"),
+        (Timing("0 7 * * *", "../../etc/passwd"), "timezone"),
+        (Timing(), "cron"),
+        (Timing("* * * * *", interval=5), "cron"),
+        (Timing(interval=0), "interval_seconds"),
+    ],
+)
+def test_bad_timing_names_the_field(timing, field):
+    with pytest.raises(InvalidSchedule) as caught:
+        timing.check(T0)
+    assert caught.value.field == field
+
+
+# --- dispatch -------------------------------------------------------------------------------------------------
+
+
+def test_interval_schedule_makes_one_job_per_due_time(store):
+    schedule = make("every-10", interval_seconds=10)
+    sent, publish = published()
+    assert schedules.dispatch(T0 + timedelta(seconds=9), publish, TYPES) == []
+    made = schedules.dispatch(T0 + timedelta(seconds=10.3), publish, TYPES)
+    assert [j.id for j in sent] == [j.id for j in made] and len(made) == 1
+    job = jobs.get(made[0].id)
+    assert (job.status, job.type, job.project, job.params, job.queue) == (
+        "queued",
+        "add",
+        "p",
+        {"x": 1, "y": 2},
+        "default",
+    )
+    assert schedules.dispatch(T0 + timedelta(seconds=10.5), publish, TYPES) == []  # the same due time again
+    row = schedules.get(schedule.id)
+    assert row.next_run_at == T0 + timedelta(seconds=20)
+    assert row.last_job_id == job.id and row.last_run_at == T0 + timedelta(seconds=10.3)
+    assert [(run.due_at, run.job_id) for run, _ in schedules.runs(schedule.id, 10)] == [
+        (T0 + timedelta(seconds=10), job.id)
+    ]
+
+
+def test_cron_schedule_in_jakarta_dispatches_at_seven_local(store):
+    schedule = make("morning", cron="0 7 * * *", timezone="Asia/Jakarta")
+    _sent, publish = published()
+    assert schedules.dispatch(datetime(2026, 3, 1, 23, 59, 59), publish, TYPES) == []
+    assert len(schedules.dispatch(datetime(2026, 3, 2, 0, 0, 1), publish, TYPES)) == 1
+    assert schedules.get(schedule.id).next_run_at == datetime(2026, 3, 3, 0, 0)
+
+
+def test_disabled_schedule_makes_nothing_and_enabling_counts_from_then(store):
+    schedule = make("switch", interval_seconds=10)
+    _sent, publish = published()
+    off = schedules.change(schedule, {"enabled": False}, T0 + timedelta(seconds=1))
+    assert off.next_run_at is None
+    assert schedules.dispatch(T0 + timedelta(hours=5), publish, TYPES) == []
+    on_at = T0 + timedelta(hours=5, seconds=3)
+    on = schedules.change(off, {"enabled": True}, on_at)
+    assert on.next_run_at == on_at + timedelta(seconds=10)  # no catching up for the time it was off
+    assert schedules.dispatch(on_at + timedelta(seconds=9), publish, TYPES) == []
+    assert len(schedules.dispatch(on_at + timedelta(seconds=10), publish, TYPES)) == 1
+
+
+def test_update_takes_effect_at_the_next_dispatch(store):
+    schedule = make("edited", interval_seconds=3600)
+    _sent, publish = published()
+    assert schedules.dispatch(T0 + timedelta(seconds=5), publish, TYPES) == []
+    edited = schedules.change(schedule, {"interval_seconds": 5, "params": {"x": 5, "y": 5}}, T0 + timedelta(seconds=6))
+    assert edited.next_run_at == T0 + timedelta(seconds=11)
+    made = schedules.dispatch(T0 + timedelta(seconds=11), publish, TYPES)
+    assert [j.params for j in made] == [{"x": 5, "y": 5}]
+    schedules.change(edited, {"cron": "*/15 * * * *", "interval_seconds": None}, T0 + timedelta(seconds=12))
+    assert schedules.get(schedule.id).next_run_at == T0 + timedelta(minutes=15)
+    # Unchanged timing: the next run stays where it was.
+    assert schedules.change(schedules.get(schedule.id), {"project": "q"}, T0 + timedelta(minutes=1)).next_run_at == (
+        T0 + timedelta(minutes=15)
+    )
+
+
+def test_after_downtime_a_schedule_runs_once_not_once_per_missed_slot(store):
+    every_minute = make("minutely", interval_seconds=60)
+    hourly = make("hourly", cron="0 * * * *")
+    sent, publish = published()
+    back = T0 + timedelta(days=1, seconds=30)  # 1440 minutes and 24 hours missed
+    made = schedules.dispatch(back, publish, TYPES)
+    assert sorted(j.id for j in made) == sorted(j.id for j in sent) and len(made) == 2
+    assert schedules.get(every_minute.id).next_run_at == T0 + timedelta(days=1, minutes=1)  # phase kept
+    assert schedules.get(hourly.id).next_run_at == T0 + timedelta(days=1, hours=1)
+    assert schedules.dispatch(back + timedelta(seconds=1), publish, TYPES) == []
+    assert count(Job) == 2
+
+
+def test_two_dispatches_at_once_make_one_job_per_due_time(store, monkeypatch):
+    """Two beats by mistake: both read every schedule as due before either writes; still one job each."""
+    for n in range(20):
+        make(f"s{n:02d}", interval_seconds=10)
+    barrier = threading.Barrier(2, timeout=20)
+    read_due = schedules.due
+
+    def due_then_wait(now, limit=schedules.BATCH):
+        found = read_due(now, limit)
+        barrier.wait()  # both have the same due list before either starts firing
+        return found
+
+    monkeypatch.setattr(schedules, "due", due_then_wait)
+    for tick in range(1, 4):
+        now = T0 + timedelta(seconds=10 * tick + 0.2)
+        results: list[list[Job]] = []
+        errors: list[BaseException] = []
+
+        def beat(now=now, results=results, errors=errors):
+            try:
+                results.append(schedules.dispatch(now, lambda job: None, TYPES))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=beat) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        made = [job.id for result in results for job in result]
+        assert len(made) == len(set(made)) == 20, (tick, [len(r) for r in results])
+    assert count(Job) == count(ScheduleRun) == 60
+    with db.engine().connect() as conn:
+        per_due = conn.execute(
+            select(ScheduleRun.schedule_id, ScheduleRun.due_at, func.count()).group_by(
+                ScheduleRun.schedule_id, ScheduleRun.due_at
+            )
+        ).all()
+    assert {n for *_, n in per_due} == {1}
+
+
+def test_a_second_insert_for_the_same_due_time_is_refused(store):
+    """The unique (schedule, due time) row holds even when the compare-and-set is bypassed."""
+    schedule = make("once", interval_seconds=10)
+    due = schedule.next_run_at
+    assert schedules.fire(schedule, due, TYPES) is not None
+    with db.engine().begin() as conn:  # put the schedule back as if the first run never moved it on
+        conn.execute(update(Schedule).where(Schedule.id == schedule.id).values(next_run_at=due))
+    assert schedules.fire(schedules.get(schedule.id), due, TYPES) is None
+    assert count(Job) == 1
+
+
+def test_a_schedule_whose_type_went_away_makes_no_job_and_says_why(store):
+    schedule = make("orphan", interval_seconds=10, type="vanished")
+    _sent, publish = published()
+    assert schedules.dispatch(T0 + timedelta(seconds=10), publish, TYPES) == []
+    row = schedules.get(schedule.id)
+    assert "vanished" in row.last_error and row.next_run_at == T0 + timedelta(seconds=20)
+    assert count(Job) == 0
+
+
+def test_a_failed_publish_leaves_the_job_queued_for_the_reaper(store):
+    make("a", interval_seconds=10)
+    make("b", interval_seconds=10)
+
+    def broken(job):
+        raise ConnectionError("broker down")
+
+    made = schedules.dispatch(T0 + timedelta(seconds=10), broken, TYPES)
+    assert len(made) == 2
+    assert {jobs.get(j.id).status for j in made} == {"queued"}
+
+
+# --- the schedules file ----------------------------------------------------------------------------------
+
+
+def test_schedules_file_is_loaded_updated_and_pruned(store):
+    path = store / "schedules.yaml"
+    path.write_text(
+        """
+schedules:
+  - name: morning-report
+    type: fakejob
+    params: {delay_seconds: 0}
+    cron: "0 7 * * *"
+    timezone: Asia/Jakarta
+  - name: tick
+    type: helloworld
+    interval_seconds: 60
+"""
+    )
+    assert schedule_file.sync(path, T0, TYPES) == {"created": 2, "updated": 0, "removed": 0}
+    report = schedules.by_name("morning-report")
+    assert (report.source, report.source_file, report.next_run_at) == ("file", str(path), datetime(2026, 3, 2))
+    later = T0 + timedelta(seconds=30)
+    assert schedule_file.sync(path, later, TYPES) == {"created": 0, "updated": 0, "removed": 0}
+    assert schedules.by_name("tick").next_run_at == T0 + timedelta(seconds=60)  # a restart does not shift it
+    api_made = make("from-api", interval_seconds=5)
+    path.write_text(json.dumps([{"name": "tick", "type": "helloworld", "interval_seconds": 30}]))
+    assert schedule_file.sync(path, later, TYPES) == {"created": 0, "updated": 1, "removed": 1}
+    assert schedules.by_name("tick").next_run_at == later + timedelta(seconds=30)
+    assert schedules.by_name("morning-report") is None
+    assert schedules.get(api_made.id) is not None  # API schedules are not the file's business
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("- {name: a, type: add, params: {x: 1, y: 2}, cron: '0 7 * *'}", "5-field"),
+        ("- {name: a, type: add, params: {x: 1, y: 2}, cron: '0 7 * * *', timezone: Nowhere/Land}", "timezone"),
+        ("- {name: a, type: add, params: {x: one, y: 2}, interval_seconds: 5}", "params"),
+        ("- {name: a, type: nope, interval_seconds: 5}", "nope"),
+        (
+            "- {name: a, type: helloworld, interval_seconds: 5}\n- {name: a, type: helloworld, interval_seconds: 6}",
+            "twice",
+        ),
+        ("- {name: 'bad name!', type: helloworld, interval_seconds: 5}", "name"),
+        ("schedules: {a: 1}", "list"),
+        ("- [unclosed", "cannot read"),
+        ("- {name: taken, type: helloworld, interval_seconds: 5}", "API"),
+    ],
+)
+def test_bad_schedules_file_changes_nothing_and_says_why(store, content, reason):
+    make("taken", interval_seconds=5)
+    path = store / "schedules.yaml"
+    path.write_text(content)
+    with pytest.raises(schedule_file.ScheduleFileError, match=reason):
+        schedule_file.sync(path, T0, TYPES)
+    assert [s.name for s in schedules.listing()] == ["taken"]
+
+
+# --- cleanup ----------------------------------------------------------------------------------------------
+
+
+def _job(status: JobStatus, ended_days_ago: float | None, now: datetime) -> str:
+    job, _ = jobs.create(type="add", project="p", params={}, queue="default", max_attempts=1, venv=None)
+    moment = now - timedelta(days=ended_days_ago or 30)
+    values = {"status": status.value, "created_at": moment, "updated_at": moment}
+    if ended_days_ago is not None:
+        values["finished_at"] = moment
+    with db.engine().begin() as conn:
+        conn.execute(update(Job).where(Job.id == job.id).values(**values))
+        conn.execute(
+            Attempt.__table__.insert().values(job_id=job.id, number=1, status=status.value, finished_at=moment)
+        )
+    return job.id
+
+
+def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
+    now = db.utcnow()
+    jobs_dir, processed = store / "jobs", store / "broker" / "processed"
+    old = {
+        s: _job(s, 8, now) for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
+    }
+    recent = _job(JobStatus.COMPLETED, 6, now)
+    unfinished = [_job(s, None, now) for s in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RUNNING)]
+    kept = [recent, *unfinished]
+    for job_id in [*old.values(), *kept]:
+        (jobs_dir / job_id / "scratch").mkdir(parents=True)
+        (jobs_dir / job_id / "output.log").write_text("log")
+    schedule = make("s", interval_seconds=10)
+    with db.engine().begin() as conn:
+        conn.execute(
+            ScheduleRun.__table__.insert().values(
+                schedule_id=schedule.id, due_at=now, job_id=old[JobStatus.COMPLETED], created_at=now
+            )
+        )
+    orphan, young_orphan = jobs_dir / "no-such-job", jobs_dir / "another-one"
+    orphan.mkdir()
+    young_orphan.mkdir()
+    ten_days_ago = (now - timedelta(days=10) - datetime(1970, 1, 1)).total_seconds()
+    os.utime(orphan, (ten_days_ago, ten_days_ago))
+    processed.mkdir(parents=True)
+    (processed / "1_abc.default.msg").write_text("{}")
+
+    counts = cleanup.run(now, 7, jobs_dir, processed)
+
+    assert counts == {"jobs": 4, "orphan_folders": 1, "processed_messages": 0}
+    for job_id in old.values():
+        assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
+        assert jobs.attempts_of(job_id) == []
+    for job_id in kept:
+        assert jobs.get(job_id) is not None and (jobs_dir / job_id / "output.log").exists()
+        assert len(jobs.attempts_of(job_id)) == 1
+    assert count(ScheduleRun) == 0
+    assert not orphan.exists() and young_orphan.exists()
+    assert (processed / "1_abc.default.msg").exists()  # a message consumed just now stays a minute
+    in_two_minutes = db.utcnow() + timedelta(minutes=2)
+    assert cleanup.remove_processed_messages(in_two_minutes, processed) == 1
+    assert list(processed.iterdir()) == []
