@@ -1,0 +1,49 @@
+"""Migrations: a server database must be upgraded by the operator; the embedded store upgrades itself."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from robotni import schema
+from tests import backends
+from tests.stack import ROOT, Stack, wait_until
+
+
+def robotni_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-c", "from robotni.cli import main; main()", *args]
+    return subprocess.run(argv, env=stack.env, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.skipif(not backends.POSTGRES, reason="set ROBOTNI_TEST_POSTGRES_URL to test migrations on PostgreSQL")
+def test_processes_refuse_an_outdated_postgres_schema_until_upgraded(tmp_path):
+    backend = backends.Backend("postgres")
+    backends._postgres(backend)
+    stack = Stack(tmp_path, backend.env)
+    try:
+        worker = stack.spawn("worker", [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", "default"])
+        assert worker.popen.wait(timeout=60) != 0
+        assert "run `robotni db upgrade`" in worker.log()
+        assert "database: None" in robotni_cli(stack, "db", "current").stdout
+        assert robotni_cli(stack, "db", "upgrade").returncode == 0
+        stack.start_web()
+        stack.start_worker()
+        assert stack.wait_for(stack.submit("helloworld")["id"])["status"] == "completed"
+    finally:
+        stack.stop()
+        backend.release()
+
+
+def test_embedded_store_upgrades_itself_once(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        stack.start_web()  # two gunicorn workers racing to migrate the same file
+        stack.start_worker()
+        wait_until(lambda: stack.http.get(stack.api("/status")).json()["workers"], 20, "the worker")
+        with sqlite3.connect(stack.data_dir / "robotni.db") as db:
+            assert db.execute("select version_num from alembic_version").fetchall() == [(schema.head(),)]
+    finally:
+        stack.stop()
