@@ -12,7 +12,7 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from robotni import jobs, queries
+from robotni import auth, jobs, queries
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
@@ -29,7 +29,7 @@ from robotni.schemas import (
     LogChunkSchema,
     LogQuerySchema,
 )
-from robotni.status import JobStatus
+from robotni.status import WAITING, JobStatus
 from robotni.tasks import enqueue, revoke
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ MAX_PARAMS_BYTES = 256 * 1024
 
 def job_or_404(job_id: str) -> Job:
     job = jobs.get(job_id)
-    if job is None:
+    # Another project's job is "not found", not 403: a token must not learn which ids exist elsewhere.
+    if job is None or not auth.visible(job.project):
         abort(404, message=f"no job with id {job_id}")
     return job
 
@@ -84,6 +85,18 @@ def _checked_params(body: dict) -> tuple[Any, dict]:
     return wtype, params
 
 
+def _check_waiting(project: str) -> None:
+    """429 when the project already has its cap of waiting jobs.
+
+    Counted before the insert, so submits racing in parallel can each pass: the cap can be overshot by at most
+    the number of requests the web server handles at once (gunicorn workers x threads).
+    """
+    cap = settings().max_waiting_per_project
+    waiting = sum(queries.counts(Job.status, [Job.project == project, jobs.status_in(WAITING)]).values())
+    if waiting >= cap:
+        abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
+
+
 def _encode_cursor(job: Job) -> str:
     return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
 
@@ -106,11 +119,13 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     def get(self, query):
         """List jobs, newest first, filtered by type, status, project and creation time"""
-        limit = query["limit"]
+        limit, projects = query["limit"], auth.project_filter(query.get("project"))
+        if projects == []:  # none of the asked projects is the token's
+            return {"jobs": [], "next_cursor": None}
         found = queries.search(
             types=query.get("type"),
             statuses=query.get("status"),
-            projects=query.get("project"),
+            projects=projects,
             created_after=_naive_utc(query.get("created_after")),
             created_before=_naive_utc(query.get("created_before")),
             after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
@@ -123,11 +138,15 @@ class Jobs(MethodView):
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=JobSchema, description="The job first submitted with this Idempotency-Key")
+    @blp.alt_response(403, description="The token does not cover this project")
     @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
+    @blp.alt_response(429, description="The project has ROBOTNI_MAX_WAITING_PER_PROJECT jobs waiting, or rate limit")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
     def post(self, body, headers):
         """Submit a job"""
+        auth.require(body["project"])
         wtype, params = _checked_params(body)
+        _check_waiting(body["project"])
         job, created = jobs.create(
             type=wtype.name,
             project=body["project"],
@@ -169,6 +188,7 @@ class JobById(MethodView):
     @blp.alt_response(409, description="The job already ended otherwise")
     def delete(self, job_id):
         """Cancel a job: a waiting one never starts, a running one is stopped within seconds"""
+        job_or_404(job_id)
         job = jobs.cancel(job_id)
         if job is None:
             abort(404, message=f"no job with id {job_id}")

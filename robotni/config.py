@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
+from robotni.limits import Limits
+from robotni.limits import from_env as limits_from_env
+
 # Relative to the working directory, so `honcho start` in a checkout needs no setup.
 DEFAULT_DATA_DIR = "./var"
 DEFAULT_WORKERS_DIR = "./workers"
@@ -44,6 +47,16 @@ SCHEDULE_TICK_SECONDS = 1.0
 REAP_BEATS = 2
 # A queued job unclaimed this many beats while a worker of its queue is free has lost its message.
 REPUBLISH_BEATS = 10
+# Per API token: a runaway client is slowed down long before the machine is; a polling page stays far below.
+DEFAULT_RATE_PER_SECOND = 50.0
+DEFAULT_RATE_BURST = 100
+# Waiting (queued + scheduled) jobs per project: one project's flood cannot fill the store and starve the others.
+DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
+# Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
+# terminal, JSON otherwise (a service manager, honcho, a container runtime).
+LOG_FORMATS = ("auto", "json", "text")
+# Settings that are never printed (`robotni config`) or logged.
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,17 @@ class Settings:
     db_busy_timeout: float
     idempotency_seconds: float
     bind: str
+    api_tokens: str
+    api_tokens_file: Path | None
+    metrics_public: bool
+    cors_origins: tuple[str, ...]
+    rate_per_second: float
+    rate_burst: int
+    max_waiting_per_project: int
+    job_user: str
+    job_limits: Limits
+    flower_basic_auth: str
+    flower_bind: str
     retention_days: float
     cleanup_seconds: float
     schedules_file: Path | None
@@ -123,6 +147,17 @@ def load_settings() -> Settings:
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
+        api_tokens=_env("API_TOKENS", ""),
+        api_tokens_file=_dir("API_TOKENS_FILE", "") if _env("API_TOKENS_FILE", "") else None,
+        metrics_public=_env("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
+        cors_origins=tuple(o.strip().rstrip("/") for o in _env("CORS_ORIGINS", "").split(",") if o.strip()),
+        rate_per_second=float(_env("RATE_PER_SECOND", str(DEFAULT_RATE_PER_SECOND))),
+        rate_burst=int(_env("RATE_BURST", str(DEFAULT_RATE_BURST))),
+        max_waiting_per_project=int(_env("MAX_WAITING_PER_PROJECT", str(DEFAULT_MAX_WAITING_PER_PROJECT))),
+        job_user=_env("JOB_USER", ""),
+        job_limits=limits_from_env(os.environ),
+        flower_basic_auth=_env("FLOWER_BASIC_AUTH", ""),
+        flower_bind=_env("FLOWER_BIND", "127.0.0.1:5555"),
         retention_days=float(_env("RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS))),
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
@@ -137,4 +172,10 @@ def settings() -> Settings:
 def describe() -> list[tuple[str, str]]:
     """(variable, current value) pairs, for `robotni config`."""
     current = settings()
-    return [(f"ROBOTNI_{f.name.upper()}", str(getattr(current, f.name))) for f in fields(current)]
+    return [
+        (
+            f"ROBOTNI_{f.name.upper()}",
+            "(set)" if f.name in SECRET_SETTINGS and getattr(current, f.name) else str(getattr(current, f.name)),
+        )
+        for f in fields(current)
+    ]

@@ -23,3 +23,7 @@ class UnsafePath(RobotniError):
 
 class InterpreterError(RobotniError):
     """The interpreter for a job is missing or is not a real executable."""
+
+
+class ConfigError(RobotniError):
+    """A setting that cannot be used as given (robotni/config.py names them all)."""

@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Any
 
-from robotni import jobs
+from robotni import jobs, limits
 from robotni.config import Settings
 from robotni.db import Job
 from robotni.paths import script_in, venv_python
@@ -43,6 +43,8 @@ def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
         kill_grace=settings.kill_grace,
         log_max_bytes=settings.log_max_bytes,
         result_max_bytes=settings.result_max_bytes,
+        limits=wtype.limits,
+        user=limits.resolved_user(settings.job_user),
         env={
             "ROBOTNI_JOB_ID": job.id,
             "ROBOTNI_JOB_TYPE": job.type,

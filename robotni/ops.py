@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import text
 
-from robotni import __version__, queries, workers
+from robotni import __version__, auth, queries, workers
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -26,8 +26,10 @@ BROKER_PROBE_SECONDS = 2
 @blp.route("/status")
 class Status(MethodView):
     @blp.response(200, StatusSchema)
+    @blp.alt_response(403, description="The token does not cover all projects ('*'): this shows every project")
     def get(self):
         """Queue depths, live workers with their running jobs, job counts per status"""
+        auth.require_all()
         waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED.value])
         return {
             "version": __version__,
@@ -51,8 +53,9 @@ class Queue(MethodView):
     def get(self):
         """Jobs waiting to start, waiting for a later start, and cancelled (newest first, 100 each)"""
         sections = {"pending": JobStatus.QUEUED, "scheduled": JobStatus.SCHEDULED, "cancelled": JobStatus.CANCELLED}
+        projects = auth.project_filter(None)  # a token's own projects only
         return {
-            name: queries.search(statuses=[status.value], limit=QUEUE_LISTING_LIMIT)
+            name: queries.search(statuses=[status.value], projects=projects, limit=QUEUE_LISTING_LIMIT)
             for name, status in sections.items()
         }
 
@@ -61,9 +64,13 @@ class Queue(MethodView):
 class QueueFlush(MethodView):
     @blp.arguments(FlushSchema)
     @blp.response(200, FlushResultSchema)
+    @blp.alt_response(403, description="A named project is not the token's")
     def post(self, body):
         """Cancel every waiting job, optionally only of some types or projects"""
-        return {"cancelled": queries.flush(types=body.get("type"), projects=body.get("project"))}
+        for project in body.get("project") or ():
+            auth.require(project)
+        projects = auth.project_filter(body.get("project"))  # a scoped token flushes only its own projects
+        return {"cancelled": queries.flush(types=body.get("type"), projects=projects)}
 
 
 @health.route("/healthz")

@@ -16,7 +16,8 @@ import jsonschema
 from jsonschema.validators import Draft202012Validator, extend
 
 from robotni.config import settings
-from robotni.errors import DeclarationError, InvalidParams, UnknownType
+from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
+from robotni.limits import Limits
 
 # PEP 723's reference regular expression.
 BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -48,7 +49,7 @@ PYTHON_SCRIPT_PARAMS = {
         },
     },
 }
-KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry"}
+KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits"}
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
 
@@ -95,6 +96,7 @@ class WorkerType:
     hard_time_limit: float = DEFAULT_SOFT_LIMIT + DEFAULT_HARD_MARGIN
     params_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: Limits = field(default_factory=Limits)  # what its process may use (robotni/limits.py)
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
@@ -113,6 +115,7 @@ class WorkerType:
             "hard_time_limit": self.hard_time_limit,
             "params_schema": self.params_schema,
             "retry": vars(self.retry),
+            "limits": vars(self.limits),
         }
 
 
@@ -187,6 +190,16 @@ def _params_schema(schema: Any) -> dict[str, Any]:
     return schema
 
 
+def _limits(table: Any) -> Limits:
+    """`[tool.robotni.limits]` over the configured defaults (ROBOTNI_JOB_MEMORY_MB, ...)."""
+    if not isinstance(table, dict):
+        raise DeclarationError("limits must be a table")
+    try:
+        return settings().job_limits.overridden(table)
+    except ConfigError as exc:
+        raise DeclarationError(str(exc)) from None
+
+
 def parse_type(path: Path) -> WorkerType:
     """Read one worker script's declaration; DeclarationError says what is wrong."""
     name = path.stem
@@ -220,6 +233,7 @@ def parse_type(path: Path) -> WorkerType:
         hard_time_limit=hard,
         params_schema=_params_schema(meta.get("params", {})),
         retry=_retry_policy(meta.get("retry", {})),
+        limits=_limits(meta.get("limits", {})),
     )
 
 
@@ -255,6 +269,7 @@ def load_registry(workers_dir: Path) -> Registry:
             None,
             "Runs a script from ROBOTNI_SCRIPTS_DIR with args",
             params_schema=PYTHON_SCRIPT_PARAMS,
+            limits=settings().job_limits,
         )
     }
     for path in sorted(workers_dir.glob("*.py")):

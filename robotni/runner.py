@@ -10,6 +10,7 @@ import ctypes
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robotni import limits
 from robotni.errors import InterpreterError
 from robotni.status import JobStatus
 
@@ -33,6 +35,10 @@ _prctl = ctypes.CDLL(None, use_errno=True).prctl
 # After the script exits, how long its escaped descendants may keep our pipes open.
 PIPE_DRAIN_SECONDS = 1.0
 TRUNCATION_MARK = "\n[robotni: output truncated at {} bytes]\n"
+# A progress report is a fraction and a short message; anything bigger is not read.
+PROGRESS_MAX_BYTES = 64 * 1024
+# What a kernel limit's signal means, for the job's error.
+LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time limit (cpu_seconds) reached", signal.SIGXFSZ: "file size limit reached"}
 
 
 @dataclass(frozen=True)
@@ -46,18 +52,26 @@ class RunSpec:
     log_max_bytes: int = 10 * 1024 * 1024
     result_max_bytes: int = 1024 * 1024
     env: Mapping[str, str] = field(default_factory=dict)
+    limits: limits.Limits | None = None  # None: the worker's own (tests of the runner alone)
+    user: limits.JobUser | None = None  # None or not switching: the worker's own user
 
+    # The workdir and what the worker writes in it stay the worker's; the job owns only `scratch` and `out`, so
+    # it cannot swap a file the worker (maybe root) later reads or writes for a symlink to something else.
     @property
     def log_path(self) -> Path:
         return self.workdir / "output.log"
 
     @property
+    def out_dir(self) -> Path:
+        return self.workdir / "out"
+
+    @property
     def result_path(self) -> Path:
-        return self.workdir / "result.json"
+        return self.out_dir / "result.json"
 
     @property
     def progress_path(self) -> Path:
-        return self.workdir / "progress.json"
+        return self.out_dir / "progress.json"
 
 
 @dataclass
@@ -92,8 +106,34 @@ def script_argv(interpreter: str, script: Path, args: list[str] = ()) -> list[st
     return [check_interpreter(interpreter), "-I", "-u", str(script), *args]
 
 
-def _die_with_parent() -> None:
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_setup(rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
+    """Runs in the child after Popen switched the user, before exec: the limits were computed before the fork."""
+
+    def setup() -> None:
+        limits.apply(rlimits)
+        # After the user switch (a credential change clears the death signal), so it holds for the script.
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return setup
+
+
+def _prepare(spec: RunSpec) -> Path:
+    """The job's folders: workdir the worker's (0711), `scratch` and a fresh `out` the job user's (0700)."""
+    scratch = spec.workdir / "scratch"
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    spec.workdir.chmod(0o711)
+    scratch.mkdir(exist_ok=True)
+    if spec.out_dir.exists():
+        shutil.rmtree(spec.out_dir)  # a retry starts clean; rmtree does not follow the job's symlinks
+    spec.out_dir.mkdir()
+    for folder in (scratch, spec.out_dir):
+        if spec.user is not None and spec.user.switches:
+            os.chown(folder, spec.user.uid, spec.user.gid)
+        folder.chmod(0o700)
+    params = os.open(spec.workdir / "params.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(params, "w") as f:
+        json.dump(spec.params, f)
+    return scratch
 
 
 def _clean_env(spec: RunSpec) -> dict[str, str]:
@@ -118,7 +158,8 @@ class _Log:
     """Appends output to the log file until the cap, then marks the truncation once."""
 
     def __init__(self, path: Path, cap: int):
-        self.file = open(path, "ab", buffering=0)  # noqa: SIM115  closed in run()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        self.file = open(fd, "ab", buffering=0)  # noqa: SIM115  closed in run()
         self.cap = cap
         self.written = 0
         self.truncated = False
@@ -141,11 +182,11 @@ class _Progress:
         if self.callback is None:
             return
         try:
-            stat = self.path.stat()
-            if (stat.st_mtime_ns, stat.st_size) == self.seen:
+            info = self.path.stat()
+            if (info.st_mtime_ns, info.st_size) == self.seen:
                 return
-            report = json.loads(self.path.read_text())
-            self.seen = (stat.st_mtime_ns, stat.st_size)
+            report = json.loads(limits.read_job_file(self.path, PROGRESS_MAX_BYTES) or b"")
+            self.seen = (info.st_mtime_ns, info.st_size)
         except (OSError, ValueError):
             return  # not written yet, or caught mid-write: read it next tick
         if isinstance(report, dict):
@@ -159,28 +200,30 @@ def run(
 ) -> Outcome:
     """Run the script to its end and say how it ended. Nothing it started outlives this call."""
     cancel = cancel or threading.Event()
-    scratch = spec.workdir / "scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
-    params_path = spec.workdir / "params.json"
-    params_path.write_text(json.dumps(spec.params))
-    spec.result_path.unlink(missing_ok=True)
-    spec.progress_path.unlink(missing_ok=True)
+    scratch = _prepare(spec)
+    rlimits = spec.limits.rlimits() if spec.limits is not None else []
     log = _Log(spec.log_path, spec.log_max_bytes)
     try:
-        with open(params_path, "rb") as stdin:
-            proc = subprocess.Popen(
-                spec.argv,
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=scratch,
-                env=_clean_env(spec),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        try:
+            with open(spec.workdir / "params.json", "rb") as stdin:
+                proc = subprocess.Popen(
+                    spec.argv,
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=scratch,
+                    env=_clean_env(spec),
+                    start_new_session=True,
+                    preexec_fn=_child_setup(rlimits),
+                    **limits.popen_user(spec.user),
+                )
+        except OSError as exc:  # e.g. the job user may not run the interpreter: the job fails, not the worker
+            who = f" as user {spec.user.name}" if spec.user is not None and spec.user.switches else ""
+            return Outcome(JobStatus.FAILED, None, None, f"cannot start {spec.argv[0]}{who}: {exc}", 0)
         status, tail = _supervise(proc, spec, log, cancel, _Progress(spec.progress_path, on_progress))
     finally:
         log.file.close()
+        spec.workdir.chmod(0o700)  # ended: later jobs of the same user cannot reach its scratch or out
     return _outcome(spec, status, proc.returncode, tail, log.written)
 
 
@@ -250,6 +293,8 @@ def _outcome(spec: RunSpec, verdict: JobStatus | None, code: int, tail: str, log
         return Outcome(verdict, code, None, "cancelled", log_bytes)
     if code != 0:
         reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        if -code in LIMIT_SIGNALS:
+            reason = f"{reason}: {LIMIT_SIGNALS[-code]}"
         return Outcome(JobStatus.FAILED, code, None, f"{reason}\n{tail}".strip(), log_bytes)
     try:
         result = _read_result(spec)
@@ -259,13 +304,10 @@ def _outcome(spec: RunSpec, verdict: JobStatus | None, code: int, tail: str, log
 
 
 def _read_result(spec: RunSpec) -> Any:
-    try:
-        size = spec.result_path.stat().st_size
-    except FileNotFoundError:
+    data = limits.read_job_file(spec.result_path, spec.result_max_bytes)
+    if data is None:
         return None
-    if size > spec.result_max_bytes:
-        raise ValueError(f"result is {size} bytes, over the {spec.result_max_bytes} byte limit")
     try:
-        return json.loads(spec.result_path.read_bytes())
+        return json.loads(data)
     except ValueError as exc:
         raise ValueError(f"result file is not valid JSON: {exc}") from None

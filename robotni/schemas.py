@@ -160,6 +160,14 @@ class RetrySchema(Schema):
     on_timeout = fields.Boolean()
 
 
+class LimitsSchema(Schema):
+    memory_mb = fields.Integer(metadata={"description": "address space of each process (RLIMIT_AS)"})
+    cpu_seconds = fields.Integer(metadata={"description": "CPU time of each process (RLIMIT_CPU)"})
+    file_size_mb = fields.Integer(metadata={"description": "largest file it may write (RLIMIT_FSIZE)"})
+    open_files = fields.Integer(metadata={"description": "open file descriptors (RLIMIT_NOFILE)"})
+    processes = fields.Integer(metadata={"description": "processes and threads of the job user (RLIMIT_NPROC)"})
+
+
 class TypeSchema(Schema):
     name = fields.String()
     description = fields.String()
@@ -168,6 +176,7 @@ class TypeSchema(Schema):
     hard_time_limit = fields.Float()
     params_schema = fields.Dict()
     retry = fields.Nested(RetrySchema)
+    limits = fields.Nested(LimitsSchema)
 
 
 class AttemptSchema(Schema):

@@ -7,13 +7,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
 from celery.utils.log import get_task_logger
 
-from robotni import jobs, reaper, workers
+from robotni import jobs, limits, reaper, workers
 from robotni.celery import app
 from robotni.config import settings
-from robotni.db import Job
+from robotni.db import Job, engine
 from robotni.errors import RobotniError
 from robotni.execution import execute
 from robotni.queries import running_on
@@ -47,6 +47,13 @@ def revoke(job_id: str) -> None:
 def _reap() -> None:
     current = settings()
     reaper.reap(enqueue, workers.free_queues(current.heartbeat_seconds), current.republish_after)
+
+
+@worker_init.connect
+def _sandbox_jobs(**_) -> None:
+    """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
+    engine()  # creates the store now, so its file gets its mode before a job could open it
+    limits.prepare_worker(settings())
 
 
 @worker_ready.connect

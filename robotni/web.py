@@ -10,7 +10,7 @@ from flask_smorest import Api, abort
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
-from robotni import __version__
+from robotni import __version__, auth
 from robotni.config import settings
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     for blueprint in (job_api.blp, api_schedules.blp, ops.blp, ops.health):
         api.register_blueprint(blueprint)
+    auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/static

@@ -33,6 +33,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         time.sleep(every)
 
 
+def default_job_user() -> str:
+    """Robotni's default (nobody when root) where nobody can run this interpreter; else the current user.
+
+    A Python under /root (pyenv on the development machines) is closed to nobody: jobs would all fail there.
+    tests/test_security.py runs its jobs as nobody with an interpreter nobody can reach.
+    """
+    if os.geteuid() != 0:
+        return ""
+    probe = ["su", "-s", "/bin/sh", "nobody", "-c", f"{sys.executable} -I -c pass"]
+    return "" if subprocess.run(probe, capture_output=True, check=False).returncode == 0 else "root"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,8 +99,9 @@ class Stack:
             ROBOTNI_DATA_DIR=str(self.data_dir),
             ROBOTNI_WORKERS_DIR=str(self.workers_dir),
             ROBOTNI_KILL_GRACE="1",
-            **(extra_env or {}),
         )
+        self.env["ROBOTNI_JOB_USER"] = default_job_user()
+        self.env.update(extra_env or {})
         self.processes: list[Process] = []
         self.url = ""
         self.http = requests.Session()

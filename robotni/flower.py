@@ -1,0 +1,55 @@
+"""`python -m robotni.flower`: Flower, but never open beyond loopback without a password.
+
+Flower shows every job's arguments and can revoke them. It binds ROBOTNI_FLOWER_BIND (127.0.0.1:5555); any other
+address needs ROBOTNI_FLOWER_BASIC_AUTH (`user:password`, several separated by commas), handed to Flower in
+its environment (FLOWER_BASIC_AUTH), not on its command line where every local user could read it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+
+from robotni.config import settings
+
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # "", 0.0.0.0's spelling as a name, or a host name that may resolve anywhere
+
+
+def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
+    """Flower's argv and environment, or SystemExit saying why it must not start."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"ROBOTNI_FLOWER_BIND must be host:port, not {bind!r}")
+    env = dict(os.environ)
+    basic_auth = basic_auth or env.get("FLOWER_BASIC_AUTH", "")
+    if basic_auth:
+        if not all(":" in pair and pair.split(":", 1)[1] for pair in basic_auth.split(",")):
+            raise SystemExit("ROBOTNI_FLOWER_BASIC_AUTH must be user:password[,user:password...]")
+        env["FLOWER_BASIC_AUTH"] = basic_auth
+    elif not is_loopback(host):
+        raise SystemExit(
+            f"refusing to serve Flower on {host or 'every address'} without a password: "
+            "set ROBOTNI_FLOWER_BASIC_AUTH=user:password, or bind 127.0.0.1"
+        )
+    argv = [sys.executable, "-m", "celery", "-A", "robotni", "flower", f"--address={host}", f"--port={port}"]
+    return argv, env
+
+
+def main() -> None:
+    current = settings()
+    argv, env = command(current.flower_bind, current.flower_basic_auth)
+    os.execve(argv[0], argv, env)
+
+
+if __name__ == "__main__":
+    main()

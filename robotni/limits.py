@@ -1,0 +1,200 @@
+"""What one job process may use: kernel resource limits, and the unprivileged user it runs as."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import resource
+import stat
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from robotni.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MIB = 1024 * 1024
+# Enough for a Python job with numpy and a few threads (glibc reserves 64 MiB of address space per malloc arena);
+# a job that needs more says so with `memory_mb` in its [tool.robotni.limits].
+DEFAULT_MEMORY_MB = 2048
+# CPU time is not wall time: the type's time limits bound wall time; this stops a spinning job's children too.
+DEFAULT_CPU_SECONDS = 3600
+# No single file a job writes (in its scratch folder) may fill the disk.
+DEFAULT_FILE_SIZE_MB = 1024
+DEFAULT_OPEN_FILES = 1024
+# Processes and threads of the job user (RLIMIT_NPROC counts per user): a fork bomb stops here.
+DEFAULT_PROCESSES = 256
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = DEFAULT_MEMORY_MB
+    cpu_seconds: int = DEFAULT_CPU_SECONDS
+    file_size_mb: int = DEFAULT_FILE_SIZE_MB
+    open_files: int = DEFAULT_OPEN_FILES
+    processes: int = DEFAULT_PROCESSES
+
+    def overridden(self, table: Mapping[str, Any]) -> Limits:
+        """These limits with a worker type's `[tool.robotni.limits]` values; ConfigError names a bad key."""
+        known = {f.name for f in fields(self)}
+        unknown = set(table) - known
+        if unknown:
+            raise ConfigError(f"unknown limits keys: {', '.join(sorted(unknown))}")
+        for key, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"limits.{key} must be a positive whole number, not {value!r}")
+        return replace(self, **table)
+
+    def rlimits(self) -> list[tuple[int, int, int]]:
+        """(resource, soft, hard): hard is where the job cannot raise them back; no core dumps.
+
+        CPU: SIGXCPU at the limit (the job's error says so), SIGKILL a second later if it is ignored.
+        """
+        triples = [
+            (resource.RLIMIT_AS, self.memory_mb * MIB, self.memory_mb * MIB),
+            (resource.RLIMIT_CPU, self.cpu_seconds, self.cpu_seconds + 1),
+            (resource.RLIMIT_FSIZE, self.file_size_mb * MIB, self.file_size_mb * MIB),
+            (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
+            (resource.RLIMIT_NPROC, self.processes, self.processes),
+            (resource.RLIMIT_CORE, 0, 0),
+        ]
+        return [(which, _within_hard(which, soft), _within_hard(which, hard)) for which, soft, hard in triples]
+
+
+def _within_hard(which: int, value: int) -> int:
+    """A limit may only be lowered without privilege: never ask for more than the worker's own hard limit."""
+    hard = resource.getrlimit(which)[1]
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
+
+
+def from_env(env: Mapping[str, str]) -> Limits:
+    """The default limits, each overridable by `ROBOTNI_JOB_<KEY>` (ROBOTNI_JOB_MEMORY_MB, ...)."""
+    table = {}
+    for f in fields(Limits):
+        raw = env.get(f"ROBOTNI_JOB_{f.name.upper()}")
+        if raw is not None:
+            try:
+                table[f.name] = int(raw)
+            except ValueError:
+                raise ConfigError(f"ROBOTNI_JOB_{f.name.upper()} must be a whole number, not {raw!r}") from None
+    return Limits().overridden(table)
+
+
+def apply(rlimits: list[tuple[int, int, int]]) -> None:
+    """In the child between fork and exec: only setrlimit calls, on values computed before the fork."""
+    for which, soft, hard in rlimits:
+        resource.setrlimit(which, (soft, hard))
+
+
+@dataclass(frozen=True)
+class JobUser:
+    """Whom job processes run as: None fields mean the worker's own user (no switch)."""
+
+    name: str
+    uid: int | None = None
+    gid: int | None = None
+
+    @property
+    def switches(self) -> bool:
+        return self.uid is not None
+
+
+def job_user(configured: str) -> JobUser:
+    """ROBOTNI_JOB_USER resolved: empty means `nobody` when the worker is root, else the worker's own user.
+
+    `root` (or the worker's own name) means no switch: jobs can then write the job store; the worker warns.
+    """
+    me = os.geteuid()
+    name = configured or ("nobody" if me == 0 else pwd.getpwuid(me).pw_name)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"ROBOTNI_JOB_USER: no user named {name!r}") from None
+    if entry.pw_uid == me:
+        return JobUser(name)
+    # Switching needs root (or CAP_SETUID, CAP_SETGID and CAP_CHOWN); without them each job fails saying so.
+    return JobUser(name, entry.pw_uid, entry.pw_gid)
+
+
+@cache
+def resolved_user(configured: str) -> JobUser:
+    return job_user(configured)
+
+
+def _tighten(path: Path, remove: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, os.stat(path).st_mode & ~remove)
+
+
+def protect(data_dir: Path, broker_dir: Path, database_url: str) -> None:
+    """Keep other users (the job user) out: they may pass through the data folder, not list or write it.
+
+    The job store and the broker folder lose every permission for others; the group keeps its own, so a web
+    server in the worker's group still works. SQLite gives its -wal and -shm files the database file's mode.
+    """
+    _tighten(data_dir, 0o006)
+    (data_dir / "jobs").mkdir(parents=True, exist_ok=True)
+    _tighten(data_dir / "jobs", 0o006)
+    _tighten(broker_dir, 0o007)
+    if database_url.startswith("sqlite:///"):
+        database = Path(database_url.removeprefix("sqlite:///").split("?")[0])
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _tighten(database.with_name(database.name + suffix), 0o007)
+
+
+def check_interpreter_for(user: JobUser, interpreter: str) -> str | None:
+    """Why user cannot run interpreter (its folders are closed to it, say), or None when it can."""
+    try:
+        done = subprocess.run(
+            [interpreter, "-I", "-c", "pass"], capture_output=True, timeout=30, **popen_user(user), check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else done.stderr.decode(errors="replace")[-500:]
+
+
+def popen_user(user: JobUser | None) -> dict[str, Any]:
+    """subprocess.Popen arguments that start the job as user, without the worker's supplementary groups."""
+    if user is None or not user.switches:
+        return {}
+    return {"user": user.uid, "group": user.gid, "extra_groups": []}
+
+
+def read_job_file(path: Path, cap: int) -> bytes | None:
+    """A file the job wrote, or None; refuses anything but a regular file (no symlink, FIFO or device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path.name} cannot be read: {exc.strerror} (a symlink?)") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > cap:
+            raise ValueError(f"{path.name} is {info.st_size} bytes, over the {cap} byte limit")
+        return f.read(cap + 1)
+
+
+def prepare_worker(current: Any) -> JobUser:
+    """At worker start: whom jobs run as; close the store and broker to that user; say what is wrong."""
+    user = resolved_user(current.job_user)
+    if not user.switches:
+        if os.geteuid() == 0:
+            log.warning("jobs run as root (ROBOTNI_JOB_USER=%s): a job can write the job store", user.name)
+        return user
+    protect(current.data_dir, current.broker_dir, current.database_url)
+    problem = check_interpreter_for(user, sys.executable)
+    if problem:
+        log.error("jobs run as %s, who cannot run %s: %s", user.name, sys.executable, problem.strip())
+        log.error("install Robotni where %s can read it, or give types their own venvs", user.name)
+    else:
+        log.info("jobs run as %s (uid %d)", user.name, user.uid)
+    return user
