@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # The Procfile's commands (gunicorn, celery) come from the venv.
 start: export PATH := $(abspath $(BIN)):$(PATH)
+# A root worker runs jobs as nobody; if nobody cannot run this venv's Python (a pyenv under /root), every job would
+# fail, so a development `make start` keeps jobs as root then. Deployments: see the README's Security section.
+start: export ROBOTNI_JOB_USER ?= $(shell [ "$$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c '$(abspath $(BIN))/python -I -c pass' >/dev/null 2>&1 && echo root)
 start: $(VENV)/.installed
 	honcho start
 

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
-from robotni import schedules
+from robotni import auth, schedules
 from robotni.api import _checked_params
 from robotni.db import Schedule, utcnow
 from robotni.http import Blueprint
@@ -29,7 +29,7 @@ blp = Blueprint("schedules", __name__, url_prefix="/api/worker", description="Jo
 
 def schedule_or_404(schedule_id: str) -> Schedule:
     schedule = schedules.get(schedule_id)
-    if schedule is None:
+    if schedule is None or not auth.visible(schedule.project):  # another project's: not found, as for jobs
         abort(404, message=f"no schedule with id {schedule_id}")
     return schedule
 
@@ -57,14 +57,17 @@ class Schedules(MethodView):
     @blp.response(200, ScheduleSchema(many=True))
     def get(self, query):
         """List schedules by name, optionally of some projects"""
-        return schedules.listing(query.get("project"))
+        projects = auth.project_filter(query.get("project"))
+        return [] if projects == [] else schedules.listing(projects)
 
     @blp.arguments(ScheduleCreateSchema)
     @blp.response(201, ScheduleSchema)
+    @blp.alt_response(403, description="The token does not cover this project")
     @blp.alt_response(409, description="The name is taken")
     @blp.alt_response(422, description="Unknown type, bad params, bad cron, unknown timezone or bad interval")
     def post(self, body):
         """Create a schedule: a cron expression in a timezone, or an interval in seconds"""
+        auth.require(body["project"])
         _checked(body)
         try:
             schedule = schedules.create(body, utcnow())
@@ -83,12 +86,15 @@ class ScheduleById(MethodView):
 
     @blp.arguments(ScheduleUpdateSchema)
     @blp.response(200, ScheduleSchema)
+    @blp.alt_response(403, description="The token does not cover the new project")
     @blp.alt_response(404, description="No such schedule")
     @blp.alt_response(409, description="The name is taken, or the schedule is declared in the schedules file")
     @blp.alt_response(422, description="The schedule as changed would not be valid")
     def patch(self, body, schedule_id):
         """Change a schedule; a new timing counts from now, and the next tick uses it"""
         schedule = _editable(schedule_or_404(schedule_id))
+        if "project" in body:
+            auth.require(body["project"])
         # Switching between cron and interval needs only the new one.
         if body.get("cron") is not None and "interval_seconds" not in body:
             body["interval_seconds"] = None

@@ -156,6 +156,40 @@ def test_machine_views_are_for_all_project_tokens_and_queue_ops_are_scoped(stack
     stack.http.delete(stack.api(f"/jobs/{waiting_blog['id']}"))
 
 
+def test_schedules_are_scoped_like_jobs(stack):
+    body = {
+        "name": "blog-nightly",
+        "type": "add",
+        "params": {"x": 1, "y": 2},
+        "project": "blog",
+        "interval_seconds": 3600,
+    }
+    blog = stack.http.post(stack.api("/schedules"), json={**body, "enabled": False})
+    assert blog.status_code == 201, blog.text
+    blog_id = blog.json()["id"]
+    shop = requests.post(
+        stack.api("/schedules"),
+        headers=bearer(SHOP),
+        json={**body, "name": "shop-hourly", "project": "shop", "enabled": False},
+    )
+    assert shop.status_code == 201, shop.text
+    assert (
+        requests.post(stack.api("/schedules"), headers=bearer(SHOP), json={**body, "name": "sneaky"}).status_code == 403
+    )
+    listed = requests.get(stack.api("/schedules"), headers=bearer(SHOP)).json()
+    assert [s["project"] for s in listed] == ["shop"]
+    for method, path in (("get", ""), ("delete", ""), ("patch", ""), ("post", "/enable"), ("get", "/runs")):
+        response = requests.request(
+            method,
+            stack.api(f"/schedules/{blog_id}{path}"),
+            headers=bearer(SHOP),
+            json={} if method == "patch" else None,
+        )
+        assert response.status_code == 404, (method, path, response.text)
+    moved = requests.patch(stack.api(f"/schedules/{shop.json()['id']}"), headers=bearer(SHOP), json={"project": "blog"})
+    assert moved.status_code == 403
+
+
 def test_tokens_are_never_logged_or_printed(stack):
     requests.get(stack.api("/jobs"), headers=bearer(SHOP))
     requests.get(stack.api("/jobs"), headers=bearer("wrong-token-" + "x" * 20))
