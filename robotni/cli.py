@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from robotni import config
+from robotni import config, venvs
 from robotni.registry import registry
 
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
@@ -87,3 +87,31 @@ def submit(type_name: str, params: tuple[str, ...], project: str, wait: bool) ->
 def show(job_id: str) -> None:
     """Print one job as JSON."""
     click.echo(json.dumps(_call("GET", f"/jobs/{job_id}"), indent=2))
+
+
+@main.group(name="venvs")
+def venvs_group() -> None:
+    """The worker types' own Python environments (PEP 723 dependencies, or a named venv)."""
+
+
+@venvs_group.command(name="list")
+def venvs_list() -> None:
+    """Each type's environment and whether it is ready."""
+    for name, wtype in sorted(registry().items()):
+        env = wtype.describe()
+        shown = ", ".join(env["environment"].get("dependencies", [])) or env["environment"].get("venv", "")
+        state = "ready" if env["ready"] else f"NOT READY: {env['error']}"
+        click.echo(f"{name:20} {env['environment']['kind']:12} {shown}  {state}")
+
+
+@venvs_group.command(name="build")
+@click.argument("type_names", nargs=-1)
+def venvs_build(type_names: tuple[str, ...]) -> None:
+    """Build the environments of the named types (all by default); exit 1 if any failed."""
+    types = [registry()[name] for name in type_names] if type_names else list(registry().values())
+    results = venvs.build_types(types, config.settings())
+    for result in results:
+        how = "reused" if result.cached else f"built in {result.seconds:.1f} s" if result.ok else result.error
+        click.echo(f"{', '.join(result.types)}: {result.key[:12]} {how}")
+    if not all(result.ok for result in results):
+        sys.exit(1)

@@ -43,6 +43,8 @@ DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_CLEANUP_SECONDS = 300.0
 # How often beat sends the task that creates due schedule jobs: a job starts within about this of its time.
 SCHEDULE_TICK_SECONDS = 1.0
+# A worker type's environment build (venv + install) is stopped after this; large AI stacks take minutes.
+DEFAULT_ENV_BUILD_TIMEOUT = 900.0
 # Each worker's reaper looks for lost jobs, lost messages and due retries every this many beats.
 REAP_BEATS = 2
 # A queued job unclaimed this many beats while a worker of its queue is free has lost its message.
@@ -78,6 +80,7 @@ class Settings:
     db_busy_timeout: float
     idempotency_seconds: float
     bind: str
+    env_build_timeout: float
     api_tokens: str
     api_tokens_file: Path | None
     metrics_public: bool
@@ -96,6 +99,10 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+    @property
+    def built_envs_dir(self) -> Path:
+        return self.data_dir / "envs"
 
     @property
     def broker_dir(self) -> Path:
@@ -147,6 +154,7 @@ def load_settings() -> Settings:
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
+        env_build_timeout=float(_env("ENV_BUILD_TIMEOUT", str(DEFAULT_ENV_BUILD_TIMEOUT))),
         api_tokens=_env("API_TOKENS", ""),
         api_tokens_file=_dir("API_TOKENS_FILE", "") if _env("API_TOKENS_FILE", "") else None,
         metrics_public=_env("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),

@@ -27,3 +27,7 @@ class InterpreterError(RobotniError):
 
 class ConfigError(RobotniError):
     """A setting that cannot be used as given (robotni/config.py names them all)."""
+
+
+class EnvNotReady(RobotniError):
+    """A worker type's own Python environment is not built, failed to build, or is missing."""

@@ -7,9 +7,10 @@ import sys
 import threading
 from typing import Any
 
-from robotni import jobs, limits
+from robotni import jobs, limits, venvs
 from robotni.config import Settings
 from robotni.db import Job
+from robotni.errors import UnsafePath
 from robotni.paths import script_in, venv_python
 from robotni.registry import WorkerType
 from robotni.runner import Outcome, RunSpec, run, script_argv
@@ -22,12 +23,21 @@ def job_dir(settings: Settings, job_id: str):
     return settings.jobs_dir / job_id
 
 
-def job_argv(wtype: WorkerType, params: dict[str, Any], venv: str | None, settings: Settings) -> list[str]:
+def job_argv(
+    wtype: WorkerType, params: dict[str, Any], venv: str | None, settings: Settings, starting: bool = False
+) -> list[str]:
     """The job's command line; raises UnsafePath or InterpreterError for a script or venv it must not run.
 
-    Checked at submit (so the client hears why) and again at run time (the folders may have changed).
+    Checked at submit (so the client hears why) and again when the job starts (the folders may have changed).
+    A type's own environment is looked up only when the job starts (EnvNotReady, and the job fails, when it is not
+    ready): at submit a worker may not have built it yet.
     """
-    interpreter = sys.executable if venv is None else venv_python(settings.venvs_dir, venv)
+    if venv is not None and wtype.has_own_environment:
+        raise UnsafePath(f"venv: type {wtype.name!r} runs in its own environment; a job cannot choose another")
+    if venv is not None:
+        interpreter = venv_python(settings.venvs_dir, venv)
+    else:
+        interpreter = venvs.interpreter(wtype, settings) if starting else sys.executable
     if wtype.script is None:
         return script_argv(interpreter, script_in(settings.scripts_dir, params["script"]), params["args"])
     return script_argv(interpreter, wtype.script)
@@ -35,7 +45,7 @@ def job_argv(wtype: WorkerType, params: dict[str, Any], venv: str | None, settin
 
 def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
     return RunSpec(
-        argv=job_argv(wtype, job.params, job.venv, settings),
+        argv=job_argv(wtype, job.params, job.venv, settings, starting=True),
         params=job.params,
         workdir=job_dir(settings, job.id),
         soft_limit=wtype.soft_time_limit,

@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 from jsonschema.validators import Draft202012Validator, extend
 
+from robotni import venvs
 from robotni.config import settings
 from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
 from robotni.limits import Limits
@@ -49,7 +50,7 @@ PYTHON_SCRIPT_PARAMS = {
         },
     },
 }
-KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits"}
+KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"}
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
 
@@ -97,6 +98,13 @@ class WorkerType:
     params_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: Limits = field(default_factory=Limits)  # what its process may use (robotni/limits.py)
+    dependencies: tuple[str, ...] | None = None  # PEP 723; None: Robotni's interpreter, else its own built venv
+    requires_python: str | None = None
+    venv: str | None = None  # a pre-made venv in ROBOTNI_VENVS_DIR, by name
+
+    @property
+    def has_own_environment(self) -> bool:
+        return self.dependencies is not None or self.venv is not None
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
@@ -107,6 +115,7 @@ class WorkerType:
         return filled
 
     def describe(self) -> dict[str, Any]:
+        env = venvs.status(self, settings())
         return {
             "name": self.name,
             "description": self.description,
@@ -116,6 +125,9 @@ class WorkerType:
             "params_schema": self.params_schema,
             "retry": vars(self.retry),
             "limits": vars(self.limits),
+            "environment": env.environment,
+            "ready": env.ready,
+            "error": env.error,
         }
 
 
@@ -224,6 +236,7 @@ def parse_type(path: Path) -> WorkerType:
     description = meta.get("description", "")
     if not isinstance(description, str):
         raise DeclarationError("description must be a string")
+    dependencies = venvs.parse_dependencies(block.get("dependencies"))
     return WorkerType(
         name=name,
         script=path.resolve(),
@@ -234,6 +247,9 @@ def parse_type(path: Path) -> WorkerType:
         params_schema=_params_schema(meta.get("params", {})),
         retry=_retry_policy(meta.get("retry", {})),
         limits=_limits(meta.get("limits", {})),
+        dependencies=dependencies,
+        requires_python=venvs.parse_requires_python(block.get("requires-python")),
+        venv=venvs.parse_venv(meta.get("venv"), dependencies),
     )
 
 

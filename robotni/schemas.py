@@ -160,6 +160,14 @@ class RetrySchema(Schema):
     on_timeout = fields.Boolean()
 
 
+class EnvironmentSchema(Schema):
+    kind = fields.String(metadata={"description": "robotni (Robotni's interpreter), dependencies (built) or venv"})
+    dependencies = fields.List(fields.String(), metadata={"description": "PEP 723 dependencies, normalized"})
+    requires_python = fields.String(allow_none=True)
+    key = fields.String(metadata={"description": "the built environment's folder under $DATA_DIR/envs"})
+    venv = fields.String(metadata={"description": "name of the venv in ROBOTNI_VENVS_DIR"})
+
+
 class LimitsSchema(Schema):
     memory_mb = fields.Integer(metadata={"description": "address space of each process (RLIMIT_AS)"})
     cpu_seconds = fields.Integer(metadata={"description": "CPU time of each process (RLIMIT_CPU)"})
@@ -177,6 +185,9 @@ class TypeSchema(Schema):
     params_schema = fields.Dict()
     retry = fields.Nested(RetrySchema)
     limits = fields.Nested(LimitsSchema)
+    environment = fields.Nested(EnvironmentSchema)
+    ready = fields.Boolean(metadata={"description": "its environment is there; jobs fail at once with `error` if not"})
+    error = fields.String(allow_none=True, metadata={"description": "why the environment is not ready"})
 
 
 class AttemptSchema(Schema):

@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery.signals import worker_init, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutdown, worker_shutting_down
 from celery.utils.log import get_task_logger
 
-from robotni import jobs, limits, reaper, workers
+from robotni import jobs, limits, reaper, venvs, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -54,6 +54,13 @@ def _sandbox_jobs(**_) -> None:
     """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
     engine()  # creates the store now, so its file gets its mode before a job could open it
     limits.prepare_worker(settings())
+
+
+@celeryd_after_setup.connect
+def _build_environments(sender, instance, **_) -> None:
+    """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
+    queues = set(instance.app.amqp.queues.consume_from)
+    venvs.build_types([t for t in registry().values() if t.queue in queues], settings())
 
 
 @worker_ready.connect
