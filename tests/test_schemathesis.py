@@ -70,7 +70,10 @@ def test_live_api_matches_its_openapi_document(stack, tmp_path):
         str(tmp_path),
     ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=MAX_SECONDS + 60, check=False)
+    # In tmp_path: schemathesis keeps a .schemathesis cache in its working directory.
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=MAX_SECONDS + 60, check=False
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-20000:]
     web = next(p for p in stack.processes if p.name == "web").log()
