@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -41,8 +42,13 @@ def default_job_user() -> str:
     """
     if os.geteuid() != 0:
         return ""
-    probe = ["su", "-s", "/bin/sh", "nobody", "-c", f"{sys.executable} -I -c pass"]
-    return "" if subprocess.run(probe, capture_output=True, check=False).returncode == 0 else "root"
+    nobody = pwd.getpwnam("nobody")
+    probe = [sys.executable, "-I", "-c", "pass"]
+    try:
+        subprocess.run(probe, capture_output=True, check=True, user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+    except (OSError, subprocess.CalledProcessError):
+        return "root"
+    return ""
 
 
 def free_port() -> int:
