@@ -12,7 +12,7 @@ from flask import url_for
 from flask.views import MethodView
 from flask_smorest import abort
 
-from robotni import auth, jobs, queries
+from robotni import auth, jobs, logs, queries
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
@@ -45,6 +45,7 @@ def job_or_404(job_id: str) -> Job:
     # Another project's job is "not found", not 403: a token must not learn which ids exist elsewhere.
     if job is None or not auth.visible(job.project):
         abort(404, message=f"no job with id {job_id}")
+    logs.bind_job(job)  # this request's log lines are about this job
     return job
 
 
@@ -158,6 +159,7 @@ class Jobs(MethodView):
             idempotency_window=settings().idempotency_seconds,
             run_at=body["run_at"],
         )
+        logs.bind_job(job)
         if not created:
             return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
         if job.status == JobStatus.SCHEDULED.value:  # deferred: a worker's reaper publishes it when due

@@ -2,5 +2,8 @@
 
 from celery import Celery
 
+from robotni import logs
+
 app = Celery("robotni", include=["robotni.tasks", "robotni.periodic"])
 app.config_from_object("celeryconfig")
+logs.install_celery()  # worker and beat log as the API does (JSON, or text at a terminal), with job fields

@@ -57,6 +57,9 @@ DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
+# Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
+# terminal, JSON otherwise (a service manager, honcho, a container runtime).
+LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
 SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
 
@@ -95,6 +98,7 @@ class Settings:
     retention_days: float
     cleanup_seconds: float
     schedules_file: Path | None
+    log_format: str
 
     @property
     def jobs_dir(self) -> Path:
@@ -107,6 +111,11 @@ class Settings:
     @property
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """prometheus_client's multiprocess files: the API latency of every gunicorn worker (robotni/metrics.py)."""
+        return self.data_dir / "prometheus"
 
     @property
     def uses_filesystem_broker(self) -> bool:
@@ -169,6 +178,7 @@ def load_settings() -> Settings:
         retention_days=float(_env("RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS))),
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
+        log_format=_env("LOG_FORMAT", "auto").lower(),
     )
 
 

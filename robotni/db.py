@@ -73,6 +73,8 @@ class Job(Base):
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_type_created", "type", "created_at", "id"),
         Index("ux_jobs_idempotency", "project", "idempotency_key", unique=True),
+        # /metrics reads only the jobs that ended since its watermark (robotni/tallies.py).
+        Index("ix_jobs_finished", "finished_at"),
     )
 
 
@@ -143,6 +145,21 @@ class ScheduleRun(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     job_id: Mapped[str] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MetricTotal(Base):
+    """Running totals of ended jobs for /metrics (robotni/tallies.py): (type, status, name) -> value.
+
+    name is `jobs`, `timed`, `seconds` or a duration bucket `le:<seconds>`; the row ("", "", "watermark") holds
+    the end time (epoch seconds) below which every ended job is counted here.
+    """
+
+    __tablename__ = "metric_totals"
+
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -7,10 +7,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 from celery.utils.log import get_task_logger
 
-from robotni import jobs, limits, reaper, venvs, workers
+from robotni import jobs, limits, logs, reaper, venvs, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -63,6 +70,15 @@ def _build_environments(sender, instance, **_) -> None:
     venvs.build_types([t for t in registry().values() if t.queue in queues], settings())
 
 
+@worker_process_init.connect
+def _open_store(**_) -> None:
+    """Each pool process opens the store as it starts, so its schema check is not logged as part of a first job."""
+    try:
+        engine()
+    except Exception:  # the store is down: the first job tries again, and fails as a job, not as a pool process
+        log.warning("job store unavailable as a pool process started", exc_info=True)
+
+
 @worker_ready.connect
 def _start_heartbeat(sender, **_) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
@@ -93,7 +109,7 @@ def _requeue_running(worker: str) -> None:
     for job_id in running_on(worker):
         job = jobs.get(job_id)
         if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
-            log.warning("job %s: requeued as worker %s stops", job_id, worker)
+            log.warning("job %s: requeued as worker %s stops", job_id, worker, extra=logs.job_fields(job))
 
 
 @worker_shutdown.connect
@@ -130,6 +146,7 @@ def run_job(self, job_id: str) -> str:
     if job is None:
         log.info("job %s: not queued (done, cancelled or taken): duplicate message skipped", job_id)
         return "skipped"
+    logs.bind_job(job)  # every line until the task ends carries job_id, type, project and attempt
     log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
     cancel = threading.Event()
     try:

@@ -10,7 +10,7 @@ from flask_smorest import Api, abort
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
-from robotni import __version__, auth
+from robotni import __version__, auth, logs, metrics
 from robotni.config import settings
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -18,6 +18,8 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("robotni")
+    logs.install_flask(app)  # before anything logs; its hooks run before auth's, so a refusal has a request id too
+    metrics.install(app)  # /metrics, and every request's latency (refused ones too)
     app.config.update(
         API_TITLE="Robotni",
         API_VERSION=__version__,

@@ -120,7 +120,8 @@ class Stack:
     def start_web(self) -> Process:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:robotni.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+        argv += ["--workers", "2"]
         proc = self.spawn("web", [*argv, "robotni.web:create_app()"])
         wait_until(self._web_answers, 30, f"gunicorn on {self.url}\n{proc.log()}")
         return proc
