@@ -57,9 +57,6 @@ DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
-# Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
-# terminal, JSON otherwise (a service manager, honcho, a container runtime).
-LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
 SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
 
