@@ -115,3 +115,28 @@ def venvs_build(type_names: tuple[str, ...]) -> None:
         click.echo(f"{', '.join(result.types)}: {result.key[:12]} {how}")
     if not all(result.ok for result in results):
         sys.exit(1)
+
+
+@main.group()
+def db() -> None:
+    """The job store's schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Migrate the job store (ROBOTNI_DATABASE_URL) to this version's schema."""
+    from robotni import schema
+    from robotni.db import make_engine
+
+    engine = make_engine(config.settings().database_url)
+    schema.upgrade(engine)
+    click.echo(f"schema at {schema.current(engine)}")
+
+
+@db.command()
+def current() -> None:
+    """Print the job store's schema revision and the one this version needs."""
+    from robotni import schema
+    from robotni.db import make_engine
+
+    click.echo(f"database: {schema.current(make_engine(config.settings().database_url))}, code: {schema.head()}")

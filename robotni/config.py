@@ -29,6 +29,9 @@ DEFAULT_KILL_GRACE = 3.0
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 # SQLite writers wait this long for the lock; a submit that still cannot write answers 503.
 DEFAULT_DB_BUSY_TIMEOUT = 10.0
+# A fanout queue (a stopped worker's pidbox, a stopped Flower's events) unread this long is dead: its binding
+# and files go. Long enough that a busy but live consumer is never mistaken for a dead one.
+DEFAULT_BROKER_STALE_SECONDS = 300.0
 # A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
 DEFAULT_SHUTDOWN_GRACE = 60.0
 # Repeating a POST with the same Idempotency-Key within this window returns the first job.
@@ -77,10 +80,10 @@ class Settings:
     max_request_bytes: int
     heartbeat_seconds: float
     shutdown_grace: float
+    broker_stale_seconds: float
     db_busy_timeout: float
     idempotency_seconds: float
     bind: str
-    env_build_timeout: float
     api_tokens: str
     api_tokens_file: Path | None
     metrics_public: bool
@@ -92,6 +95,7 @@ class Settings:
     job_limits: Limits
     flower_basic_auth: str
     flower_bind: str
+    env_build_timeout: float
     retention_days: float
     cleanup_seconds: float
     schedules_file: Path | None
@@ -156,11 +160,11 @@ def load_settings() -> Settings:
         kill_grace=float(_env("KILL_GRACE", str(DEFAULT_KILL_GRACE))),
         max_request_bytes=int(_env("MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))),
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
+        broker_stale_seconds=float(_env("BROKER_STALE_SECONDS", str(DEFAULT_BROKER_STALE_SECONDS))),
         shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
-        env_build_timeout=float(_env("ENV_BUILD_TIMEOUT", str(DEFAULT_ENV_BUILD_TIMEOUT))),
         api_tokens=_env("API_TOKENS", ""),
         api_tokens_file=_dir("API_TOKENS_FILE", "") if _env("API_TOKENS_FILE", "") else None,
         metrics_public=_env("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
@@ -172,6 +176,7 @@ def load_settings() -> Settings:
         job_limits=limits_from_env(os.environ),
         flower_basic_auth=_env("FLOWER_BASIC_AUTH", ""),
         flower_bind=_env("FLOWER_BIND", "127.0.0.1:5555"),
+        env_build_timeout=float(_env("ENV_BUILD_TIMEOUT", str(DEFAULT_ENV_BUILD_TIMEOUT))),
         retention_days=float(_env("RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS))),
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -19,7 +20,6 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from robotni.config import settings
@@ -180,16 +180,25 @@ def make_engine(url: str) -> Engine:
         event.listen(eng, "connect", _sqlite_pragmas)
     else:
         eng = create_engine(url, pool_pre_ping=True)
-    create_schema(eng)
     return eng
 
 
 def create_schema(eng: Engine) -> None:
-    try:
-        Base.metadata.create_all(eng)
-    except OperationalError:
-        # Another process created the tables between our check and our CREATE: look again.
-        Base.metadata.create_all(eng)
+    """Bring the schema to this version's head, as `robotni db upgrade` does."""
+    from robotni import schema
+
+    schema.upgrade(eng)
+
+
+def _checked(eng: Engine) -> Engine:
+    """SQLite (the embedded store) migrates itself; any other database must already be at head."""
+    from robotni import schema
+
+    if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
+        schema.ensure(eng, lock_path=Path(f"{eng.url.database}.migrate.lock"))
+    else:
+        schema.ensure(eng, lock_path=None)
+    return eng
 
 
 _engines: dict[int, Engine] = {}
@@ -200,5 +209,5 @@ def engine() -> Engine:
     pid = os.getpid()
     if pid not in _engines:
         _engines.clear()
-        _engines[pid] = make_engine(settings().database_url)
+        _engines[pid] = _checked(make_engine(settings().database_url))
     return _engines[pid]

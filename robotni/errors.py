@@ -25,9 +25,13 @@ class InterpreterError(RobotniError):
     """The interpreter for a job is missing or is not a real executable."""
 
 
+class EnvNotReady(RobotniError):
+    """A worker type's own Python environment is not built, failed to build, or is missing."""
+
+
 class ConfigError(RobotniError):
     """A setting that cannot be used as given (robotni/config.py names them all)."""
 
 
-class EnvNotReady(RobotniError):
-    """A worker type's own Python environment is not built, failed to build, or is missing."""
+class SchemaOutdated(RobotniError):
+    """The job store needs `robotni db upgrade` before this version can use it."""

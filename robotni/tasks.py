@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +19,11 @@ from celery.signals import (
 )
 from celery.utils.log import get_task_logger
 
-from robotni import jobs, limits, logs, reaper, venvs, workers
+from robotni import brokerclean, jobs, limits, logs, reaper, venvs, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job, engine
-from robotni.errors import RobotniError
+from robotni.errors import RobotniError, SchemaOutdated
 from robotni.execution import execute
 from robotni.queries import running_on
 from robotni.registry import registry
@@ -51,16 +53,21 @@ def revoke(job_id: str) -> None:
     app.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
 
-def _reap() -> None:
+# Broker cleaning looks at every file of the folder: a few times per stale period is enough.
+BROKER_CLEANS_PER_STALE_PERIOD = 5
+_last_broker_clean = [0.0]
+
+
+def _chores() -> None:
+    """The worker main process's periodic duties: recovery, and keeping the filesystem broker bounded."""
     current = settings()
     reaper.reap(enqueue, workers.free_queues(current.heartbeat_seconds), current.republish_after)
-
-
-@worker_init.connect
-def _sandbox_jobs(**_) -> None:
-    """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
-    engine()  # creates the store now, so its file gets its mode before a job could open it
-    limits.prepare_worker(settings())
+    due = time.monotonic() - _last_broker_clean[0] >= current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD
+    if current.uses_filesystem_broker and due:
+        _last_broker_clean[0] = time.monotonic()
+        counts = brokerclean.clean(current.broker_dir, set(registry().queues), current.broker_stale_seconds)
+        if any(counts.values()):
+            log.info("broker folder cleaned: %s", counts)
 
 
 @celeryd_after_setup.connect
@@ -68,6 +75,23 @@ def _build_environments(sender, instance, **_) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)
     venvs.build_types([t for t in registry().values() if t.queue in queues], settings())
+
+
+@worker_init.connect
+def _refuse_outdated_schema(**_) -> None:
+    """Stop here with the reason: Celery would log an exception from a signal handler and carry on."""
+    try:
+        engine()
+    except SchemaOutdated as exc:
+        print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
+        raise SystemExit(1) from None
+
+
+@worker_init.connect
+def _sandbox_jobs(**_) -> None:
+    """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
+    engine()  # creates the store now, so its file gets its mode before a job could open it
+    limits.prepare_worker(settings())
 
 
 @worker_process_init.connect
@@ -84,7 +108,7 @@ def _start_heartbeat(sender, **_) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     current = settings()
     beat = workers.Heartbeat(
-        sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _reap, current.reap_seconds
+        sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
     )
     beat.start()
     _heartbeat.append(beat)

@@ -12,6 +12,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from robotni import __version__, auth, logs, metrics
 from robotni.config import settings
+from robotni.db import engine
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -42,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/static
+    engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
     return app
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.backends import STACKS, provision
-from tests.stack import Stack
+from tests.stack import running_stack
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -17,11 +17,6 @@ def backend(request):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, backend):
     """A web server and one worker (2 pool processes), shared by a test module."""
-    running = Stack(tmp_path_factory.mktemp(f"stack-{backend.name}"), backend.env)
-    running.backend = backend.name
-    try:
-        running.start_web()
-        running.start_worker()
+    with running_stack(tmp_path_factory.mktemp(f"stack-{backend.name}"), backend.env) as running:
+        running.backend = backend.name
         yield running
-    finally:
-        running.stop()

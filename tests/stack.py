@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,19 @@ class Stack:
         self.url = ""
         self.http = requests.Session()
 
-    def spawn(self, name: str, argv: list[str]) -> Process:
-        proc = Process(name, argv, self.env, self.base / f"{name}.log")
+    def upgrade_schema(self) -> None:
+        """What an operator does before starting a release on a server database (SQLite migrates itself)."""
+        if "ROBOTNI_DATABASE_URL" in self.env:
+            argv = [sys.executable, "-c", "from robotni.cli import main; main()", "db", "upgrade"]
+            subprocess.run(argv, env=self.env, cwd=ROOT, check=True, capture_output=True)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        proc = Process(name, argv, {**self.env, **(env or {})}, self.base / f"{name}.log")
         self.processes.append(proc)
         return proc
 
     def start_web(self) -> Process:
+        self.upgrade_schema()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:robotni.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
@@ -132,7 +140,9 @@ class Stack:
         except requests.RequestException:  # not listening yet, or still importing
             return False
 
-    def start_worker(self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2):
+    def start_worker(
+        self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2, env: dict | None = None
+    ):
         argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues)]
         argv += [
             "-n",
@@ -142,7 +152,7 @@ class Stack:
             "--without-gossip",
             "--without-mingle",
         ]
-        proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"])
+        proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"], env)
         wait_until(lambda: " ready." in proc.log(), 60, f"worker {name} ready\n{proc.log()}", every=0.1)
         return proc
 
@@ -184,3 +194,15 @@ class Stack:
             timeout,
             f"job {job_id} to reach {sorted(wanted)}",
         )
+
+
+@contextmanager
+def running_stack(base: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A Stack with gunicorn and one worker (2 pool processes) started, and stopped whatever happens."""
+    stack = Stack(base, env)
+    try:
+        stack.start_web()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()

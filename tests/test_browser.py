@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack
+from tests.stack import running_stack
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[browser]'")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,13 +35,8 @@ JOB_URL = "/api/worker/jobs/"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Gunicorn and one worker on the embedded default: the page does not depend on the backend, so once is enough."""
-    running = Stack(tmp_path_factory.mktemp("browser"))
-    try:
-        running.start_web()
-        running.start_worker()
+    with running_stack(tmp_path_factory.mktemp("browser")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

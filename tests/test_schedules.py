@@ -29,6 +29,7 @@ def store(tmp_path):
     saved = dict(db._engines)
     db._engines.clear()
     db._engines[os.getpid()] = db.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
+    db.create_schema(db._engines[os.getpid()])
     try:
         yield tmp_path
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack
+from tests.stack import running_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "schemathesis-token-" + "t" * 20
@@ -36,13 +36,8 @@ def schemathesis_cli() -> str | None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     env = {"ROBOTNI_API_TOKENS": f"{TOKEN}:*", "ROBOTNI_RATE_PER_SECOND": "10000", "ROBOTNI_RATE_BURST": "10000"}
-    running = Stack(tmp_path_factory.mktemp("schemathesis"), env)
-    try:
-        running.start_web()
-        running.start_worker()
+    with running_stack(tmp_path_factory.mktemp("schemathesis"), env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.mark.skipif(schemathesis_cli() is None, reason="schemathesis is in the test extra: pip install -e '.[test]'")

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from robotni.flower import command as flower_command
-from tests.stack import Stack, free_port, wait_until
+from tests.stack import Stack, free_port, running_stack, wait_until
 
 ADMIN = "admin-token-" + "a" * 20
 SHOP = "shop-token-" + "s" * 20
@@ -72,15 +72,10 @@ def stack(base):
         "PYTHONPATH": str(base / "inject"),
         "LD_PRELOAD": "/nonexistent/evil.so",
     }
-    running = Stack(base / "main", env)
-    job_python_venv(running.data_dir / "venvs")
-    running.http.headers.update(bearer(ADMIN))
-    try:
-        running.start_web()
-        running.start_worker()
+    with running_stack(base / "main", env) as running:
+        job_python_venv(running.data_dir / "venvs")
+        running.http.headers.update(bearer(ADMIN))
         yield running
-    finally:
-        running.stop()
 
 
 def run_job(stack: Stack, type: str, params: dict, **fields) -> dict:
