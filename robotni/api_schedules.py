@@ -123,7 +123,10 @@ def _editable(schedule: Schedule) -> Schedule:
 
 
 def _switch(schedule_id: str, enabled: bool) -> Schedule:
-    changed = schedules.change(schedule_or_404(schedule_id), {"enabled": enabled}, utcnow())
+    try:
+        changed = schedules.change(schedule_or_404(schedule_id), {"enabled": enabled}, utcnow())
+    except InvalidSchedule as exc:  # stored before its timezone left tzdata: fix the timing with PATCH
+        abort(422, errors={"json": {exc.field: [exc.message]}}, message=str(exc))
     return changed or schedule_or_404(schedule_id)
 
 
@@ -131,6 +134,7 @@ def _switch(schedule_id: str, enabled: bool) -> Schedule:
 class ScheduleEnable(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
+    @blp.alt_response(422, description="Its stored timing no longer holds (a timezone gone from tzdata)")
     def post(self, schedule_id):
         """Enable a schedule: its next run counts from now (missed runs are not made up)"""
         return _switch(schedule_id, True)

@@ -55,7 +55,7 @@ def _naive(moment: datetime) -> datetime:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):  # ValueError: a key like "../etc" that is no zone name at all
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "../etc" is a ValueError, "America" a folder
         raise InvalidSchedule("timezone", f"unknown timezone {name!r}") from None
 
 
@@ -200,7 +200,11 @@ def dispatch(now: datetime, publish: Publish, types: Mapping[str, WorkerType] | 
     types = registry() if types is None else types
     made = []
     for schedule in due(now):
-        job = fire(schedule, now, types)
+        try:
+            job = fire(schedule, now, types)
+        except Exception:  # one broken schedule must not hold up the others; it is tried again next tick
+            log.exception("schedule %s: dispatch failed", schedule.name)
+            continue
         if job is None:
             continue
         made.append(job)
@@ -244,11 +248,16 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
     except (UnknownType, KeyError, InvalidParams) as exc:
         job, error = None, f"no job for {due_at.isoformat()}: {exc}"
         log.warning("schedule %s: %s", schedule.name, error)
+    try:
+        following = timing_of(schedule).following(due_at, now)
+    except InvalidSchedule as exc:  # its timezone left tzdata in an upgrade: it stops until its timing is edited
+        following, error = None, f"no next run after {due_at.isoformat()}: {exc}"
+        log.warning("schedule %s: %s", schedule.name, error)
     moved = (
         update(Schedule)
         .where(Schedule.id == schedule.id, Schedule.enabled.is_(True), Schedule.next_run_at == due_at)
         .values(
-            next_run_at=timing_of(schedule).following(due_at, now),
+            next_run_at=following,
             last_run_at=now,
             last_job_id=job.id if job else schedule.last_job_id,
             last_error=error,

@@ -94,6 +94,7 @@ def test_interval_keeps_its_phase_and_skips_missed_slots():
         (Timing("0 0 30 2 *"), "cron"),  # never comes
         (Timing("0 7 * * *", "Mars/Olympus_Mons"), "timezone"),
         (Timing("0 7 * * *", "../../etc/passwd"), "timezone"),
+        (Timing("0 7 * * *", "America"), "timezone"),  # a folder of zones, not a zone
         (Timing(), "cron"),
         (Timing("* * * * *", interval=5), "cron"),
         (Timing(interval=0), "interval_seconds"),
@@ -241,6 +242,20 @@ def test_a_schedule_whose_type_went_away_makes_no_job_and_says_why(store):
     row = schedules.get(schedule.id)
     assert "vanished" in row.last_error and row.next_run_at == T0 + timedelta(seconds=20)
     assert count(Job) == 0
+
+
+def test_a_schedule_whose_timezone_went_away_runs_once_more_then_stops_without_holding_up_others(store):
+    gone = make("gone-zone", cron="0 * * * *", timezone="Europe/Berlin")
+    healthy = make("healthy", interval_seconds=10)
+    with db.engine().begin() as conn:  # as if an upgrade of tzdata had dropped the zone
+        conn.execute(update(Schedule).where(Schedule.id == gone.id).values(timezone="Gone/Zone"))
+    _sent, publish = published()
+    made = schedules.dispatch(T0 + timedelta(hours=1), publish, TYPES)
+    assert {j.id for j in made} == {schedules.get(gone.id).last_job_id, schedules.get(healthy.id).last_job_id}
+    row = schedules.get(gone.id)
+    assert row.next_run_at is None and "Gone/Zone" in row.last_error
+    assert schedules.dispatch(T0 + timedelta(hours=3), publish, TYPES)[0].type == "add"  # only the healthy one
+    assert count(ScheduleRun, ScheduleRun.schedule_id == gone.id) == 1
 
 
 def test_a_failed_publish_leaves_the_job_queued_for_the_reaper(store):
