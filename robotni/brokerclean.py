@@ -3,8 +3,8 @@
 kombu never removes a fanout binding: a stopped worker's pidbox queue, a stopped Flower's or `celery events`'
 event queue stay bound, and every broadcast, event and worker heartbeat keeps writing a file for them. A queue
 whose oldest message has waited past the stale age has no consumer; its binding and files are removed. Task
-queues are never touched: their messages wait for a worker however long it takes. Consumed messages kept in
-`processed` (robotni.broker explains why they are kept) are removed once old.
+queues are never touched: their messages wait for a worker however long it takes. (Consumed messages in
+`processed` are robotni.cleanup's business.)
 """
 
 from __future__ import annotations
@@ -75,13 +75,10 @@ def _remove(paths) -> int:
 
 def clean(broker_dir: Path, task_queues: set[str], stale_seconds: float) -> dict[str, int]:
     cutoff = time.time() - stale_seconds
-    queue_dir, control_dir, processed_dir = (broker_dir / name for name in ("queue", "control", "processed"))
+    queue_dir, control_dir = broker_dir / "queue", broker_dir / "control"
     dead = stale_queues(queue_dir, task_queues, cutoff)
     counts = {"bindings": unbind(control_dir, dead) if dead else 0}
     counts["messages"] = _remove(
         entry.path for entry in os.scandir(queue_dir) if dead and _queue_of(entry.name) in dead
-    )
-    counts["processed"] = _remove(
-        entry.path for entry in os.scandir(processed_dir) if _older_than(Path(entry.path), cutoff)
     )
     return counts
