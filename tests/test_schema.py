@@ -47,3 +47,17 @@ def test_embedded_store_upgrades_itself_once(tmp_path):
             assert db.execute("select version_num from alembic_version").fetchall() == [(schema.head(),)]
     finally:
         stack.stop()
+
+
+def test_migrations_build_exactly_the_models(tmp_path):
+    """A model changed without a migration would pass every other test on SQLite and break `robotni db upgrade`."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from robotni.db import Base, create_schema, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    create_schema(engine)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert differences == [], "run robotni.schema.revise(engine, message) and commit the new migration"
