@@ -18,6 +18,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 from celery.utils.log import get_task_logger
+from sqlalchemy.exc import OperationalError
 
 from robotni import brokerclean, jobs, limits, logs, reaper, venvs, workers
 from robotni.celery import app
@@ -31,6 +32,8 @@ from robotni.runner import Outcome
 from robotni.status import JobStatus
 
 log = get_task_logger(__name__)
+# Between tries to record an outcome while the job store is down.
+STORE_RETRY_SECONDS = 0.5
 # Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
 CELERY_LIMIT_MARGIN = 30
 _heartbeat: list[workers.Heartbeat] = []
@@ -165,6 +168,22 @@ def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
 
 
 @app.task(name="robotni.run_job", bind=True)
+def _until_stored(write, patience: float):
+    """Retry a write while the job store is unreachable (a restart): the outcome of a run must not be dropped.
+
+    Past `patience` (the lease) the row is the reaper's anyway, and the compare-and-set would refuse the write.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("job store unreachable; recording the outcome again shortly", exc_info=True)
+            time.sleep(STORE_RETRY_SECONDS)
+
+
 def run_job(self, job_id: str) -> str:
     job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
     if job is None:
@@ -178,7 +197,7 @@ def run_job(self, job_id: str) -> str:
             outcome, visible = execute(job, registry()[job.type], settings(), cancel)
     except RobotniError as exc:  # the type, script or venv went away since submit
         outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
-    ended = _record(job, outcome, visible)
+    ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
         return "lost"

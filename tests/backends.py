@@ -34,7 +34,7 @@ def _postgres(backend: Backend) -> None:
     from sqlalchemy import create_engine, text
 
     name = f"robotni_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
 
