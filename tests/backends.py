@@ -76,11 +76,10 @@ def provision(name: str) -> Backend:
     backend = Backend(name)
     if name == "embedded":
         return backend
-    missing = [
-        var for var, value in (("POSTGRES", POSTGRES), (name.upper(), REDIS if name == "redis" else AMQP)) if not value
-    ]
+    broker = ("ROBOTNI_TEST_REDIS_URL", REDIS) if name == "redis" else ("ROBOTNI_TEST_AMQP_URL", AMQP)
+    missing = [var for var, value in (("ROBOTNI_TEST_POSTGRES_URL", POSTGRES), broker) if not value]
     if missing:
-        pytest.skip(f"{name} stack: set ROBOTNI_TEST_{'_URL, ROBOTNI_TEST_'.join(missing)}_URL to run it")
+        pytest.skip(f"{name} stack: set {' and '.join(missing)} to run it")
     try:
         _postgres(backend)
         (_redis if name == "redis" else _rabbitmq)(backend)
