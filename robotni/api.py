@@ -15,7 +15,7 @@ from flask_smorest import abort
 from robotni import auth, jobs, logs, queries
 from robotni.config import settings
 from robotni.db import Job
-from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafePath
+from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafeScript, UnsafeVenv
 from robotni.execution import job_argv, job_dir
 from robotni.http import Blueprint
 from robotni.registry import registry
@@ -81,8 +81,10 @@ def _checked_params(body: dict) -> tuple[Any, dict]:
         abort(422, errors={"json": {"params": exc.args[0]}}, message="params do not match the type's schema")
     try:
         job_argv(wtype, params, body["venv"], settings())
-    except (UnsafePath, InterpreterError) as exc:
-        _reject("venv" if "venv" in str(exc) else "params", str(exc))
+    except UnsafeScript as exc:
+        abort(422, errors={"json": {"params": {"script": [str(exc)]}}}, message=f"params.script: {exc}")
+    except (UnsafeVenv, InterpreterError) as exc:  # the interpreter checked is the venv's, or the worker's own
+        _reject("venv", str(exc))
     return wtype, params
 
 

@@ -21,6 +21,14 @@ class UnsafePath(RobotniError):
     """A script path or venv name points outside what was configured."""
 
 
+class UnsafeScript(UnsafePath):
+    """The `python-script` path is not a regular file inside the scripts folder."""
+
+
+class UnsafeVenv(UnsafePath):
+    """The venv name is not a virtualenv in the venvs folder, or the type does not allow one."""
+
+
 class InterpreterError(RobotniError):
     """The interpreter for a job is missing or is not a real executable."""
 

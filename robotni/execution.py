@@ -10,7 +10,7 @@ from typing import Any
 from robotni import jobs, limits, venvs
 from robotni.config import Settings
 from robotni.db import Job
-from robotni.errors import UnsafePath
+from robotni.errors import RobotniError, UnsafeVenv
 from robotni.paths import script_in, venv_python
 from robotni.registry import WorkerType
 from robotni.runner import Outcome, RunSpec, run, script_argv
@@ -33,7 +33,7 @@ def job_argv(
     ready): at submit a worker may not have built it yet.
     """
     if venv is not None and wtype.has_own_environment:
-        raise UnsafePath(f"venv: type {wtype.name!r} runs in its own environment; a job cannot choose another")
+        raise UnsafeVenv(f"type {wtype.name!r} runs in its own environment; a job cannot choose another")
     if venv is not None:
         interpreter = venv_python(settings.venvs_dir, venv)
     else:
