@@ -27,11 +27,11 @@ BATCH = 200
 Publish = Callable[[Job], None]
 
 
-def reap(publish: Publish, free_queues: list[str], republish_after: float) -> dict[str, int]:
+def reap(publish: Publish, idle_queues: list[str], republish_after: float) -> dict[str, int]:
     counts = {
         "lost": recover_expired(),
         "released": release_due(publish),
-        "republished": republish_stale(publish, free_queues, republish_after),
+        "republished": republish_stale(publish, idle_queues, republish_after),
     }
     if any(counts.values()):
         log.info("reaper: %s", counts)
@@ -100,13 +100,14 @@ def release_due(publish: Publish) -> int:
     return released
 
 
-def republish_stale(publish: Publish, free_queues: list[str], republish_after: float) -> int:
-    """Queued jobs nobody took while a worker of their queue was free: their message is lost; send another.
+def republish_stale(publish: Publish, idle_queues: list[str], republish_after: float) -> int:
+    """Queued jobs of an idle queue (a worker has a free slot, the broker holds no message) are lost; resend.
 
-    A message that was only late (reserved by a busy worker) then runs twice at most as a message, once as a
-    job: the second claim finds the row no longer queued.
+    Only an empty broker queue says a message is gone: with a backlog, a job waits its turn however long that
+    takes, and resending it would flood the queue with copies. A message that was only reserved by a busy
+    worker runs at most twice as a message and once as a job: the second claim finds the row no longer queued.
     """
-    if not free_queues:
+    if not idle_queues:
         return 0
     stale_before = utcnow() - timedelta(seconds=republish_after)
     query = (
@@ -114,8 +115,9 @@ def republish_stale(publish: Publish, free_queues: list[str], republish_after: f
         .where(
             Job.status == JobStatus.QUEUED.value,
             or_(Job.published_at.is_(None), Job.published_at < stale_before),
-            Job.queue.in_(free_queues),
+            Job.queue.in_(idle_queues),
         )
+        .order_by(Job.created_at)
         .limit(BATCH)
     )
     republished = 0

@@ -61,10 +61,20 @@ BROKER_CLEANS_PER_STALE_PERIOD = 5
 _last_broker_clean = [0.0]
 
 
+def _broker_depth(queue: str) -> int:
+    """Messages waiting in the broker for a queue (not those reserved by workers)."""
+    with app.pool.acquire(block=True) as conn, conn.channel() as channel:
+        try:
+            return channel.queue_declare(queue=queue, passive=True).message_count
+        except conn.channel_errors:
+            return 0  # Redis keeps no empty list: a queue it does not know is an empty one
+
+
 def _chores() -> None:
     """The worker main process's periodic duties: recovery, and keeping the filesystem broker bounded."""
     current = settings()
-    reaper.reap(enqueue, workers.free_queues(current.heartbeat_seconds), current.republish_after)
+    idle = [queue for queue in workers.free_queues(current.heartbeat_seconds) if _broker_depth(queue) == 0]
+    reaper.reap(enqueue, idle, current.republish_after)
     due = time.monotonic() - _last_broker_clean[0] >= current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD
     if current.uses_filesystem_broker and due:
         _last_broker_clean[0] = time.monotonic()
