@@ -10,7 +10,7 @@ from typing import Any
 from robotni import jobs, limits, venvs
 from robotni.config import Settings
 from robotni.db import Job
-from robotni.errors import RobotniError, UnsafeVenv
+from robotni.errors import UnsafeVenv
 from robotni.paths import script_in, venv_python
 from robotni.registry import WorkerType
 from robotni.runner import Outcome, RunSpec, run, script_argv
