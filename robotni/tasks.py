@@ -177,7 +177,6 @@ def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
     return jobs.finish(job, outcome.status, **values)
 
 
-@app.task(name="robotni.run_job", bind=True)
 def _until_stored(write, patience: float):
     """Retry a write while the job store is unreachable (a restart): the outcome of a run must not be dropped.
 
@@ -194,6 +193,7 @@ def _until_stored(write, patience: float):
             time.sleep(STORE_RETRY_SECONDS)
 
 
+@app.task(name="robotni.run_job", bind=True)
 def run_job(self, job_id: str) -> str:
     job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
     if job is None:
