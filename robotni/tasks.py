@@ -61,13 +61,18 @@ BROKER_CLEANS_PER_STALE_PERIOD = 5
 _last_broker_clean = [0.0]
 
 
-def _broker_depth(queue: str) -> int:
-    """Messages waiting in the broker for a queue (not those reserved by workers)."""
-    with app.pool.acquire(block=True) as conn, conn.channel() as channel:
+def _broker_depth(queue: str) -> int | None:
+    """Messages waiting in the broker for a queue (not those reserved by workers); None when it cannot tell."""
+    with app.connection_for_write() as conn:  # its own connection: a failed passive declare spoils a channel
         try:
-            return channel.queue_declare(queue=queue, passive=True).message_count
+            conn.ensure_connection(max_retries=1)
+            with conn.channel() as channel:
+                return channel.queue_declare(queue=queue, passive=True).message_count
         except conn.channel_errors:
             return 0  # Redis keeps no empty list: a queue it does not know is an empty one
+        except conn.connection_errors:
+            log.warning("broker unreachable: no lost message is resent this time", exc_info=True)
+            return None
 
 
 def _chores() -> None:
