@@ -1,15 +1,28 @@
-"""Job throughput, latency and submit rate, printed as a markdown table: `python -m bench [--jobs N]`.
+"""Robotni against the floor, everything in one run: `python -m bench` (a few minutes; `--help` for the knobs).
 
-Runs on the embedded default and, when they answer on this machine, on Redis + PostgreSQL (URLs as in the
-tests: ROBOTNI_TEST_REDIS_URL and ROBOTNI_TEST_POSTGRES_URL, defaulting to the standard local ports).
-Everything talks to processes on this machine only, and every loop is bounded in count and time.
+The floor is what a fresh interpreter costs here: 2 concurrent spawners of `python -I -c pass`, with the
+interpreter the no-op type's jobs run with. Each throughput round is a floor, a drain of --jobs no-op jobs by
+one worker with 2 pool processes, and a floor again: the round's ratio is its rate over the mean of the two
+floors around it, so a machine shared with other work moves both sides alike; the table gives the median of
+--rounds rounds. Then, per stack (embedded: SQLite and the filesystem broker; Redis + PostgreSQL when they
+answer on this machine):
+
+- throughput of no-op jobs: process isolation (a new interpreter per job) and fork isolation (children of the
+  type's fork server), as a ratio to the floor;
+- latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
+  with single spawns; the overhead is the median (and p99) latency minus the median spawn;
+- submits/s through the API: --submits POSTs from 8 concurrent clients (h2load when installed);
+
+and on the embedded stack with --rows jobs in the store (bench/api.py seeds it): `GET /jobs/{id}` at 300
+requests/s offered, open loop, and a filtered list page. Loopback only, every wait bounded; the table and the
+machine it came from go into docs/benchmarks.md (`--no-write` to only print them).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -18,95 +31,263 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, func, select, text
 
 os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
+# After the test URLs: tests.backends reads them at import.
+from bench import api as api_bench
+from robotni import venvs
 from robotni.db import Job
 from tests import backends
-from tests.stack import Stack, wait_until
+from tests.stack import ROOT, Stack, wait_until
 
-# Settings a benchmark run may vary from the environment; everything else stays at its default.
-PASSED_THROUGH = ("ROBOTNI_POLL_INTERVAL", "ROBOTNI_PREFETCH_MULTIPLIER")
 BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- python -m bench: begin -->", "<!-- python -m bench: end -->"
+STACK_TITLES = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
+POOL_PROCESSES = 2
 SUBMITTERS = 8
+SPAWNERS = 2
+# Goals of issue 8, per stack where they differ.
+GOALS: dict[str, dict[str, float]] = {
+    "process": {"embedded": 0.70, "redis": 0.80},  # share of the floor's rate
+    "fork": {"embedded": 3.0, "redis": 3.0},
+    "latency": {"embedded": 60.0, "redis": 10.0},  # ms over the median spawn
+    "submits": {"embedded": 300.0, "redis": 500.0},
+    "get_p99": {"embedded": 10.0},  # ms
+}
 
 
-def spawn_floor(runs: int, spawners: int = 2) -> tuple[float, float]:
-    """Raw `python -I -c pass` from concurrent spawners: (per second, median ms of one spawn)."""
-
-    def one(_):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-c", "pass"], check=True)
-        return time.perf_counter() - started
-
+def spawn_floor(python: str, runs: int, spawners: int = SPAWNERS) -> float:
+    """Spawns/s of `python -I -c pass` from concurrent spawners."""
     started = time.perf_counter()
     with ThreadPoolExecutor(spawners) as pool:
-        durations = list(pool.map(one, range(runs)))
-    return runs / (time.perf_counter() - started), statistics.median(durations) * 1000
+        list(pool.map(lambda _: subprocess.run([python, "-I", "-c", "pass"], check=True), range(runs)))
+    return runs / (time.perf_counter() - started)
+
+
+def spawn_once(python: str) -> float:
+    """ms of one `python -I -c pass`."""
+    started = time.perf_counter()
+    subprocess.run([python, "-I", "-c", "pass"], check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def p99(values: list[float]) -> float:
+    return api_bench.percentile(values, 0.99)
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _times(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def worker_cpu(main: int) -> dict[str, float]:
+    """CPU seconds so far of a worker's parts: its main process, its pool processes, and the job processes
+    (the pool processes' reaped children, and the fork servers with theirs)."""
+    pools = _children(main)
+    servers = [server for pool in pools for server in _children(pool)]
+    return {
+        "worker main process": _times(main)[0],
+        "pool processes": sum(_times(pool)[0] for pool in pools),
+        "job processes": sum(_times(pool)[1] for pool in pools) + sum(sum(_times(s)) for s in servers),
+        "PostgreSQL and Redis (all their clients)": _servers_cpu(),
+        "machine": _busy_seconds(),
+    }
+
+
+def _servers_cpu() -> float:
+    """CPU seconds of this machine's PostgreSQL and Redis processes, the ones that ended included."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] in ("postgres", "redis-server"):
+            total += sum(_times(int(stat.parent.name)))
+    return total
+
+
+def _busy_seconds() -> float:
+    """CPU seconds all cores have been busy since boot (/proc/stat; idle and iowait excluded)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICK
+
+
+@dataclass
+class Throughput:
+    rates: list[float] = field(default_factory=list)
+    floors: list[float] = field(default_factory=list)  # the mean of the floors around each round
+    cpu_ms: list[dict[str, float]] = field(default_factory=list)  # per round: CPU ms per job by part
+
+    def cpu_note(self, title: str) -> str:
+        parts = {part: statistics.median(r[part] for r in self.cpu_ms) for part in self.cpu_ms[0]}
+        machine = parts.pop("machine")
+        split = ", ".join(f"{part} {ms:.1f}" for part, ms in parts.items() if ms >= 0.05)
+        return (
+            f"{title}: CPU per job (median of the rounds) {split} ms; the whole machine was busy "
+            f"{machine:.1f} ms per job (the rest: the benchmark itself and whatever else ran meanwhile)"
+        )
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(r / f for r, f in zip(self.rates, self.floors, strict=True))
+
+    def cell(self) -> str:
+        rates = ", ".join(f"{r:.0f}" for r in self.rates)
+        return f"**{self.ratio:.2f}x** the floor: {statistics.median(self.rates):.0f} jobs/s (rounds: {rates})"
+
+
+@dataclass
+class Results:
+    """One stack's figures; None where a measure was not taken."""
+
+    floor: float | None = None  # spawns/s, the median of every floor taken
+    spawn_ms: float | None = None  # median single spawn
+    robotni_spawn_ms: float | None = None  # median single spawn of Robotni's own interpreter, for comparison
+    floor_python: str = ""  # which interpreter the floor used
+    process: Throughput | None = None
+    fork: Throughput | None = None
+    latency: dict[str, list[float]] = field(default_factory=dict)  # type -> ms
+    spawns: list[float] = field(default_factory=list)  # single spawns interleaved with the latency samples
+    submits: float | None = None
+    submit_tool: str = ""
+    gets: api_bench.Result | None = None
+    lists: api_bench.Result | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class Bench:
     """One stack (web + workers) on a temporary data folder, with direct read access to its job store."""
 
     def __init__(self, name: str, base: Path):
+        self.name, self.base = name, base
         self.backend = backends.provision(name) if name != "embedded" else backends.Backend(name)
-        passed = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
-        self.stack = Stack(base, {**passed, **self.backend.env})
-        shutil.copy(BENCH_WORKERS / "noop.py", self.stack.workers_dir / "noop.py")
+        self.stack = Stack(base, dict(self.backend.env))
+        for script in BENCH_WORKERS.glob("*.py"):  # noop and noopfork
+            shutil.copy(script, self.stack.workers_dir / script.name)
         url = self.backend.env.get("ROBOTNI_DATABASE_URL", f"sqlite:///{self.stack.data_dir / 'robotni.db'}")
         self.stack.start_web()
         self.db = create_engine(url)
+        self.workers = 0
+        self.cpu_ms: dict[str, float] = {}
 
-    def one(self, query):
+    def job_python(self) -> str:
+        """The interpreter no-op jobs run with: the standard-library environment a worker builds at start."""
+        python = self.stack.data_dir / "envs" / venvs.env_key(()) / "bin" / "python"
+        return str(python) if python.exists() else sys.executable
+
+    def count(self, *where) -> int:
         with self.db.connect() as conn:
-            return conn.execute(query).one()
+            return conn.execute(select(func.count()).select_from(Job).where(*where)).scalar_one()
 
-    def completed(self, worker_prefix: str = "") -> int:
-        query = select(func.count()).where(Job.status == "completed", Job.worker.like(f"{worker_prefix}%"))
-        return self.one(query)[0]
+    def start_worker(self):
+        self.workers += 1
+        return self.stack.start_worker(f"b{self.workers}", concurrency=POOL_PROCESSES)
 
-    def submit_many(self, count: int) -> float:
-        """Submits/s through the API from SUBMITTERS client threads, one HTTP session each."""
+    def post(self, count: int, wtype: str) -> tuple[float, str]:
+        """count submits of wtype from SUBMITTERS concurrent clients: (submits/s, the client used)."""
+        if shutil.which("h2load"):
+            body = self.base / f"{wtype}.json"
+            body.write_text(f'{{"type": "{wtype}"}}')
+            argv = ["h2load", "--h1", f"-n{count}", f"-c{SUBMITTERS}", "-m1", f"-d{body}"]
+            argv += ["-H", "Content-Type: application/json", self.stack.api("/jobs")]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
+            accepted = re.search(r"status codes: (\d+) 2xx", done.stdout)
+            assert accepted and int(accepted.group(1)) == count, done.stdout
+            return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout).group(1)), "h2load"
         local = threading.local()
 
         def one(_):
             if not hasattr(local, "session"):
                 local.session = requests.Session()
-            assert local.session.post(self.stack.api("/jobs"), json={"type": "noop"}).status_code == 202
+            assert local.session.post(self.stack.api("/jobs"), json={"type": wtype}).status_code == 202
 
         started = time.perf_counter()
         with ThreadPoolExecutor(SUBMITTERS) as pool:
             list(pool.map(one, range(count)))
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), "Python requests"
 
-    def drain_rate(self, jobs: int, concurrency: int) -> float:
-        """Jobs/s of one worker with `concurrency` pool processes draining a queue filled beforehand."""
-        name = f"c{concurrency}@"
-        self.submit_many(jobs)
-        worker = self.stack.start_worker(name[:-1], concurrency=concurrency)
-        wait_until(lambda: self.completed(name) >= jobs, 600, "the queue to drain", every=0.2)
+    def drain_rate(self, wtype: str, jobs: int) -> float:
+        """Jobs/s of one worker draining a queue of `jobs` no-op jobs filled beforehand."""
+        self.post(jobs, wtype)
+        worker = self.start_worker()
+        name = f"b{self.workers}@%"
+        done = [Job.status == "completed", Job.worker.like(name)]
+        before = worker_cpu(worker.pid)
+        wait_until(lambda: self.count(*done) >= jobs, 300, f"{jobs} {wtype} jobs to complete", every=0.1)
+        after = worker_cpu(worker.pid)
         worker.stop()
-        first, last = self.one(
-            select(func.min(Job.started_at), func.max(Job.finished_at)).where(Job.worker.like(f"{name}%"))
-        )
+        with self.db.connect() as conn:
+            first, last = conn.execute(select(func.min(Job.started_at), func.max(Job.finished_at)).where(*done)).one()
+        self.cpu_ms = {part: (after[part] - before[part]) * 1000 / jobs for part in after}
         return jobs / (last - first).total_seconds()
 
-    def latencies(self, samples: int) -> list[float]:
-        """Submit → completed in ms, from the job's own timestamps, one job at a time on an idle worker."""
-        worker = self.stack.start_worker("lat", concurrency=2)
-        values = []
-        for _ in range(samples):
-            job_id = self.stack.submit("noop")["id"]
-            wait_until(lambda job_id=job_id: self.stack.job(job_id)["status"] == "completed", 30, "a job", every=0.005)
-            created, finished = self.one(select(Job.created_at, Job.finished_at).where(Job.id == job_id))
-            values.append((finished - created).total_seconds() * 1000)
+    def throughput(self, wtype: str, jobs: int, rounds: int, floor_runs: int, results: Results) -> Throughput:
+        measured = Throughput()
+        python = self.job_python()
+        for _ in range(rounds):
+            before = spawn_floor(python, floor_runs)
+            measured.rates.append(self.drain_rate(wtype, jobs))
+            measured.cpu_ms.append(self.cpu_ms)
+            after = spawn_floor(python, floor_runs)
+            measured.floors.append((before + after) / 2)
+        return measured
+
+    def latencies(self, samples: int, isolations: list[str], results: Results) -> None:
+        """Submit -> completed of one job at a time, each after one single spawn for the yardstick."""
+        worker = self.start_worker()
+        python, session = self.job_python(), requests.Session()
+        own = python == sys.executable
+        results.floor_python = "Robotni's own interpreter" if own else "the standard-library environment"
+        results.robotni_spawn_ms = statistics.median(spawn_once(sys.executable) for _ in range(20))
+        for wtype in ["noop", "noopfork"][: len(isolations)]:
+            for _ in range(3):  # warm: the pool processes' first jobs open the store, start fork servers
+                self.wait_completed(session.post(self.stack.api("/jobs"), json={"type": wtype}).json()["id"])
+            values = results.latency.setdefault(wtype, [])
+            for _ in range(samples):
+                results.spawns.append(spawn_once(python))
+                job_id = session.post(self.stack.api("/jobs"), json={"type": wtype}).json()["id"]
+                created, finished = self.wait_completed(job_id)
+                values.append((finished - created).total_seconds() * 1000)
+        results.spawn_ms = statistics.median(results.spawns)
+        session.close()
         worker.stop()
-        return values
+
+    def wait_completed(self, job_id: str):
+        query = select(Job.status, Job.created_at, Job.finished_at).where(Job.id == job_id)
+
+        def done():
+            with self.db.connect() as conn:
+                status, created, finished = conn.execute(query).one()
+            assert status in ("queued", "running", "completed"), status
+            return (created, finished) if status == "completed" else None
+
+        # Not faster: the polling would take CPU from the job; the latency comes from the job's own timestamps.
+        return wait_until(done, 30, f"job {job_id}", every=0.02)
+
+    def submit_rate(self, count: int) -> tuple[float, str]:
+        """Submits/s through the API; the jobs are cancelled afterwards, no worker runs them."""
+        rate, tool = self.post(count, "noop")
+        with self.db.begin() as conn:
+            conn.execute(text("UPDATE jobs SET status = 'cancelled' WHERE status = 'queued'"))
+        return rate, tool
 
     def close(self) -> None:
         self.stack.stop()
@@ -114,51 +295,191 @@ class Bench:
         self.backend.release()
 
 
-def run_stack(name: str, jobs: int, samples: int, floor: float, spawn_ms: float) -> list[str]:
+def run_stack(name: str, args: argparse.Namespace) -> Results:
+    results = Results()
     base = Path(tempfile.mkdtemp(prefix=f"robotni-bench-{name}-"))
     bench = Bench(name, base)
     try:
-        submits = bench.submit_many(jobs)
-        with bench.db.begin() as conn:  # those were for the submit rate only; no worker should run them
-            conn.execute(update(Job).where(Job.status == "queued").values(status="cancelled"))
-        rates = {c: bench.drain_rate(jobs, c) for c in (1, 2, 4)}
-        lat = bench.latencies(samples)
+        bench.start_worker().stop()  # builds the standard-library environment the jobs (and the floor) use
+        results.submits, results.submit_tool = bench.submit_rate(args.submits)
+        results.process = bench.throughput("noop", args.jobs, args.rounds, args.floor_runs, results)
+        if "fork" in args.isolations:
+            results.fork = bench.throughput("noopfork", args.jobs * 2, args.rounds, args.floor_runs, results)
+        results.floor = statistics.median(results.process.floors + (results.fork.floors if results.fork else []))
+        bench.latencies(args.samples, args.isolations, results)
     finally:
         bench.close()
         shutil.rmtree(base, ignore_errors=True)
-    p50, p99 = statistics.median(lat), statistics.quantiles(lat, n=100)[98]
-    rows = [
-        f"| {name} | no-op jobs/s, {c} pool process{'es' * (c > 1)} | {r:.1f} ({r / floor:.0%} of the floor) |"
-        for c, r in rates.items()
-    ]
-    rows += [
-        f"| {name} | submit → completed, median / p99 | {p50:.1f} / {p99:.1f} ms |",
-        f"| {name} | latency overhead (median minus spawn median) | {p50 - spawn_ms:.1f} ms |",
-        f"| {name} | submits/s through the API (gunicorn 2 workers, {SUBMITTERS} clients) | {submits:.0f} |",
-    ]
-    return rows
+    return results
+
+
+def read_api(args: argparse.Namespace, results: Results) -> None:
+    """`GET /jobs/{id}` at --rate/s and a filtered list page, with --rows jobs in the embedded store."""
+    base = Path(tempfile.mkdtemp(prefix="robotni-bench-api-"))
+    stack = Stack(base)
+    load = api_bench.h2load if shutil.which("h2load") else api_bench.python_load
+    try:
+        db_path = stack.data_dir / "robotni.db"
+        api_bench.seed(db_path, args.rows)
+        web = stack.start_web()
+        url, gets = api_bench.job_gets(stack, db_path)
+        _, headers, expected = gets[0]
+        api_bench.warm_up(stack, url, headers, expected)
+        results.gets = api_bench.with_others(web.pid, partial(load, url, args.rate, args.seconds, headers, base))
+        list_url = api_bench.list_urls(stack)[LIST_PAGE]
+        api_bench.warm_up(stack, list_url, {}, 200, count=5)
+        run = partial(load, list_url, args.list_rate, args.list_seconds, {}, base)
+        results.lists = api_bench.with_others(web.pid, run)
+    finally:
+        stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+LIST_PAGE = f"list, project={api_bench.BIG_PROJECT}&status=completed"
+
+
+# --- the table ------------------------------------------------------------------------------------------------
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _throughput_cell(measured: Throughput | None, goal: float) -> str:
+    if measured is None:
+        return "—"
+    return f"{measured.cell()}; goal ≥ {goal:g}x: {_mark(measured.ratio >= goal)}"
+
+
+def _latency_cell(results: Results, wtype: str, goal: float | None) -> str:
+    values = results.latency.get(wtype)
+    if not values or results.spawn_ms is None:
+        return "—"
+    median, worst = statistics.median(values) - results.spawn_ms, p99(values) - results.spawn_ms
+    cell = f"{median:.1f} ms (p99 {worst:.1f} ms); latency {statistics.median(values):.1f} / p99 {p99(values):.1f} ms"
+    return f"{cell}; goal ≤ {goal:g} ms: {_mark(median <= goal)}" if goal is not None else cell
+
+
+def _load_cell(result: api_bench.Result | None, goal: float | None = None) -> str:
+    if result is None:
+        return "—"
+    lat = result.latencies_ms
+    wrong = sum(status != 200 for status in result.statuses)
+    cell = f"p50 {api_bench.percentile(lat, 0.5):.1f} ms, p99 {p99(lat):.1f} ms ({len(lat)} requests"
+    cell += f", {wrong} not 200" if wrong else ""
+    if result.others_cores is not None:
+        cell += f"; other processes used {result.others_cores:.2f} cores"
+    cell += ")"
+    return f"{cell}; goal p99 < {goal:g} ms: {_mark(p99(lat) < goal)}" if goal is not None else cell
+
+
+def cells(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
+    """One stack's column, by row title."""
+    submits = "—"
+    if r.submits is not None:
+        goal = GOALS["submits"][name]
+        submits = f"{r.submits:.0f} ({r.submit_tool}); goal ≥ {goal:g}: {_mark(r.submits >= goal)}"
+    return {
+        f"floor: `python -I -c pass`, {SPAWNERS} concurrent spawners (one spawn alone, median)": "—"
+        if r.floor is None
+        else f"{r.floor:.0f}/s ({r.spawn_ms or 0:.1f} ms)",
+        f"no-op jobs/s, {POOL_PROCESSES} pool processes, process isolation": _throughput_cell(
+            r.process, GOALS["process"][name]
+        ),
+        f'no-op jobs/s, {POOL_PROCESSES} pool processes, `isolation = "fork"`': _throughput_cell(
+            r.fork, GOALS["fork"][name]
+        ),
+        "submit → completed minus median spawn, process isolation": _latency_cell(r, "noop", GOALS["latency"][name]),
+        "submit → completed minus median spawn, fork isolation": _latency_cell(r, "noopfork", None),
+        f"submits/s through the API ({SUBMITTERS} clients, gunicorn 2 sync workers)": submits,
+        f"`GET /jobs/{{id}}` at {args.rate}/s offered, {args.rows:,} jobs in the store": _load_cell(
+            r.gets, GOALS["get_p99"].get(name)
+        ),
+        f"`GET /jobs?project=…&status=completed` at {args.list_rate}/s offered, {args.rows:,} jobs": _load_cell(
+            r.lists
+        ),
+    }
+
+
+def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
+    columns = {name: cells(name, results, args) for name, results in all_results.items()}
+    lines = [f"| measure | {' | '.join(STACK_TITLES[n] for n in columns)} |", f"|---|{'---|' * len(columns)}"]
+    for title in next(iter(columns.values())):
+        lines.append(f"| {title} | {' | '.join(column[title] for column in columns.values())} |")
+    notes = [note for r in all_results.values() for note in r.notes]
+    for name, r in all_results.items():
+        for label, measured in (("process isolation", r.process), ("fork isolation", r.fork)):
+            if measured is not None and measured.cpu_ms:
+                notes.append(measured.cpu_note(f"{STACK_TITLES[name]}, {label}"))
+        if r.spawn_ms is not None and r.robotni_spawn_ms is not None:
+            notes.append(
+                f"{STACK_TITLES[name]}: the floor's interpreter is the one no-op jobs run with ({r.floor_python}, "
+                f"{r.spawn_ms:.1f} ms a spawn); Robotni's own venv interpreter took {r.robotni_spawn_ms:.1f} ms "
+                "in the same run."
+            )
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes])
+
+
+def machine(loads: tuple[str, str], seconds: float) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit.stdout.strip() or '?'} (and uncommitted changes); "
+        f"{api_bench.machine()}; load average {loads[0]} at the start, {loads[1]} at the end; "
+        f"the run took {seconds / 60:.1f} min"
+    )
+
+
+def write_doc(report: str) -> None:
+    """Replace the generated part of docs/benchmarks.md (or append it), leaving the rest of the file alone."""
+    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    section = f"{BEGIN}\n{report}\n{END}"
+    if BEGIN in current and END in current:
+        updated = current[: current.index(BEGIN)] + section + current[current.index(END) + len(END) :]
+    else:
+        updated = f"{current.rstrip()}\n\n## Robotni against the floor: `python -m bench`\n\n{section}\n"
+    DOC.write_text(updated)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stacks", default="embedded,redis", help="comma-separated: embedded, redis")
+    parser.add_argument(
+        "--isolations", default="process,fork", type=lambda v: v.split(","), help="process, or process,fork"
+    )
+    parser.add_argument("--jobs", type=int, default=300, help="no-op jobs per throughput round (fork: twice as many)")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per isolation")
+    parser.add_argument("--floor-runs", type=int, default=150, help="spawns per floor measurement")
+    parser.add_argument("--samples", type=int, default=100, help="jobs per latency measurement")
+    parser.add_argument("--submits", type=int, default=1000, help="POSTs for the submit rate")
+    parser.add_argument("--rows", type=int, default=api_bench.ROWS, help="jobs in the store for the read measures")
+    parser.add_argument("--rate", type=int, default=300, help="offered GET /jobs/{id} per second")
+    parser.add_argument("--seconds", type=float, default=10, help="length of the GET run")
+    parser.add_argument("--list-rate", type=int, default=25, help="offered list pages per second")
+    parser.add_argument("--list-seconds", type=float, default=8, help="length of the list run")
+    parser.add_argument("--no-write", action="store_true", help=f"print only; do not update {DOC.relative_to(ROOT)}")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=400, help="jobs per throughput run")
-    parser.add_argument("--samples", type=int, default=40, help="jobs for the latency run")
-    parser.add_argument("--stacks", default="embedded,redis", help="comma-separated: embedded, redis")
-    args = parser.parse_args()
-
-    floor, spawn_ms = spawn_floor(300)
-    rows = [f"| floor | `python -I -c pass`, 2 concurrent spawners | {floor:.1f}/s (median {spawn_ms:.1f} ms) |"]
+    args = parse_args()
+    started, load_before = time.monotonic(), load_average()
+    all_results: dict[str, Results] = {}
     for name in args.stacks.split(","):
         try:
-            rows += run_stack(name, args.jobs, args.samples, floor, spawn_ms)
+            all_results[name] = run_stack(name, args)
         except Exception as exc:  # a stack whose servers are not running here is reported, not fatal
-            rows.append(f"| {name} | not measured | {exc.__class__.__name__}: {exc} |")
-    print(
-        f"Machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}\n"
-    )
-    print("| stack | measure | value |\n|---|---|---|")
-    print("\n".join(rows))
+            all_results[name] = Results(notes=[f"{STACK_TITLES[name]} not measured: {exc.__class__.__name__}: {exc}"])
+        print(f"{name}: done after {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
+    if args.rows and "embedded" in all_results:
+        read_api(args, all_results["embedded"])
+    report = f"{machine((load_before, load_average()), time.monotonic() - started)}\n\n{table(all_results, args)}"
+    print(report)
+    if not args.no_write:
+        write_doc(report)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,61 @@
-"""kombu's filesystem transport with one fix: a message appears in the queue folder only once it is whole.
+"""kombu's filesystem transport with two changes.
 
-kombu creates the message file, then writes it; a consumer polling in between moves the empty file away and
-fails to decode it, and the message is gone. Writing a hidden file and renaming it closes that window (a
-rename within one folder is atomic, and consumers skip names that start with a dot).
+- A message appears in the queue folder only once it is whole: kombu creates the message file, then writes it;
+  a consumer polling in between moves the empty file away and fails to decode it, and the message is gone.
+  Writing a hidden file and renaming it closes that window (a rename within one folder is atomic, and consumers
+  skip names that start with a dot).
+- A consumer lists the folder once for many messages, not once per message and queue: kombu lists and sorts the
+  whole folder in every `_get`, for each queue it consumes (its own and the worker's control queue), so a
+  backlog of n messages cost O(n²) (0.25 ms per message at 600, 5 ms at 10,000). Here one listing is sorted into
+  a batch per queue; a queue takes its batch oldest first (a name another consumer took meanwhile is skipped, as
+  kombu skips it), and the folder is listed again when a queue's batch is used up, at most every half polling
+  interval (between two polls of an idle worker, so no message waits longer than before).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections import deque
 from time import monotonic
 
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._batches: dict[str, deque[str]] = {}  # queue -> names of its messages from the last listing
+        self._listed_at = float("-inf")
+
+    def _list(self) -> None:
+        self._listed_at, self._batches = monotonic(), {}
+        for name in sorted(os.listdir(self.data_folder_in)):
+            _, dot, rest = name.partition(".")  # <time>_<uuid>.<queue>.msg; hidden ones are being written
+            if dot and not name.startswith(".") and rest.endswith(".msg"):
+                self._batches.setdefault(rest[: -len(".msg")], deque()).append(name)
+
+    def _get(self, queue):
+        stale = monotonic() - self._listed_at >= (self.connection.polling_interval or 0) / 2
+        if stale and not self._batches.get(queue):
+            self._list()
+        batch = self._batches.get(queue)
+        while batch:
+            name = batch.popleft()
+            try:  # claimed by this rename, as in kombu (store_processed is always on here)
+                shutil.move(os.path.join(self.data_folder_in, name), self.processed_folder)
+            except OSError:
+                continue  # another consumer took it
+            try:
+                with open(os.path.join(self.processed_folder, name), "rb") as f:
+                    return loads(bytes_to_str(f.read()))
+            except OSError as exc:
+                raise filesystem.ChannelError(f"Cannot read file {name!r} from queue.") from exc
+        raise filesystem.Empty()
+
     def _put(self, queue, payload, **kwargs):
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)

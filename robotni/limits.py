@@ -7,6 +7,7 @@ import logging
 import os
 import pwd
 import resource
+import shutil
 import stat
 import subprocess
 import sys
@@ -157,6 +158,64 @@ def check_interpreter_for(user: JobUser, interpreter: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     return None if done.returncode == 0 else done.stderr.decode(errors="replace")[-500:]
+
+
+# util-linux's names for the limits Limits.rlimits() sets, as its `prlimit` command takes them.
+PRLIMIT_NAMES = {
+    resource.RLIMIT_AS: "as",
+    resource.RLIMIT_CPU: "cpu",
+    resource.RLIMIT_FSIZE: "fsize",
+    resource.RLIMIT_NOFILE: "nofile",
+    resource.RLIMIT_NPROC: "nproc",
+    resource.RLIMIT_CORE: "core",
+}
+# Only the system's own copies: the job's PATH must not decide what sets up its sandbox.
+SYSTEM_BIN = "/usr/bin:/bin"
+
+
+@cache
+def _util_linux() -> tuple[str, str] | None:
+    setpriv, prlimit = shutil.which("setpriv", path=SYSTEM_BIN), shutil.which("prlimit", path=SYSTEM_BIN)
+    return (setpriv, prlimit) if setpriv and prlimit else None
+
+
+def launcher(rlimits: list[tuple[int, int, int]], user: JobUser | None) -> list[str] | None:
+    """Commands that set the job up between exec and exec, or None without util-linux (then a preexec_fn does).
+
+    `setpriv` switches to the job user without supplementary groups and sets the parent-death signal after the
+    switch (which would clear it); `prlimit` then sets the limits, as the job user, and execs the job. The job
+    stays the runner's own child with the runner's pid as its parent, exactly as with a preexec_fn, but
+    subprocess can vfork: a fork of a pool process and Python code in the copy cost about 2 ms more per job.
+    """
+    found = _util_linux()
+    if found is None:
+        return None
+    setpriv, prlimit = found
+    argv = [setpriv]
+    if user is not None and user.switches:
+        argv += [f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups"]
+    argv += ["--pdeathsig", "KILL", "--"]
+    if rlimits:
+        values = [f"--{PRLIMIT_NAMES[which]}={_limit(soft)}:{_limit(hard)}" for which, soft, hard in rlimits]
+        argv += [prlimit, *values, "--"]
+    return argv
+
+
+def _limit(value: int) -> str:
+    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
+
+
+# The exit codes of util-linux's commands when they cannot exec the next one (not found, not allowed).
+LAUNCH_FAILED_CODES = (126, 127)
+
+
+def launch_failure(code: int | None, stderr_tail: str) -> str | None:
+    """The reason a launcher could not start the job's interpreter, or None when the job itself ran."""
+    if code in LAUNCH_FAILED_CODES:
+        for line in stderr_tail.splitlines():
+            if line.startswith(("setpriv: failed to execute", "prlimit: failed to execute")):
+                return line.split(": ", 1)[1]
+    return None
 
 
 def popen_user(user: JobUser | None) -> dict[str, Any]:

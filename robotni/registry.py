@@ -19,6 +19,7 @@ from robotni import venvs
 from robotni.config import settings
 from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
 from robotni.limits import Limits
+from robotni.spawn import Isolation
 
 # PEP 723's reference regular expression.
 BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -50,7 +51,12 @@ PYTHON_SCRIPT_PARAMS = {
         },
     },
 }
-KNOWN_KEYS = {"description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"}
+KNOWN_KEYS = {
+    *("description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"),
+    *("isolation", "preload"),
+}
+# A module name as `import` takes it: what a fork server may import before any job of its type.
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
 
@@ -101,6 +107,8 @@ class WorkerType:
     dependencies: tuple[str, ...] | None = None  # PEP 723; None: Robotni's interpreter, else its own built venv
     requires_python: str | None = None
     venv: str | None = None  # a pre-made venv in ROBOTNI_VENVS_DIR, by name
+    isolation: Isolation = Isolation.PROCESS  # FORK: each job is a child of a server with `preload` imported
+    preload: tuple[str, ...] = ()
 
     @property
     def has_own_environment(self) -> bool:
@@ -126,6 +134,8 @@ class WorkerType:
             "retry": vars(self.retry),
             "limits": vars(self.limits),
             "environment": env.environment,
+            "isolation": self.isolation.value,
+            "preload": list(self.preload),
             "ready": env.ready,
             "error": env.error,
         }
@@ -212,6 +222,19 @@ def _limits(table: Any) -> Limits:
         raise DeclarationError(str(exc)) from None
 
 
+def _isolation(meta: Mapping[str, Any]) -> tuple[Isolation, tuple[str, ...]]:
+    """`isolation = "process" | "fork"` and, for fork, `preload = ["module", ...]`."""
+    value = meta.get("isolation", Isolation.PROCESS.value)
+    if value not in {i.value for i in Isolation}:
+        raise DeclarationError(f"isolation must be 'process' or 'fork', not {value!r}")
+    preload = meta.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m) for m in preload):
+        raise DeclarationError("preload must be a list of module names, such as ['json', 'numpy.linalg']")
+    if preload and value != Isolation.FORK.value:
+        raise DeclarationError("preload needs isolation = 'fork' (only a fork server imports modules ahead)")
+    return Isolation(value), tuple(preload)
+
+
 def parse_type(path: Path) -> WorkerType:
     """Read one worker script's declaration; DeclarationError says what is wrong."""
     name = path.stem
@@ -237,6 +260,7 @@ def parse_type(path: Path) -> WorkerType:
     if not isinstance(description, str):
         raise DeclarationError("description must be a string")
     dependencies = venvs.parse_dependencies(block.get("dependencies"))
+    isolation, preload = _isolation(meta)
     return WorkerType(
         name=name,
         script=path.resolve(),
@@ -250,6 +274,8 @@ def parse_type(path: Path) -> WorkerType:
         dependencies=dependencies,
         requires_python=venvs.parse_requires_python(block.get("requires-python")),
         venv=venvs.parse_venv(meta.get("venv"), dependencies),
+        isolation=isolation,
+        preload=preload,
     )
 
 

@@ -6,13 +6,11 @@ Never imports Celery: the tasks call it, and it is tested on its own.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import selectors
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -21,17 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robotni import limits
+from robotni import limits, spawn
 from robotni.errors import InterpreterError
+from robotni.spawn import Isolation
 from robotni.status import JobStatus
 
 EX_TEMPFAIL = 75  # sysexits.h: the script asks to be retried later
 STDERR_TAIL_BYTES = 2000
 # How often the loop looks at the clock, the cancel flag and the progress file when the script is quiet.
 TICK_SECONDS = 0.1
-PR_SET_PDEATHSIG = 1
-# Resolved before any fork: the child may only call async-signal-safe code.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
 # After the script exits, how long its escaped descendants may keep our pipes open.
 PIPE_DRAIN_SECONDS = 1.0
 TRUNCATION_MARK = "\n[robotni: output truncated at {} bytes]\n"
@@ -54,6 +50,9 @@ class RunSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     limits: limits.Limits | None = None  # None: the worker's own (tests of the runner alone)
     user: limits.JobUser | None = None  # None or not switching: the worker's own user
+    # FORK: argv[:3] (interpreter, -I, -u) start the type's fork server, whose child runs argv[3:] (the script).
+    isolation: Isolation = Isolation.PROCESS
+    preload: tuple[str, ...] = ()  # modules the fork server imports once
 
     # The workdir and what the worker writes in it stay the worker's; the job owns only `scratch` and `out`, so
     # it cannot swap a file the worker (maybe root) later reads or writes for a symlink to something else.
@@ -106,17 +105,6 @@ def script_argv(interpreter: str, script: Path, args: list[str] = ()) -> list[st
     return [check_interpreter(interpreter), "-I", "-u", str(script), *args]
 
 
-def _child_setup(rlimits: list[tuple[int, int, int]]) -> Callable[[], None]:
-    """Runs in the child after Popen switched the user, before exec: the limits were computed before the fork."""
-
-    def setup() -> None:
-        limits.apply(rlimits)
-        # After the user switch (a credential change clears the death signal), so it holds for the script.
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    return setup
-
-
 def _prepare(spec: RunSpec) -> Path:
     """The job's folders: workdir the worker's (0711), `scratch` and a fresh `out` the job user's (0700)."""
     scratch = spec.workdir / "scratch"
@@ -130,9 +118,6 @@ def _prepare(spec: RunSpec) -> Path:
         if spec.user is not None and spec.user.switches:
             os.chown(folder, spec.user.uid, spec.user.gid)
         folder.chmod(0o700)
-    params = os.open(spec.workdir / "params.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(params, "w") as f:
-        json.dump(spec.params, f)
     return scratch
 
 
@@ -155,16 +140,26 @@ def _kill_group(pgid: int, sig: int) -> None:
 
 
 class _Log:
-    """Appends output to the log file until the cap, then marks the truncation once."""
+    """Appends output to the log file until the cap, then marks the truncation once.
+
+    The file is made with the first output: a silent job creates none (the logs API reads a missing log as
+    empty), and creating a file is the dearest thing the runner does on some file systems.
+    """
 
     def __init__(self, path: Path, cap: int):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        self.file = open(fd, "ab", buffering=0)  # noqa: SIM115  closed in run()
+        self.path, self.file = path, None
         self.cap = cap
         self.written = 0
         self.truncated = False
 
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
     def write(self, chunk: bytes) -> None:
+        if self.file is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self.file = open(fd, "ab", buffering=0)  # noqa: SIM115  closed in run()
         room = self.cap - self.written
         if room > 0:
             self.file.write(chunk[:room])
@@ -204,44 +199,38 @@ def run(
     rlimits = spec.limits.rlimits() if spec.limits is not None else []
     log = _Log(spec.log_path, spec.log_max_bytes)
     try:
+        stdin = spawn.params_file(spec.params)
         try:
-            with open(spec.workdir / "params.json", "rb") as stdin:
-                proc = subprocess.Popen(
-                    spec.argv,
-                    stdin=stdin,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=scratch,
-                    env=_clean_env(spec),
-                    start_new_session=True,
-                    preexec_fn=_child_setup(rlimits),
-                    **limits.popen_user(spec.user),
-                )
+            child = spawn.start(
+                spec.argv, _clean_env(spec), scratch, rlimits, spec.user, stdin, spec.isolation, spec.preload
+            )
         except OSError as exc:  # e.g. the job user may not run the interpreter: the job fails, not the worker
-            who = f" as user {spec.user.name}" if spec.user is not None and spec.user.switches else ""
-            return Outcome(JobStatus.FAILED, None, None, f"cannot start {spec.argv[0]}{who}: {exc}", 0)
-        status, tail = _supervise(proc, spec, log, cancel, _Progress(spec.progress_path, on_progress))
+            return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, exc), 0)
+        finally:
+            os.close(stdin)  # the job has its own copy
+        try:
+            status, tail = _supervise(child, spec, log, cancel, _Progress(spec.progress_path, on_progress))
+        finally:
+            if child.lost is None:  # a no-op after a normal end; after an error, no orphans
+                _kill_group(child.pid, signal.SIGKILL)
+            code = child.finish()
     finally:
-        log.file.close()
+        log.close()
         spec.workdir.chmod(0o700)  # ended: later jobs of the same user cannot reach its scratch or out
-    return _outcome(spec, status, proc.returncode, tail, log.written)
+    if child.lost is not None and status is None:
+        return Outcome(JobStatus.FAILED, None, None, f"job process lost: {child.lost}\n{tail}".strip(), log.written)
+    failure = limits.launch_failure(code, tail) if status is None else None
+    if failure is not None:  # as subprocess says it when it cannot exec the interpreter itself
+        return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, failure), log.written)
+    return _outcome(spec, status, code, tail, log.written)
 
 
-def _exited(proc: subprocess.Popen) -> bool:
-    """True once the script has exited. Not reaped (WNOWAIT): its pid keeps the group id ours to kill."""
-    return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+def _cannot_start(spec: RunSpec, reason: object) -> str:
+    who = f" as user {spec.user.name}" if spec.user is not None and spec.user.switches else ""
+    return f"cannot start {spec.argv[0]}{who}: {reason}"
 
 
-def _wait_exit(proc: subprocess.Popen, timeout: float) -> list:
-    """Sleep until the script exits or timeout passes; used once it has closed its pipes."""
-    deadline, pause = time.monotonic() + timeout, 0.0005
-    while not _exited(proc) and time.monotonic() < deadline:
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
-    return []
-
-
-def _supervise(proc, spec: RunSpec, log: _Log, cancel: threading.Event, progress: _Progress):
+def _supervise(child: spawn.Child, spec: RunSpec, log: _Log, cancel: threading.Event, progress: _Progress):
     """Pump output until the script exits; enforce limits and cancellation on the whole group."""
     started = time.monotonic()
     tail: deque[bytes] = deque()
@@ -249,14 +238,21 @@ def _supervise(proc, spec: RunSpec, log: _Log, cancel: threading.Event, progress
     verdict: JobStatus | None = None
     kill_at = exited_at = None
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ, "out")
-        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        sel.register(child.stdout, selectors.EVENT_READ, "out")
+        sel.register(child.stderr, selectors.EVENT_READ, "err")
+        if child.exit_fd is not None:  # a served job's exit report wakes the loop at once
+            sel.register(child.exit_fd, selectors.EVENT_READ, "exit")
+        streams = 2
         while True:
-            events = sel.select(TICK_SECONDS) if sel.get_map() else _wait_exit(proc, TICK_SECONDS)
+            events = sel.select(TICK_SECONDS) if streams else child.wait_exit(TICK_SECONDS) or []
             for key, _ in events:
+                if key.data == "exit":
+                    sel.unregister(key.fileobj)  # exited() below reads the report
+                    continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fileobj)
+                    streams -= 1
                     continue
                 log.write(chunk)
                 if key.data == "err":
@@ -265,22 +261,20 @@ def _supervise(proc, spec: RunSpec, log: _Log, cancel: threading.Event, progress
                     while tail_size - len(tail[0]) >= STDERR_TAIL_BYTES:
                         tail_size -= len(tail.popleft())
             elapsed = time.monotonic() - started
-            if _exited(proc):
+            if child.exited():
                 # The script is gone; what it left in its group must not outlive it or hold our pipes open.
-                _kill_group(proc.pid, signal.SIGKILL)
+                if child.lost is None:  # a lost job was reaped elsewhere: its pid may be someone else's now
+                    _kill_group(child.pid, signal.SIGKILL)
                 exited_at = exited_at if exited_at is not None else elapsed
-                if not sel.get_map() or elapsed - exited_at > PIPE_DRAIN_SECONDS:
+                if not streams or elapsed - exited_at > PIPE_DRAIN_SECONDS:
                     break  # done, or a descendant escaped the group (setsid) and still holds a pipe
             elif verdict is None and (cancel.is_set() or elapsed >= spec.soft_limit):
                 verdict = JobStatus.CANCELLED if cancel.is_set() else JobStatus.TIMED_OUT
-                _kill_group(proc.pid, signal.SIGTERM)
+                _kill_group(child.pid, signal.SIGTERM)
                 kill_at = elapsed + spec.kill_grace if verdict is JobStatus.CANCELLED else spec.hard_limit
             elif kill_at is not None and elapsed >= kill_at:
-                _kill_group(proc.pid, signal.SIGKILL)
+                _kill_group(child.pid, signal.SIGKILL)
             progress.poll()
-    proc.wait()
-    proc.stdout.close()
-    proc.stderr.close()
     progress.poll()
     return verdict, b"".join(tail)[-STDERR_TAIL_BYTES:].decode(errors="replace")
 

@@ -186,6 +186,8 @@ class TypeSchema(Schema):
     retry = fields.Nested(RetrySchema)
     limits = fields.Nested(LimitsSchema)
     environment = fields.Nested(EnvironmentSchema)
+    isolation = fields.String(metadata={"description": "process (a new interpreter per job) or fork (see README)"})
+    preload = fields.List(fields.String(), metadata={"description": "modules its fork server imports before any job"})
     ready = fields.Boolean(metadata={"description": "its environment is there; jobs fail at once with `error` if not"})
     error = fields.String(allow_none=True, metadata={"description": "why the environment is not ready"})
 

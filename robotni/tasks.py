@@ -20,7 +20,7 @@ from celery.signals import (
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import OperationalError
 
-from robotni import brokerclean, jobs, limits, logs, reaper, venvs, workers
+from robotni import brokerclean, execution, jobs, limits, logs, reaper, venvs, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -93,6 +93,7 @@ def _build_environments(sender, instance, **_) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)
     venvs.build_types([t for t in registry().values() if t.queue in queues], settings())
+    execution.prepare(settings())  # the standard-library environment of types without one of their own
 
 
 @worker_init.connect
@@ -119,6 +120,13 @@ def _open_store(**_) -> None:
         engine()
     except Exception:  # the store is down: the first job tries again, and fails as a job, not as a pool process
         log.warning("job store unavailable as a pool process started", exc_info=True)
+
+
+@worker_process_init.connect
+def _start_fork_servers(**_) -> None:
+    """Each pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
+    queues = set(app.amqp.queues.consume_from)
+    execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings())
 
 
 @worker_ready.connect

@@ -1,0 +1,69 @@
+"""robotni/fstransport.py: whole messages only, oldest first, one folder listing for many messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import uuid
+
+import pytest
+from kombu import Connection
+
+
+@pytest.fixture
+def connect(tmp_path):
+    folders = {name: tmp_path / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": True,
+        "polling_interval": 0.05,
+    }
+    connections = []
+
+    def channel():
+        conn = Connection(transport="robotni.fstransport:Transport", transport_options=options)
+        connections.append(conn)
+        return conn.channel()
+
+    yield channel, folders
+    for conn in connections:
+        conn.release()
+
+
+def put(folder, millisecond: int, queue_name: str, n) -> None:
+    """A message file as the transport names it (`<ms>_<uuid>.<queue>.msg`); puts within one millisecond have
+    no order between them, so these get distinct times."""
+    (folder / f"{millisecond}_{uuid.uuid4()}.{queue_name}.msg").write_text(json.dumps({"n": n}))
+
+
+def test_messages_come_oldest_first_per_queue_and_once(connect):
+    channel, folders = connect
+    first, second = channel(), channel()
+    for i in range(6):
+        put(folders["queue"], 1000 + i, "default", i)
+    put(folders["queue"], 999, "other.queue", "other")
+    (folders["queue"] / ".half-written.default.msg").write_text("{")  # a put in progress: never taken
+    taken = [first._get("default")["n"], second._get("default")["n"], first._get("default")["n"]]
+    taken += [second._get("default")["n"] for _ in range(3)]
+    assert sorted(taken) == list(range(6))  # each once
+    assert taken[:2] == [0, 1] and taken[2] > taken[0]  # oldest first, each consumer in its own listing's order
+    assert first._get("other.queue") == {"n": "other"}
+    with pytest.raises(queue.Empty):
+        first._get("default")
+    assert os.listdir(folders["queue"]) == [".half-written.default.msg"]
+
+
+def test_a_new_message_is_seen_at_the_next_poll(connect):
+    channel, _ = connect
+    consumer = channel()
+    with pytest.raises(queue.Empty):
+        consumer._get("default")
+    consumer._put("default", {"n": 1})
+    consumer._listed_at -= 0.05  # a polling interval later
+    assert consumer._get("default") == {"n": 1}
