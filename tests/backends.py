@@ -10,9 +10,14 @@ import os
 import random
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+
+from tests.stack import Stack
 
 POSTGRES = os.environ.get("ROBOTNI_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS = os.environ.get("ROBOTNI_TEST_REDIS_URL")  # e.g. redis://127.0.0.1:6379
@@ -90,3 +95,17 @@ def provision(name: str) -> Backend:
 
 
 STACKS = ["embedded", "redis", "rabbitmq"]
+
+
+@contextmanager
+def web_on(name: str, base: Path, env: dict[str, str]) -> Iterator[Stack]:
+    """gunicorn alone on a freshly provisioned stack; the test starts (and kills) its own workers."""
+    backend = provision(name)
+    stack = Stack(base, {**env, **backend.env})
+    stack.backend = backend.name
+    try:
+        stack.start_web()
+        yield stack
+    finally:
+        stack.stop()
+        backend.release()

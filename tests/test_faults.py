@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.backends import STACKS, provision
+from tests.backends import STACKS, web_on
 from tests.stack import TERMINAL, Stack, wait_until
 
 # Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
@@ -28,15 +28,8 @@ RECOVERY_BOUND = 30
 @pytest.fixture(params=STACKS)
 def faults(request, tmp_path):
     """A web server on a fresh store and broker for each test; the test starts and kills its own workers."""
-    backend = provision(request.param)
-    stack = Stack(tmp_path, {**FAST, **backend.env})
-    stack.backend = backend.name
-    try:
-        stack.start_web()
+    with web_on(request.param, tmp_path, FAST) as stack:
         yield stack
-    finally:
-        stack.stop()
-        backend.release()
 
 
 def assert_invariants(stack: Stack, accepted: list[str]) -> None:

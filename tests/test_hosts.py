@@ -18,14 +18,8 @@ FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2"}
 
 @pytest.fixture
 def cluster(tmp_path):
-    backend = backends.provision("redis")
-    stack = Stack(tmp_path, {**FAST, **backend.env})
-    try:
-        stack.start_web()
+    with backends.web_on("redis", tmp_path, FAST) as stack:
         yield stack
-    finally:
-        stack.stop()
-        backend.release()
 
 
 def host(stack: Stack, name: str, queues: tuple[str, ...]):
