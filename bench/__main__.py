@@ -2,13 +2,16 @@
 
 The floor is what a fresh interpreter costs here: 2 concurrent spawners of `python -I -c pass`, with the
 interpreter the no-op type's jobs run with. Each throughput round is a floor, a drain of --jobs no-op jobs by
-one worker with 2 pool processes, and a floor again: the round's ratio is its rate over the mean of the two
-floors around it, so a machine shared with other work moves both sides alike; the table gives the median of
---rounds rounds. Then, per stack (embedded: SQLite and the filesystem broker; Redis + PostgreSQL when they
-answer on this machine):
+one worker with N pool processes (`--concurrency N`), and a floor again: the round's ratio is its rate over the
+mean of the two floors around it, so a machine shared with other work moves both sides alike; the table gives
+the median of the rounds. Then, per stack (embedded: SQLite and the filesystem broker; Redis + PostgreSQL when
+they answer on this machine):
 
-- throughput of no-op jobs: process isolation (a new interpreter per job) and fork isolation (children of the
-  type's fork server), as a ratio to the floor;
+- throughput of no-op jobs: process isolation (a new interpreter per job) with each pool size of --processes
+  (1, 2 and 4), and fork isolation (children of the type's fork server) with 2 pool processes, as a ratio to the
+  floor. Every size is held against the same floor of 2 spawners. The 2-process rows (issue 8's goals) take
+  --rounds rounds; the other sizes take --size-rounds (1 by default, to keep the whole run under 10 minutes on
+  2 cores);
 - latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
   with single spawns; the overhead is the median (and p99) latency minus the median spawn;
 - submits/s through the API: --submits POSTs from 8 concurrent clients (h2load when installed);
@@ -52,12 +55,12 @@ BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- python -m bench: begin -->", "<!-- python -m bench: end -->"
 STACK_TITLES = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
-POOL_PROCESSES = 2
+POOL_PROCESSES = 2  # the pool size of issue 8's throughput goals, of fork isolation and of the latency worker
 SUBMITTERS = 8
 SPAWNERS = 2
 # Goals of issue 8, per stack where they differ.
 GOALS: dict[str, dict[str, float]] = {
-    "process": {"embedded": 0.70, "redis": 0.80},  # share of the floor's rate
+    "process": {"embedded": 0.70, "redis": 0.80},  # share of the floor's rate, with POOL_PROCESSES
     "fork": {"embedded": 3.0, "redis": 3.0},
     "latency": {"embedded": 60.0, "redis": 10.0},  # ms over the median spawn
     "submits": {"embedded": 300.0, "redis": 500.0},
@@ -78,6 +81,10 @@ def spawn_once(python: str) -> float:
     started = time.perf_counter()
     subprocess.run([python, "-I", "-c", "pass"], check=True)
     return (time.perf_counter() - started) * 1000
+
+
+def pool_label(processes: int) -> str:
+    return f"{processes} pool process{'' if processes == 1 else 'es'}"
 
 
 def p99(values: list[float]) -> float:
@@ -162,7 +169,7 @@ class Results:
     spawn_ms: float | None = None  # median single spawn
     robotni_spawn_ms: float | None = None  # median single spawn of Robotni's own interpreter, for comparison
     floor_python: str = ""  # which interpreter the floor used
-    process: Throughput | None = None
+    process: dict[int, Throughput] = field(default_factory=dict)  # by pool processes
     fork: Throughput | None = None
     latency: dict[str, list[float]] = field(default_factory=dict)  # type -> ms
     spawns: list[float] = field(default_factory=list)  # single spawns interleaved with the latency samples
@@ -171,6 +178,13 @@ class Results:
     gets: api_bench.Result | None = None
     lists: api_bench.Result | None = None
     notes: list[str] = field(default_factory=list)
+
+    def throughputs(self) -> dict[str, Throughput]:
+        """Every throughput measured, by label."""
+        labelled = {f"process isolation, {pool_label(n)}": measured for n, measured in self.process.items()}
+        if self.fork is not None:
+            labelled[f"fork isolation, {pool_label(POOL_PROCESSES)}"] = self.fork
+        return labelled
 
 
 class Bench:
@@ -197,9 +211,9 @@ class Bench:
         with self.db.connect() as conn:
             return conn.execute(select(func.count()).select_from(Job).where(*where)).scalar_one()
 
-    def start_worker(self):
+    def start_worker(self, processes: int = POOL_PROCESSES):
         self.workers += 1
-        return self.stack.start_worker(f"b{self.workers}", concurrency=POOL_PROCESSES)
+        return self.stack.start_worker(f"b{self.workers}", concurrency=processes)
 
     def post(self, count: int, wtype: str) -> tuple[float, str]:
         """count submits of wtype from SUBMITTERS concurrent clients: (submits/s, the client used)."""
@@ -224,10 +238,11 @@ class Bench:
             list(pool.map(one, range(count)))
         return count / (time.perf_counter() - started), "Python requests"
 
-    def drain_rate(self, wtype: str, jobs: int) -> float:
-        """Jobs/s of one worker draining a queue of `jobs` no-op jobs filled beforehand."""
+    def drain_rate(self, wtype: str, jobs: int, processes: int) -> float:
+        """Jobs/s of one worker with `processes` pool processes draining a queue of `jobs` no-op jobs filled
+        beforehand."""
         self.post(jobs, wtype)
-        worker = self.start_worker()
+        worker = self.start_worker(processes)
         name = f"b{self.workers}@%"
         done = [Job.status == "completed", Job.worker.like(name)]
         before = worker_cpu(worker.pid)
@@ -239,12 +254,12 @@ class Bench:
         self.cpu_ms = {part: (after[part] - before[part]) * 1000 / jobs for part in after}
         return jobs / (last - first).total_seconds()
 
-    def throughput(self, wtype: str, jobs: int, rounds: int, floor_runs: int, results: Results) -> Throughput:
+    def throughput(self, wtype: str, jobs: int, rounds: int, floor_runs: int, processes: int) -> Throughput:
         measured = Throughput()
         python = self.job_python()
         for _ in range(rounds):
             before = spawn_floor(python, floor_runs)
-            measured.rates.append(self.drain_rate(wtype, jobs))
+            measured.rates.append(self.drain_rate(wtype, jobs, processes))
             measured.cpu_ms.append(self.cpu_ms)
             after = spawn_floor(python, floor_runs)
             measured.floors.append((before + after) / 2)
@@ -302,10 +317,13 @@ def run_stack(name: str, args: argparse.Namespace) -> Results:
     try:
         bench.start_worker().stop()  # builds the standard-library environment the jobs (and the floor) use
         results.submits, results.submit_tool = bench.submit_rate(args.submits)
-        results.process = bench.throughput("noop", args.jobs, args.rounds, args.floor_runs, results)
+        for processes in args.processes:
+            # Issue 8's goals are for 2 processes; fewer rounds for the other sizes keep the run under 10 min.
+            rounds = args.rounds if processes == POOL_PROCESSES else args.size_rounds
+            results.process[processes] = bench.throughput("noop", args.jobs, rounds, args.floor_runs, processes)
         if "fork" in args.isolations:
-            results.fork = bench.throughput("noopfork", args.jobs * 2, args.rounds, args.floor_runs, results)
-        results.floor = statistics.median(results.process.floors + (results.fork.floors if results.fork else []))
+            results.fork = bench.throughput("noopfork", args.jobs * 2, args.rounds, args.floor_runs, POOL_PROCESSES)
+        results.floor = statistics.median(f for measured in results.throughputs().values() for f in measured.floors)
         bench.latencies(args.samples, args.isolations, results)
     finally:
         bench.close()
@@ -345,10 +363,24 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def _throughput_cell(measured: Throughput | None, goal: float) -> str:
+def _throughput_cell(measured: Throughput | None, goal: float | None) -> str:
     if measured is None:
         return "—"
+    if goal is None:
+        return measured.cell()
     return f"{measured.cell()}; goal ≥ {goal:g}x: {_mark(measured.ratio >= goal)}"
+
+
+def _process_rows(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
+    """One row per pool size; only POOL_PROCESSES has a goal, the others are there to show how it scales."""
+    rows = {}
+    for processes in args.processes:
+        title = f"no-op jobs/s, {pool_label(processes)}, process isolation"
+        goal = GOALS["process"][name] if processes == POOL_PROCESSES else None
+        if goal is None:
+            title += f" (against the same {SPAWNERS}-spawner floor)"
+        rows[title] = _throughput_cell(r.process.get(processes), goal)
+    return rows
 
 
 def _latency_cell(results: Results, wtype: str, goal: float | None) -> str:
@@ -383,10 +415,8 @@ def cells(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
         f"floor: `python -I -c pass`, {SPAWNERS} concurrent spawners (one spawn alone, median)": "—"
         if r.floor is None
         else f"{r.floor:.0f}/s ({r.spawn_ms or 0:.1f} ms)",
-        f"no-op jobs/s, {POOL_PROCESSES} pool processes, process isolation": _throughput_cell(
-            r.process, GOALS["process"][name]
-        ),
-        f'no-op jobs/s, {POOL_PROCESSES} pool processes, `isolation = "fork"`': _throughput_cell(
+        **_process_rows(name, r, args),
+        f'no-op jobs/s, {pool_label(POOL_PROCESSES)}, `isolation = "fork"`': _throughput_cell(
             r.fork, GOALS["fork"][name]
         ),
         "submit → completed minus median spawn, process isolation": _latency_cell(r, "noop", GOALS["latency"][name]),
@@ -406,10 +436,10 @@ def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
     lines = [f"| measure | {' | '.join(STACK_TITLES[n] for n in columns)} |", f"|---|{'---|' * len(columns)}"]
     for title in next(iter(columns.values())):
         lines.append(f"| {title} | {' | '.join(column[title] for column in columns.values())} |")
-    notes = [note for r in all_results.values() for note in r.notes]
+    notes = [note for r in all_results.values() for note in r.notes] + _sizes_note(args)
     for name, r in all_results.items():
-        for label, measured in (("process isolation", r.process), ("fork isolation", r.fork)):
-            if measured is not None and measured.cpu_ms:
+        for label, measured in r.throughputs().items():
+            if measured.cpu_ms:
                 notes.append(measured.cpu_note(f"{STACK_TITLES[name]}, {label}"))
         if r.spawn_ms is not None and r.robotni_spawn_ms is not None:
             notes.append(
@@ -418,6 +448,23 @@ def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
                 "in the same run."
             )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes])
+
+
+def _sizes_note(args: argparse.Namespace) -> list[str]:
+    """Why the rows of other pool sizes read differently from the 2-process row."""
+    others = [n for n in args.processes if n != POOL_PROCESSES]
+    if not others:
+        return []
+    cores = os.cpu_count() or 1
+    rounds = f"{args.size_rounds} round{'' if args.size_rounds == 1 else 's'}"
+    note = (
+        f"{', '.join(pool_label(n) for n in others)}: {rounds} each, and the ratio is to the same floor of "
+        f"{SPAWNERS} concurrent spawners as the {POOL_PROCESSES}-process rows (no goal)"
+    )
+    if max(others) > cores:
+        note += f"; this machine has {cores} cores, so more pool processes than that cannot do more than {cores} "
+        note += "cores of work, only overlap their waits (the store, the broker)"
+    return [note + "."]
 
 
 def machine(loads: tuple[str, str], seconds: float) -> str:
@@ -444,6 +491,13 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def _sizes(value: str) -> list[int]:
+    sizes = list(dict.fromkeys(int(size) for size in value.split(",")))  # in the order given, each once
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("pool sizes are whole numbers from 1")
+    return sizes
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stacks", default="embedded,redis", help="comma-separated: embedded, redis")
@@ -451,7 +505,16 @@ def parse_args() -> argparse.Namespace:
         "--isolations", default="process,fork", type=lambda v: v.split(","), help="process, or process,fork"
     )
     parser.add_argument("--jobs", type=int, default=300, help="no-op jobs per throughput round (fork: twice as many)")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per isolation")
+    parser.add_argument(
+        "--processes",
+        default="1,2,4",
+        type=_sizes,
+        help="comma-separated pool sizes (worker --concurrency) for process isolation",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help=f"throughput rounds per isolation with {pool_label(POOL_PROCESSES)}"
+    )
+    parser.add_argument("--size-rounds", type=int, default=1, help="throughput rounds for each other pool size")
     parser.add_argument("--floor-runs", type=int, default=150, help="spawns per floor measurement")
     parser.add_argument("--samples", type=int, default=100, help="jobs per latency measurement")
     parser.add_argument("--submits", type=int, default=1000, help="POSTs for the submit rate")
