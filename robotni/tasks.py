@@ -20,7 +20,7 @@ from celery.signals import (
 from celery.utils.log import get_task_logger
 from sqlalchemy.exc import OperationalError
 
-from robotni import brokerclean, execution, jobs, limits, logs, reaper, venvs, workers
+from robotni import brokerclean, execution, jobs, limits, logs, orphans, reaper, venvs, workers
 from robotni.celery import app
 from robotni.config import settings
 from robotni.db import Job, engine
@@ -58,7 +58,18 @@ def revoke(job_id: str) -> None:
 
 # Broker cleaning looks at every file of the folder: a few times per stale period is enough.
 BROKER_CLEANS_PER_STALE_PERIOD = 5
-_last_broker_clean = [0.0]
+# A dead worker's leftovers are idle processes, not a hazard: a look through /proc this often is plenty.
+ORPHAN_SWEEP_SECONDS = 10.0
+_last_done: dict[str, float] = {}
+
+
+def _due(chore: str, every: float) -> bool:
+    """True at the first call and then once per `every` seconds."""
+    now = time.monotonic()
+    if chore in _last_done and now - _last_done[chore] < every:
+        return False
+    _last_done[chore] = now
+    return True
 
 
 def _broker_depth(queue: str) -> int | None:
@@ -76,13 +87,14 @@ def _broker_depth(queue: str) -> int | None:
 
 
 def _chores() -> None:
-    """The worker main process's periodic duties: recovery, and keeping the filesystem broker bounded."""
+    """The worker main process's periodic duties: recovery, a dead worker's leftover processes, and keeping the
+    filesystem broker bounded."""
     current = settings()
     idle = [queue for queue in workers.free_queues(current.heartbeat_seconds) if _broker_depth(queue) == 0]
     reaper.reap(enqueue, idle, current.republish_after)
-    due = time.monotonic() - _last_broker_clean[0] >= current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD
-    if current.uses_filesystem_broker and due:
-        _last_broker_clean[0] = time.monotonic()
+    if _due("orphans", ORPHAN_SWEEP_SECONDS):
+        orphans.kill_orphans()
+    if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
         counts = brokerclean.clean(current.broker_dir, set(registry().queues), current.broker_stale_seconds)
         if any(counts.values()):
             log.info("broker folder cleaned: %s", counts)

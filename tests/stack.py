@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import shutil
@@ -33,6 +34,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose; only its parent (not us) can reap it.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def pids_of(stack: Stack, job_id: str) -> dict:
+    """The pids a test script (sleeper, patient) wrote into its scratch folder."""
+    path = stack.data_dir / "jobs" / job_id / "scratch" / "pids.json"
+    return wait_until(lambda: path.exists() and json.loads(path.read_text()), 20, "the job's pids")
 
 
 def default_job_user() -> str:

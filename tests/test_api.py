@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import time
 
 import pytest
 from openapi_spec_validator import validate
 
-from tests.stack import wait_until
-
-
-def pids_of(stack, job_id: str) -> dict:
-    path = stack.data_dir / "jobs" / job_id / "scratch" / "pids.json"
-    return wait_until(lambda: path.exists() and json.loads(path.read_text()), 20, "the job's pids")
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split()[2] == "Z"
+from tests.stack import alive, pids_of, wait_until
 
 
 def test_openapi_document_is_valid_and_documents_every_endpoint(stack):
@@ -92,7 +76,7 @@ def test_cancel_running_job_kills_its_process_group_within_5_s(stack):
     done = stack.wait_for(job["id"], timeout=5)
     assert done["status"] == "cancelled"
     assert time.monotonic() - started < 5
-    wait_until(lambda: gone(pids["script"]) and gone(pids["grandchild"]), 2, "the job's processes to be gone")
+    wait_until(lambda: not alive(pids["script"]) and not alive(pids["grandchild"]), 2, "the job's processes to be gone")
     again = stack.http.delete(stack.api(f"/jobs/{job['id']}"))
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
 
@@ -260,5 +244,5 @@ def test_timeout_ends_timed_out_and_kills_the_group(stack):
     pids = pids_of(stack, job["id"])
     done = stack.wait_for(job["id"], timeout=15)
     assert done["status"] == "timed_out" and "time limit" in done["error"]
-    wait_until(lambda: gone(pids["script"]) and gone(pids["grandchild"]), 3, "the job's processes to be gone")
+    wait_until(lambda: not alive(pids["script"]) and not alive(pids["grandchild"]), 3, "the job's processes to be gone")
     assert signal.SIGKILL

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.backends import STACKS, web_on
-from tests.stack import TERMINAL, Stack, wait_until
+from tests.stack import TERMINAL, Stack, alive, pids_of, wait_until
 
 # Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
 FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2", "ROBOTNI_SHUTDOWN_GRACE": "1", "ROBOTNI_DB_BUSY_TIMEOUT": "1"}
@@ -55,6 +55,7 @@ def test_sigkilled_worker_mid_job_is_recovered_by_another_worker(faults):
     unretried = faults.submit("sleeper", {"seconds": 2})
     for job in (retried, unretried):
         faults.wait_for(job["id"], {"running"})
+    grandchild = pids_of(faults, unretried["id"])["grandchild"]
     kill_worker(first)
     faults.start_worker("second")
     done = faults.wait_for(retried["id"], timeout=RECOVERY_BOUND)
@@ -64,6 +65,8 @@ def test_sigkilled_worker_mid_job_is_recovered_by_another_worker(faults):
     attempts = faults.http.get(faults.api(f"/jobs/{retried['id']}/attempts")).json()
     assert attempts[0]["status"] == "scheduled" and "lost" in attempts[0]["error"]
     assert_invariants(faults, [retried["id"], unretried["id"]])
+    # The killed job's own child outlived it; the next worker on this machine stops it.
+    wait_until(lambda: not alive(grandchild), 15, f"the lost job's grandchild {grandchild} to be killed")
 
 
 def test_prefetched_messages_of_a_killed_worker_still_run(faults):

@@ -26,9 +26,9 @@ from robotni.registry import parse_type
 from robotni.runner import RunSpec, run, script_argv
 from robotni.spawn import Isolation
 from robotni.status import JobStatus
-from tests.stack import ROOT, wait_until
+from tests.stack import ROOT, alive, wait_until
 from tests.test_registry import write
-from tests.test_runner import GRANDCHILD, alive, grandchild_of
+from tests.test_runner import GRANDCHILD, grandchild_of
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from robotni.errors import InterpreterError
 from robotni.runner import RunSpec, check_interpreter, run, script_argv
 from robotni.status import JobStatus
-from tests.stack import wait_until
+from tests.stack import alive, wait_until
 
 GRANDCHILD = """
 import json, subprocess, sys, time
@@ -34,15 +33,6 @@ def make_spec(tmp_path: Path, code: str, params=None, args=(), **overrides) -> R
         workdir=tmp_path / "job",
         **values,
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purpose; only its parent (not us) can reap it.
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def grandchild_of(spec: RunSpec) -> int:
