@@ -21,8 +21,11 @@ start: export ROBOTNI_JOB_USER ?= $(shell [ "$$(id -u)" = 0 ] && ! su -s /bin/sh
 start: $(VENV)/.installed
 	honcho start
 
+# Test files run on two processes at once (their tests mostly wait on real workers); the tests that restart the
+# shared Redis and PostgreSQL run after them, alone. A plain `pytest` runs everything in one process.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not exclusive"
+	$(BIN)/python -m pytest -m exclusive
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check robotni tests bench celeryconfig.py

@@ -6,14 +6,17 @@ are skipped with the reason, and a plain `pytest` runs on the embedded default a
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -22,6 +25,8 @@ from tests.stack import Stack
 POSTGRES = os.environ.get("ROBOTNI_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
 REDIS = os.environ.get("ROBOTNI_TEST_REDIS_URL")  # e.g. redis://127.0.0.1:6379
 AMQP = os.environ.get("ROBOTNI_TEST_AMQP_URL")  # e.g. amqp://guest:guest@127.0.0.1:5672
+# Redis's default 16 dbs, but 0: a developer's own data may live there.
+REDIS_DBS = list(range(1, 16))
 
 
 @dataclass
@@ -52,10 +57,24 @@ def _postgres(backend: Backend) -> None:
     backend.env["ROBOTNI_DATABASE_URL"] = POSTGRES.rsplit("/", 1)[0] + f"/{name}"
 
 
+def _lock_redis_db() -> tuple[int, IO]:
+    """A Redis db no other test holds, in this run or a parallel one (pytest-xdist): its lock file stays open."""
+    for db in random.sample(REDIS_DBS, len(REDIS_DBS)):
+        lock = open(Path(tempfile.gettempdir()) / f"robotni-test-redis-{db}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return db, lock
+    raise RuntimeError(f"every Redis db {REDIS_DBS[0]}-{REDIS_DBS[-1]} is held by another test")
+
+
 def _redis(backend: Backend) -> None:
     import redis
 
-    db = random.randint(1, 15)
+    db, lock = _lock_redis_db()
+    backend._cleanup.append(lock.close)
     url = f"{REDIS.rstrip('/')}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()

@@ -16,13 +16,20 @@ QUICK_CLEAN = {"ROBOTNI_BROKER_STALE_SECONDS": "3", "ROBOTNI_HEARTBEAT_SECONDS":
 
 
 def start_flower(stack: Stack, name: str = "flower"):
+    """Flower as the Procfile starts it (robotni.flower), with its HTTP API open (it is off without auth)."""
     port = free_port()
-    stack.env["FLOWER_UNAUTHENTICATED_API"] = "true"  # the HTTP API is off without auth otherwise
-    argv = [sys.executable, "-m", "celery", "-A", "robotni", "flower", "--address=127.0.0.1", f"--port={port}"]
-    proc = stack.spawn(name, argv)
+    env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}", "FLOWER_UNAUTHENTICATED_API": "true"}
+    proc = stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url + "/healthcheck"), 30, f"flower on {url}\n{proc.log()}", every=0.2)
     return proc, url
+
+
+def listed_workers(flower, url: str) -> dict:
+    try:
+        return wait_until(lambda: _get_json(url + "/api/workers?refresh=1"), 30, "flower to list workers")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its log:\n{flower.log()[-4000:]}") from None
 
 
 def _answers(url: str) -> bool:
@@ -52,8 +59,8 @@ def stack(tmp_path):
 
 
 def test_flower_shows_workers_and_a_finished_job(stack):
-    _, url = start_flower(stack)
-    workers = wait_until(lambda: _get_json(url + "/api/workers?refresh=1"), 30, "flower to list workers")
+    flower, url = start_flower(stack)
+    workers = listed_workers(flower, url)
     assert any(name.startswith("main@") for name in workers)
     job = stack.submit("add", {"x": 1, "y": 2}, project="flowers")
     stack.wait_for(job["id"])
@@ -83,7 +90,7 @@ def test_broker_folder_stays_bounded_across_restarts(stack):
     stack.submit("helloworld")
     for round_ in range(3):
         flower, url = start_flower(stack, f"flower{round_}")
-        wait_until(lambda url=url: _get_json(url + "/api/workers?refresh=1"), 30, "flower to list workers")
+        listed_workers(flower, url)
         extra = stack.start_worker(f"extra{round_}", concurrency=1)
         for proc in (flower, extra):
             proc.stop()

@@ -15,10 +15,13 @@ import requests
 from tests import backends
 from tests.stack import TERMINAL, Stack, wait_until
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("ROBOTNI_TEST_RESTART_SERVICES") != "1" or not (backends.POSTGRES and backends.REDIS),
-    reason="restarts this machine's Redis and PostgreSQL: set ROBOTNI_TEST_RESTART_SERVICES=1 and their URLs",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("ROBOTNI_TEST_RESTART_SERVICES") != "1" or not (backends.POSTGRES and backends.REDIS),
+        reason="restarts this machine's Redis and PostgreSQL: set ROBOTNI_TEST_RESTART_SERVICES=1 and their URLs",
+    ),
+    pytest.mark.exclusive,
+]
 # Redis as the machine's image starts it (no persistence: a restart loses every message).
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
