@@ -16,7 +16,7 @@ from robotni import auth, jobs, logs, queries
 from robotni.config import settings
 from robotni.db import Job
 from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafeScript, UnsafeVenv
-from robotni.execution import job_argv, job_dir
+from robotni.execution import job_argv
 from robotni.http import Blueprint
 from robotni.registry import registry
 from robotni.schemas import (
@@ -227,16 +227,10 @@ class JobLogs(MethodView):
     def get(self, query, job_id):
         """Read a job's output from a byte offset; ask again from next_offset to tail it"""
         job = job_or_404(job_id)
-        path = job_dir(settings(), job.id) / "output.log"
-        offset = query["offset"]
-        try:
-            with open(path, "rb") as f:
-                size = f.seek(0, 2)
-                f.seek(min(offset, size))
-                chunk = _utf8_prefix(f.read(query["limit"]))
-        except FileNotFoundError:
-            size, chunk = 0, b""
-        next_offset = min(offset, size) + len(chunk)
+        offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
+        start = min(offset, size)
+        chunk = _utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        next_offset = start + len(chunk)
         ended = JobStatus(job.status).is_terminal
         return {
             "offset": offset,

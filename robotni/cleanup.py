@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from robotni.db import Attempt, Job, ScheduleRun, engine
+from robotni.db import Attempt, Job, LogChunk, ScheduleRun, engine
 from robotni.jobs import status_in
 from robotni.status import TERMINAL
 
@@ -37,6 +37,7 @@ def remove_old_jobs(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
             ids = [row[0] for row in conn.execute(select(Job.id).where(*ended_before).limit(BATCH))]
             if ids:
                 conn.execute(delete(Attempt).where(Attempt.job_id.in_(ids)))
+                conn.execute(delete(LogChunk).where(LogChunk.job_id.in_(ids)))
                 conn.execute(delete(ScheduleRun).where(ScheduleRun.job_id.in_(ids)))
                 conn.execute(delete(Job).where(Job.id.in_(ids), *ended_before))
         for job_id in ids:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -97,6 +98,19 @@ class Attempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LogChunk(Base):
+    """A job's output as its worker shipped it, beat by beat: any API process reads it, whichever host ran the job.
+
+    The chunks of a job follow each other from 0, attempt after attempt; the job's log_bytes is their total.
+    """
+
+    __tablename__ = "log_chunks"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    start: Mapped[int] = mapped_column(Integer, primary_key=True)  # its first byte's offset in the log
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class WorkerBeat(Base):

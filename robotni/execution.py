@@ -11,7 +11,7 @@ from typing import Any
 
 from robotni import forkserver, jobs, limits, venvs
 from robotni.config import Settings
-from robotni.db import Job
+from robotni.db import Job, LogChunk
 from robotni.errors import RobotniError, UnsafeVenv
 from robotni.paths import script_in, venv_python
 from robotni.registry import WorkerType
@@ -131,14 +131,17 @@ def _progress_values(report: dict[str, Any]) -> dict[str, Any] | None:
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the job's lease each beat, writes what a client can see, and raises the cancel flag."""
+    """Renews the job's lease each beat, writes what a client can see, ships new output, raises the cancel flag."""
 
     def __init__(self, job: Job, spec: RunSpec, settings: Settings, cancel: threading.Event):
         super().__init__(name=f"lease-{job.id}", daemon=True)
         self.job, self.spec, self.settings, self.cancel = job, spec, settings, cancel
         self.stopped = threading.Event()
         self.progress: dict[str, Any] | None = None
-        self.written: dict[str, Any] = {"log_bytes": 0, "progress": None, "progress_message": None}
+        self.written: dict[str, Any] = {"progress": None, "progress_message": None}
+        # Earlier attempts on this host left their output in the file; the store has every attempt's output.
+        self.log_from = _size(spec.log_path)
+        self.shipped = job.log_bytes
 
     def report_progress(self, report: dict[str, Any]) -> None:
         values = _progress_values(report)
@@ -150,24 +153,36 @@ class LeaseKeeper(threading.Thread):
             self.beat()
 
     def beat(self) -> None:
-        changes = self._changes()
+        chunk = self.unshipped()
+        changes = self._changes(chunk)
         try:
-            cancel = jobs.renew(self.job, self.settings.lease_seconds, changes)
+            cancel = jobs.renew(self.job, self.settings.lease_seconds, changes, chunk)
         except Exception:  # a database hiccup must not kill the job; the next beat tries again
             log.exception("job %s: lease renewal failed", self.job.id)
             return
         self.written.update(changes)
+        if chunk is not None and cancel is not None:
+            self.shipped += len(chunk.data)
         if cancel is None:
             log.warning("job %s: lease lost (reaped or requeued); stopping this attempt", self.job.id)
         if cancel is None or cancel:
             self.cancel.set()
 
-    def _changes(self) -> dict[str, Any]:
+    def unshipped(self) -> LogChunk | None:
+        """The output written since the last shipped byte, as the store's next chunk."""
+        shipped_here = self.shipped - self.job.log_bytes
         try:
-            current = {"log_bytes": self.spec.log_path.stat().st_size}
-        except OSError:
-            current = {}
-        current.update(self.progress or {})
+            with open(self.spec.log_path, "rb") as f:
+                f.seek(self.log_from + shipped_here)
+                data = f.read()
+        except FileNotFoundError:  # no output yet: the runner makes the file with the first
+            return None
+        return LogChunk(job_id=self.job.id, start=self.shipped, data=data) if data else None
+
+    def _changes(self, chunk: LogChunk | None) -> dict[str, Any]:
+        current = dict(self.progress or {})
+        if chunk is not None:
+            current["log_bytes"] = chunk.start + len(chunk.data)
         return {k: v for k, v in current.items() if self.written.get(k) != v}
 
     def __enter__(self) -> LeaseKeeper:
@@ -179,9 +194,18 @@ class LeaseKeeper(threading.Thread):
         self.join()
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def execute(job: Job, wtype: WorkerType, settings: Settings, cancel: threading.Event) -> tuple[Outcome, dict[str, Any]]:
     """Run the job's script under a lease; the outcome and the last visible values to record with it."""
     spec = spec_for(job, wtype, settings)
     with LeaseKeeper(job, spec, settings, cancel) as keeper:
         outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
-    return outcome, {**(keeper.progress or {}), "log_bytes": outcome.log_bytes}
+    chunk = keeper.unshipped()  # recorded with the outcome: a finished job's output is all in the store
+    output = {"log_bytes": chunk.start + len(chunk.data), "log_chunk": chunk} if chunk else {}
+    return outcome, {**(keeper.progress or {}), **output}

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robotni.db import Attempt, Job, engine, utcnow
+from robotni.db import Attempt, Job, LogChunk, engine, utcnow
 from robotni.status import WAITING, JobStatus
 
 
@@ -90,10 +90,13 @@ def get(job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
-def transition(job_id: str, where: Iterable, ended: Job | None = None, **values: Any) -> Job | None:
+def transition(
+    job_id: str, where: Iterable, ended: Job | None = None, log_chunk: LogChunk | None = None, **values: Any
+) -> Job | None:
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
-    With `ended`, the attempt that `ended` describes is recorded in the same transaction.
+    With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
+    only the attempt that owns the row can add.
     """
     now = utcnow()
     statement = (
@@ -106,6 +109,8 @@ def transition(job_id: str, where: Iterable, ended: Job | None = None, **values:
     )
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         row = session.execute(statement).scalar_one_or_none()
+        if row is not None and log_chunk is not None:
+            session.add(log_chunk)
         if row is not None and ended is not None:
             session.add(
                 Attempt(
@@ -147,11 +152,11 @@ def owned_by(job: Job) -> list:
     return [Job.status == JobStatus.RUNNING.value, Job.worker == job.worker, Job.attempts == job.attempts]
 
 
-def renew(job: Job, lease_seconds: float, changes: dict[str, Any]) -> bool | None:
-    """Extend the lease and record visible progress; the cancel mark, or None if the lease was lost."""
+def renew(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: LogChunk | None) -> bool | None:
+    """Extend the lease and record visible progress and output; the cancel mark, or None if the lease was lost."""
     lease = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if changes:
-        row = transition(job.id, owned_by(job), **lease, **changes)
+        row = transition(job.id, owned_by(job), log_chunk=log_chunk, **lease, **changes)
     else:
         # Lease only: no version bump, so a client polling with an ETag still gets 304.
         statement = update(Job).where(Job.id == job.id, *owned_by(job)).values(**lease).returning(Job)
@@ -237,3 +242,20 @@ def cancel(job_id: str) -> Job | None:
 def attempts_of(job_id: str) -> list[Attempt]:
     with Session(engine(), expire_on_commit=False) as session:
         return list(session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)))
+
+
+def output_of(job_id: str, offset: int, limit: int) -> bytes:
+    """Up to limit bytes of the job's shipped output from offset (fewer at its end)."""
+    first = select(func.max(LogChunk.start)).where(LogChunk.job_id == job_id, LogChunk.start <= offset)
+    query = (
+        select(LogChunk.start, LogChunk.data)
+        .where(LogChunk.job_id == job_id, LogChunk.start >= func.coalesce(first.scalar_subquery(), 0))
+        .where(LogChunk.start < offset + limit)
+        .order_by(LogChunk.start)
+    )
+    with engine().connect() as conn:
+        chunks = conn.execute(query).all()
+    if not chunks:
+        return b""
+    skip = offset - chunks[0].start  # chunks begin at 0, so the first one starts at or before offset
+    return b"".join(data for _, data in chunks)[skip : skip + limit]

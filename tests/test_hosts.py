@@ -44,6 +44,9 @@ def test_killed_host_jobs_finish_on_the_other_and_gpu_queue_stays_on_its_host(cl
         done = cluster.wait_for(job["id"], timeout=40)
         assert done["status"] == "completed", done
         assert done["worker"].startswith("cpuhost@")
+        # The API process has a data folder of its own: the output comes from the store, whichever host wrote it.
+        output = cluster.http.get(cluster.api(f"/jobs/{job['id']}/logs")).json()
+        assert f"attempt {done['attempts']}\n" in output["data"] and output["complete"], output
     stranded = cluster.submit("gpujob")
     assert cluster.job(stranded["id"])["status"] == "queued"  # no host serves `gpu` now; it waits, not lost
     host(cluster, "gpuhost2", ("gpu",))
