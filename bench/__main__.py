@@ -95,8 +95,11 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _times(pid: int) -> tuple[float, float]:
-    """(own, reaped children's) CPU seconds of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """(own, reaped children's) CPU seconds of a process, from /proc; nothing for one that just ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a pool process's child that was a job, not a fork server: its pool counts it
+        return 0.0, 0.0
     return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
 
 
