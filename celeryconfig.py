@@ -3,7 +3,7 @@
 from kombu import Queue
 
 from robotni.broker import transport_class, transport_options
-from robotni.config import SCHEDULE_TICK_SECONDS, settings
+from robotni.config import settings
 from robotni.registry import registry
 
 _settings = settings()
@@ -38,18 +38,12 @@ worker_hijack_root_logger = False
 timezone = "UTC"
 enable_utc = True
 
-# Beat sends these to the default queue (robotni/periodic.py). A tick message that waited longer than a few
-# ticks behind busy pool processes is dropped: the next one does the same work.
-_periodic_queue = "default"
+# Beat sends the cleanup to the default queue (robotni/periodic.py; it dispatches schedules itself). A cleanup
+# message that waited a whole period behind busy pool processes is dropped: the next one does the same work.
 beat_schedule = {
-    "robotni-dispatch-schedules": {
-        "task": "robotni.dispatch_schedules",
-        "schedule": SCHEDULE_TICK_SECONDS,
-        "options": {"queue": _periodic_queue, "expires": 10 * SCHEDULE_TICK_SECONDS},
-    },
     "robotni-cleanup": {
         "task": "robotni.cleanup",
         "schedule": _settings.cleanup_seconds,
-        "options": {"queue": _periodic_queue, "expires": _settings.cleanup_seconds},
+        "options": {"queue": "default", "expires": _settings.cleanup_seconds},
     },
 }

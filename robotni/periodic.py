@@ -1,34 +1,45 @@
-"""The tasks beat sends (celeryconfig.beat_schedule): schedule dispatch each second, cleanup every few minutes.
+"""What beat does: dispatch due schedules each second in its own process, and send the cleanup task.
 
-They run on a worker of the `default` queue like any task, and are thin: the decisions live in
-robotni/schedules.py and robotni/cleanup.py, which take the current time as an argument.
-Beat itself only loads the schedules file when it starts.
+Dispatch runs in beat, not as a task: a task would wait for a free pool slot of a `default` worker, and with
+every slot busy with long jobs, schedules of other queues would start late. Beat runs exactly once, and two by
+mistake still make one job per due time (robotni/schedules.py). Cleanup is a task on a worker of the `default`
+queue (celeryconfig.beat_schedule): it removes that machine's job folders, and minutes late do no harm. Both are
+thin: the decisions live in robotni/schedules.py and robotni/cleanup.py, which take the current time.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from celery.signals import beat_init
 
 from robotni import cleanup, schedule_file, schedules
 from robotni.celery import app
-from robotni.config import settings
+from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.db import utcnow
 from robotni.tasks import enqueue
 
 log = logging.getLogger(__name__)
-DISPATCH_TASK = "robotni.dispatch_schedules"
 CLEANUP_TASK = "robotni.cleanup"
 
 
-@app.task(name=DISPATCH_TASK)
-def dispatch_schedules() -> int:
+def dispatch_due() -> int:
     """Create and publish the jobs of every schedule due now; how many."""
     made = schedules.dispatch(utcnow(), enqueue)
     for job in made:
         log.info("schedule job %s (%s) created", job.id, job.type)
     return len(made)
+
+
+def _dispatch_forever() -> None:
+    while True:
+        time.sleep(SCHEDULE_TICK_SECONDS)
+        try:
+            dispatch_due()
+        except Exception:  # the store or the broker is down for a moment: the next tick catches up
+            log.exception("schedule dispatch failed")
 
 
 @app.task(name=CLEANUP_TASK)
@@ -37,6 +48,12 @@ def cleanup_old() -> dict[str, int]:
     current = settings()
     processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
     return cleanup.run(utcnow(), current.retention_days, current.jobs_dir, processed)
+
+
+@beat_init.connect
+def _start_dispatch(**_) -> None:
+    """A daemon thread: it ends with beat, and a tick cut short only leaves due schedules for beat's next start."""
+    threading.Thread(target=_dispatch_forever, name="robotni-dispatch", daemon=True).start()
 
 
 @beat_init.connect
