@@ -25,21 +25,17 @@ log = logging.getLogger(__name__)
 CLEANUP_TASK = "robotni.cleanup"
 
 
-def dispatch_due() -> int:
-    """Create and publish the jobs of every schedule due now; how many."""
-    made = schedules.dispatch(utcnow(), enqueue)
-    for job in made:
-        log.info("schedule job %s (%s) created", job.id, job.type)
-    return len(made)
-
-
 def _dispatch_forever() -> None:
+    """Each tick, create and publish the jobs of every schedule due by now."""
     while True:
         time.sleep(SCHEDULE_TICK_SECONDS)
         try:
-            dispatch_due()
+            made = schedules.dispatch(utcnow(), enqueue)
         except Exception:  # the store or the broker is down for a moment: the next tick catches up
             log.exception("schedule dispatch failed")
+            continue
+        for job in made:
+            log.info("schedule job %s (%s) created", job.id, job.type)
 
 
 @app.task(name=CLEANUP_TASK)
@@ -48,12 +44,6 @@ def cleanup_old() -> dict[str, int]:
     current = settings()
     processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
     return cleanup.run(utcnow(), current.retention_days, current.jobs_dir, processed)
-
-
-@beat_init.connect
-def _start_dispatch(**_) -> None:
-    """A daemon thread: it ends with beat, and a tick cut short only leaves due schedules for beat's next start."""
-    threading.Thread(target=_dispatch_forever, name="robotni-dispatch", daemon=True).start()
 
 
 @beat_init.connect
@@ -67,3 +57,10 @@ def _load_schedules_file(**_) -> None:
     except schedule_file.ScheduleFileError as exc:
         raise SystemExit(f"robotni: {exc}") from None
     log.info("schedules file %s loaded: %s", path, counts)
+
+
+@beat_init.connect
+def _start_dispatch(**_) -> None:
+    """After the schedules file (receivers run in the order they connect). A daemon thread ends with beat; a tick
+    cut short leaves a made job queued for the reaper to publish, or a due schedule for the next tick."""
+    threading.Thread(target=_dispatch_forever, name="robotni-dispatch", daemon=True).start()
