@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from robotni import db
 from tests.backends import STACKS, provision
 from tests.stack import running_stack
 
@@ -20,3 +23,17 @@ def stack(tmp_path_factory, backend):
     with running_stack(tmp_path_factory.mktemp(f"stack-{backend.name}"), backend.env) as running:
         running.backend = backend.name
         yield running
+
+
+@pytest.fixture
+def store(tmp_path):
+    """This process's engine points at a fresh SQLite file for the test, as robotni.db.engine() hands it out."""
+    saved = dict(db._engines)
+    db._engines.clear()
+    db._engines[os.getpid()] = db.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
+    db.create_schema(db._engines[os.getpid()])
+    try:
+        yield tmp_path
+    finally:
+        db._engines.pop(os.getpid()).dispose()
+        db._engines.update(saved)

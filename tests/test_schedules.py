@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from robotni import cleanup, db, jobs, schedule_file, schedules
-from robotni.db import Attempt, Job, Schedule, ScheduleRun
+from robotni.db import Attempt, Job, LogChunk, Schedule, ScheduleRun
 from robotni.registry import load_registry
 from robotni.schedules import InvalidSchedule, Timing
 from robotni.status import JobStatus
@@ -21,20 +21,6 @@ from robotni.status import JobStatus
 ROOT = Path(__file__).resolve().parent.parent
 TYPES = load_registry(ROOT / "workers")
 T0 = datetime(2026, 3, 1, 12, 0, 0)  # naive UTC, as the store keeps it
-
-
-@pytest.fixture
-def store(tmp_path):
-    """This process's engine points at a fresh SQLite file for the test, as robotni.db.engine() hands it out."""
-    saved = dict(db._engines)
-    db._engines.clear()
-    db._engines[os.getpid()] = db.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
-    db.create_schema(db._engines[os.getpid()])
-    try:
-        yield tmp_path
-    finally:
-        db._engines.pop(os.getpid()).dispose()
-        db._engines.update(saved)
 
 
 def make(name: str, now: datetime = T0, **values) -> Schedule:
@@ -360,6 +346,9 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     schedule = make("s", interval_seconds=10)
     with db.engine().begin() as conn:
         conn.execute(
+            LogChunk.__table__.insert(), [{"job_id": j, "start": 0, "data": b"log"} for j in [*old.values(), *kept]]
+        )
+        conn.execute(
             ScheduleRun.__table__.insert().values(
                 schedule_id=schedule.id, due_at=now, job_id=old[JobStatus.COMPLETED], created_at=now
             )
@@ -377,10 +366,10 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     assert counts == {"jobs": 4, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
         assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
-        assert jobs.attempts_of(job_id) == []
+        assert jobs.attempts_of(job_id) == [] and jobs.output_of(job_id, 0, 10) == b""
     for job_id in kept:
         assert jobs.get(job_id) is not None and (jobs_dir / job_id / "output.log").exists()
-        assert len(jobs.attempts_of(job_id)) == 1
+        assert len(jobs.attempts_of(job_id)) == 1 and jobs.output_of(job_id, 0, 10) == b"log"
     assert count(ScheduleRun) == 0
     assert not orphan.exists() and young_orphan.exists()
     assert (processed / "1_abc.default.msg").exists()  # a message consumed just now stays a minute
