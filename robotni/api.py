@@ -31,6 +31,7 @@ from robotni.schemas import (
 )
 from robotni.status import WAITING, JobStatus
 from robotni.tasks import enqueue, revoke
+from robotni.waitcap import WaitingCap
 
 log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/api/worker", description="Submit jobs and follow them")
@@ -88,15 +89,22 @@ def _checked_params(body: dict) -> tuple[Any, dict]:
     return wtype, params
 
 
+def _count_waiting(project: str) -> int:
+    return sum(queries.counts(Job.status, [Job.project == project, jobs.status_in(WAITING)]).values())
+
+
+_waiting_cap = WaitingCap(_count_waiting)
+
+
 def _check_waiting(project: str) -> None:
-    """429 when the project already has its cap of waiting jobs.
+    """429 when the project already has its cap of waiting jobs (robotni/waitcap.py).
 
     Counted before the insert, so submits racing in parallel can each pass: the cap can be overshot by at most
     the number of requests the web server handles at once (gunicorn workers x threads).
     """
     cap = settings().max_waiting_per_project
-    waiting = sum(queries.counts(Job.status, [Job.project == project, jobs.status_in(WAITING)]).values())
-    if waiting >= cap:
+    waiting = _waiting_cap.full(project, cap)
+    if waiting is not None:
         abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
 
 
