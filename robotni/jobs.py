@@ -15,6 +15,38 @@ from robotni.db import Attempt, Job, LogChunk, engine, utcnow
 from robotni.status import WAITING, JobStatus
 
 
+def new_job(
+    now: datetime,
+    *,
+    type: str,
+    project: str,
+    queue: str,
+    params: Any,
+    venv: str | None,
+    max_attempts: int,
+    run_at: datetime | None = None,
+) -> Job:
+    """An unsaved row: queued (its message sent at once), or scheduled until run_at."""
+    return Job(
+        id=str(uuid.uuid4()),
+        type=type,
+        project=project,
+        queue=queue,
+        params=params,
+        venv=venv,
+        status=JobStatus.SCHEDULED.value if run_at else JobStatus.QUEUED.value,
+        attempts=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
+        log_bytes=0,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        run_at=run_at,
+        published_at=None if run_at else now,
+    )
+
+
 def create(
     *,
     type: str,
@@ -32,25 +64,10 @@ def create(
     With run_at, the job is scheduled and nothing is published: a reaper releases it when due.
     """
     now = utcnow()
-    job = Job(
-        id=str(uuid.uuid4()),
-        type=type,
-        project=project,
-        queue=queue,
-        params=params,
-        venv=venv,
-        status=JobStatus.SCHEDULED.value if run_at else JobStatus.QUEUED.value,
-        attempts=0,
-        max_attempts=max_attempts,
-        cancel_requested=False,
-        log_bytes=0,
-        version=1,
-        created_at=now,
-        updated_at=now,
-        run_at=run_at,
-        published_at=None if run_at else now,
-        idempotency_key=idempotency_key,
+    job = new_job(
+        now, type=type, project=project, queue=queue, params=params, venv=venv, max_attempts=max_attempts, run_at=run_at
     )
+    job.idempotency_key = idempotency_key
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():

@@ -79,7 +79,6 @@ class Outcome:
     exit_code: int | None = None
     result: Any = None
     error: str | None = None
-    log_bytes: int = 0
 
     @property
     def wants_retry(self) -> bool:
@@ -218,11 +217,11 @@ def run(
         log.close()
         spec.workdir.chmod(0o700)  # ended: later jobs of the same user cannot reach its scratch or out
     if child.lost is not None and status is None:
-        return Outcome(JobStatus.FAILED, None, None, f"job process lost: {child.lost}\n{tail}".strip(), log.written)
+        return Outcome(JobStatus.FAILED, None, None, f"job process lost: {child.lost}\n{tail}".strip())
     failure = limits.launch_failure(code, tail) if status is None else None
     if failure is not None:  # as subprocess says it when it cannot exec the interpreter itself
-        return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, failure), log.written)
-    return _outcome(spec, status, code, tail, log.written)
+        return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, failure))
+    return _outcome(spec, status, code, tail)
 
 
 def _cannot_start(spec: RunSpec, reason: object) -> str:
@@ -279,22 +278,22 @@ def _supervise(child: spawn.Child, spec: RunSpec, log: _Log, cancel: threading.E
     return verdict, b"".join(tail)[-STDERR_TAIL_BYTES:].decode(errors="replace")
 
 
-def _outcome(spec: RunSpec, verdict: JobStatus | None, code: int, tail: str, log_bytes: int) -> Outcome:
+def _outcome(spec: RunSpec, verdict: JobStatus | None, code: int, tail: str) -> Outcome:
     if verdict is JobStatus.TIMED_OUT:
         error = f"time limit exceeded ({spec.soft_limit:g} s)"
-        return Outcome(verdict, code, None, error, log_bytes)
+        return Outcome(verdict, code, None, error)
     if verdict is JobStatus.CANCELLED:
-        return Outcome(verdict, code, None, "cancelled", log_bytes)
+        return Outcome(verdict, code, None, "cancelled")
     if code != 0:
         reason = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if -code in LIMIT_SIGNALS:
             reason = f"{reason}: {LIMIT_SIGNALS[-code]}"
-        return Outcome(JobStatus.FAILED, code, None, f"{reason}\n{tail}".strip(), log_bytes)
+        return Outcome(JobStatus.FAILED, code, None, f"{reason}\n{tail}".strip())
     try:
         result = _read_result(spec)
     except ValueError as exc:
-        return Outcome(JobStatus.FAILED, code, None, str(exc), log_bytes)
-    return Outcome(JobStatus.COMPLETED, code, result, None, log_bytes)
+        return Outcome(JobStatus.FAILED, code, None, str(exc))
+    return Outcome(JobStatus.COMPLETED, code, result, None)
 
 
 def _read_result(spec: RunSpec) -> Any:

@@ -20,10 +20,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from robotni import jobs
 from robotni.db import Job, Schedule, ScheduleRun, engine
 from robotni.errors import InvalidParams, RobotniError, UnknownType
 from robotni.registry import WorkerType, registry
-from robotni.status import JobStatus
 
 log = logging.getLogger(__name__)
 # Schedules handled per dispatch pass; the next tick (a second later) takes the rest.
@@ -218,22 +218,14 @@ def dispatch(now: datetime, publish: Publish, types: Mapping[str, WorkerType] | 
 def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> Job:
     """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
     wtype = types[schedule.type]
-    return Job(
-        id=str(uuid.uuid4()),
+    return jobs.new_job(
+        now,
         type=wtype.name,
         project=schedule.project,
         queue=wtype.queue,
         params=wtype.validate(schedule.params),
         venv=schedule.venv,
-        status=JobStatus.QUEUED.value,
-        attempts=0,
         max_attempts=wtype.retry.max_attempts,
-        cancel_requested=False,
-        log_bytes=0,
-        version=1,
-        created_at=now,
-        updated_at=now,
-        published_at=now,
     )
 
 
