@@ -1,49 +1,7 @@
-"""Celery's settings, all derived from Robotni's configuration (robotni/config.py) and worker registry."""
+"""Local overrides of Celery's settings, layered over Robotni's own (robotni/broker/celeryconfig.py).
 
-from kombu import Queue
+robotni.celery reads this file when a process starts in this folder. Robotni's settings come from ROBOTNI_*
+variables (robotni/config.py); use this file for Celery's other settings, with Celery's lowercase names.
+"""
 
-from robotni.broker import transport_class, transport_options
-from robotni.config import settings
-from robotni.registry import registry
-
-_settings = settings()
-
-broker_url = _settings.broker_url
-broker_transport = transport_class(_settings)
-broker_transport_options = transport_options(_settings, registry())
-broker_connection_retry_on_startup = True
-
-# JSON only, on the wire and for results: no pickle anywhere.
-task_serializer = "json"
-result_serializer = "json"
-accept_content = ["json"]
-event_serializer = "json"
-# The job table holds outcomes; Celery's result backend would be a second, weaker copy.
-task_ignore_result = True
-
-# A message is acked after the job ended; a lost worker is the reaper's business, not a redelivery loop.
-task_acks_late = True
-task_reject_on_worker_lost = False
-worker_prefetch_multiplier = _settings.prefetch_multiplier
-
-task_default_queue = "default"
-task_queues = [Queue(name, routing_key=name) for name in registry().queues]
-task_create_missing_queues = True
-
-# Flower and `celery events` see every job live.
-worker_send_task_events = True
-task_send_sent_event = True
-
-worker_hijack_root_logger = False
-timezone = "UTC"
-enable_utc = True
-
-# Beat sends the cleanup to the default queue (robotni/periodic.py; it dispatches schedules itself). A cleanup
-# message that waited a whole period behind busy pool processes is dropped: the next one does the same work.
-beat_schedule = {
-    "robotni-cleanup": {
-        "task": "robotni.cleanup",
-        "schedule": _settings.cleanup_seconds,
-        "options": {"queue": "default", "expires": _settings.cleanup_seconds},
-    },
-}
+# worker_max_tasks_per_child = 1000

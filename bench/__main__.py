@@ -46,8 +46,8 @@ os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
 from bench import api as api_bench
-from robotni import venvs
-from robotni.db import Job
+from robotni.store.models import Job
+from robotni.worktypes import environments
 from tests import backends
 from tests.stack import ROOT, Stack, wait_until
 
@@ -207,7 +207,7 @@ class Bench:
 
     def job_python(self) -> str:
         """The interpreter no-op jobs run with: the standard-library environment a worker builds at start."""
-        python = self.stack.data_dir / "envs" / venvs.env_key(()) / "bin" / "python"
+        python = self.stack.data_dir / "envs" / environments.env_key(()) / "bin" / "python"
         return str(python) if python.exists() else sys.executable
 
     def count(self, *where) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, select
 
-from robotni.db import Attempt, Job
+from robotni.store.models import Attempt, Job
 from tests.stack import TERMINAL, Stack, wait_until
 
 # Short beats so a killed worker's leases expire in 7.5 s, not 15.

@@ -23,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from robotni import config, venvs
-from robotni.execution import job_argv
-from robotni.registry import WorkerType
-from robotni.runner import RunSpec, run
+from robotni import config
+from robotni.runner.run import RunSpec, run
 from robotni.status import JobStatus
+from robotni.worker.execution import job_argv
+from robotni.worktypes import environments
+from robotni.worktypes.registry import WorkerType
 
 NOOP = Path(__file__).resolve().parent / "workers" / "noop.py"
 LIMIT = 1.2
@@ -54,7 +55,7 @@ class Bench:
         self.params.write_text("{}")
 
     def bare(self) -> None:
-        subprocess.run([venvs.interpreter(self.wtype, self.settings), "-I", "-c", "pass"], check=True)
+        subprocess.run([environments.interpreter(self.wtype, self.settings), "-I", "-c", "pass"], check=True)
 
     def job_process(self) -> None:
         argv = job_argv(self.wtype, {}, None, self.settings, starting=True)
@@ -88,8 +89,10 @@ def main() -> None:
     os.environ["ROBOTNI_DATA_DIR"] = str(base / "var")
     settings = config.load_settings()
     try:
-        wtype = WorkerType("bench-env", NOOP, dependencies=venvs.parse_dependencies(args.dep), soft_time_limit=30)
-        built = venvs.build(wtype.dependencies, settings)
+        wtype = WorkerType(
+            "bench-env", NOOP, dependencies=environments.parse_dependencies(args.dep), soft_time_limit=30
+        )
+        built = environments.build(wtype.dependencies, settings)
         assert built.ok, built.error
         bench = Bench(settings, wtype)
         measures = {
@@ -113,7 +116,7 @@ def main() -> None:
     print(
         f"Machine: {platform.node()}, {platform.machine()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}; {args.runs} runs each, interleaved; environment built in "
-        f"{built.seconds:.2f} s with {venvs.pick_installer()}, dependencies: {', '.join(args.dep) or 'none'}\n"
+        f"{built.seconds:.2f} s with {environments.pick_installer()}, dependencies: {', '.join(args.dep) or 'none'}\n"
     )
     print("| measure | median | p90 | / bare |\n|---|---|---|---|")
     for name, values in samples.items():

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from robotni import config, venvs
-from robotni.registry import registry
+from robotni import config
+from robotni.worktypes import environments
+from robotni.worktypes.registry import registry
 
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 # How often `submit --wait` asks; the API answers 304 cheaply while nothing changed.
@@ -109,7 +110,7 @@ def venvs_list() -> None:
 def venvs_build(type_names: tuple[str, ...]) -> None:
     """Build the environments of the named types (all by default); exit 1 if any failed."""
     types = [registry()[name] for name in type_names] if type_names else list(registry().values())
-    results = venvs.build_types(types, config.settings())
+    results = environments.build_types(types, config.settings())
     for result in results:
         how = "reused" if result.cached else f"built in {result.seconds:.1f} s" if result.ok else result.error
         click.echo(f"{', '.join(result.types)}: {result.key[:12]} {how}")
@@ -125,18 +126,18 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Migrate the job store (ROBOTNI_DATABASE_URL) to this version's schema."""
-    from robotni import schema
-    from robotni.db import make_engine
+    from robotni.store import migrate
+    from robotni.store.models import make_engine
 
     engine = make_engine(config.settings().database_url)
-    schema.upgrade(engine)
-    click.echo(f"schema at {schema.current(engine)}")
+    migrate.upgrade(engine)
+    click.echo(f"schema at {migrate.current(engine)}")
 
 
 @db.command()
 def current() -> None:
     """Print the job store's schema revision and the one this version needs."""
-    from robotni import schema
-    from robotni.db import make_engine
+    from robotni.store import migrate
+    from robotni.store.models import make_engine
 
-    click.echo(f"database: {schema.current(make_engine(config.settings().database_url))}, code: {schema.head()}")
+    click.echo(f"database: {migrate.current(make_engine(config.settings().database_url))}, code: {migrate.head()}")

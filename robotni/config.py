@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
-from robotni.limits import Limits
-from robotni.limits import from_env as limits_from_env
+from robotni.runner.confinement import Limits
+from robotni.runner.confinement import from_env as limits_from_env
 
 # Relative to the working directory, so `honcho start` in a checkout needs no setup.
 DEFAULT_DATA_DIR = "./var"
@@ -115,7 +115,7 @@ class Settings:
 
     @property
     def metrics_dir(self) -> Path:
-        """prometheus_client's multiprocess files: the API latency of every gunicorn worker (robotni/metrics.py)."""
+        """prometheus_client's multiprocess files: the API latency of every gunicorn worker (robotni/api/metrics.py)."""
         return self.data_dir / "prometheus"
 
     @property

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from robotni import db
+from robotni.store import models as db
 from tests.backends import STACKS, provision
 from tests.stack import running_stack
 

@@ -144,9 +144,17 @@ class Stack:
         self.upgrade_schema()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "gunicorn", "-c", "python:robotni.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:robotni.api.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ]
         argv += ["--workers", "2"]
-        proc = self.spawn("web", [*argv, "robotni.web:create_app()"])
+        proc = self.spawn("web", [*argv, "robotni.api.app:create_app()"])
         wait_until(self._web_answers, 30, f"gunicorn on {self.url}\n{proc.log()}")
         return proc
 

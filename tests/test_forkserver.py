@@ -1,4 +1,4 @@
-"""Fork servers (robotni/forkserver.py): jobs of `isolation = "fork"` types, and the spawn server every job uses.
+"""Fork servers (robotni/runner/forkserver.py): jobs of `isolation = "fork"` types, and the spawn server every job uses.
 
 Runner-level tests with real processes (no Celery), then one job through HTTP on each stack.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from robotni import forkserver, limits
 from robotni.errors import DeclarationError
-from robotni.registry import parse_type
-from robotni.runner import RunSpec, run, script_argv
-from robotni.spawn import Isolation
+from robotni.runner import confinement, forkserver
+from robotni.runner.run import RunSpec, run, script_argv
+from robotni.runner.spawn import Isolation
 from robotni.status import JobStatus
+from robotni.worktypes.registry import parse_type
 from tests.stack import ROOT, alive, wait_until
 from tests.test_registry import write
 from tests.test_runner import GRANDCHILD, grandchild_of
@@ -64,7 +64,7 @@ params = json.load(sys.stdin)
 report = {
     "params": params, "argv": sys.argv, "name": __name__, "file": __file__, "cwd": os.getcwd(),
     "env": dict(os.environ), "isolated": sys.flags.isolated, "session": os.getsid(0) == os.getpid(),
-    "preloaded": "json" in sys.modules, "robotni": any("robotni" in p for p in sys.path),
+    "preloaded": "json" in sys.modules, "path": sys.path,
     "limits": {"nofile": __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)},
     "stdin_left": sys.stdin.read(),
 }
@@ -77,7 +77,7 @@ print("to stderr", file=sys.stderr)
 def test_fork_job_speaks_the_contract(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_TOKEN", "hunter2")
     spec = fork_spec(
-        tmp_path, REPORT, {"x": 1}, args=["a b", "$(id)"], env={"ROBOTNI_JOB_ID": "j1"}, limits=limits.Limits()
+        tmp_path, REPORT, {"x": 1}, args=["a b", "$(id)"], env={"ROBOTNI_JOB_ID": "j1"}, limits=confinement.Limits()
     )
     outcome = run(spec)
     assert outcome.status is JobStatus.COMPLETED, outcome.error
@@ -89,8 +89,8 @@ def test_fork_job_speaks_the_contract(tmp_path, monkeypatch):
     assert report["env"]["ROBOTNI_JOB_ID"] == "j1" and report["env"]["ROBOTNI_RESULT"] == str(spec.result_path)
     assert "SECRET_TOKEN" not in report["env"]
     assert report["isolated"] == 1 and report["session"] and report["preloaded"]
-    assert not report["robotni"]  # Robotni's own folder is not on the job's path
-    assert report["limits"]["nofile"] == [limits.DEFAULT_OPEN_FILES] * 2
+    assert str(Path(forkserver.PROGRAM).parent) not in report["path"]  # Robotni's own folder is not on the job's path
+    assert report["limits"]["nofile"] == [confinement.DEFAULT_OPEN_FILES] * 2
     assert spec.log_path.read_text().splitlines() == ["to stdout", "to stderr"]
     assert fork_server_pid()  # it ran in the fork server, not as a process of its own
 
@@ -139,14 +139,16 @@ def test_jobs_share_nothing_but_the_preloaded_imports(tmp_path):
 
 def test_limits_apply(tmp_path):
     hog = "x = bytearray(300 * 1024 * 1024)"
-    small = limits.Limits(memory_mb=200)
+    small = confinement.Limits(memory_mb=200)
     outcome = run(fork_spec(tmp_path / "mem", hog, limits=small))
     assert outcome.status is JobStatus.FAILED and "MemoryError" in outcome.error
     spin = "while True:\n    pass"
-    outcome = run(fork_spec(tmp_path / "cpu", spin, limits=limits.Limits(cpu_seconds=1), soft_limit=20, hard_limit=25))
+    outcome = run(
+        fork_spec(tmp_path / "cpu", spin, limits=confinement.Limits(cpu_seconds=1), soft_limit=20, hard_limit=25)
+    )
     assert outcome.status is JobStatus.FAILED and "cpu_seconds" in outcome.error
     code = "import resource, os\nopen('big', 'wb').write(b'x' * 3 * 1024 * 1024)"
-    outcome = run(fork_spec(tmp_path / "fsize", code, limits=limits.Limits(file_size_mb=1)))
+    outcome = run(fork_spec(tmp_path / "fsize", code, limits=confinement.Limits(file_size_mb=1)))
     assert outcome.status is JobStatus.FAILED and "File too large" in outcome.error
 
 
@@ -184,12 +186,12 @@ def test_a_preload_that_fails_falls_back_to_a_process(tmp_path, caplog):
 @pytest.mark.parametrize("util_linux", [True, False])
 def test_process_jobs_are_the_runners_children_with_or_without_util_linux(tmp_path, monkeypatch, util_linux):
     """setpriv and prlimit set a job up when they are there (subprocess can vfork), a preexec_fn otherwise."""
-    if util_linux and limits._util_linux() is None:
+    if util_linux and confinement._util_linux() is None:
         pytest.skip("util-linux's setpriv and prlimit are not installed")
     if not util_linux:
-        monkeypatch.setattr(limits, "_util_linux", lambda: None)
+        monkeypatch.setattr(confinement, "_util_linux", lambda: None)
     code = "import json, os, resource\njson.dump([os.getppid(), resource.getrlimit(resource.RLIMIT_NOFILE)], open(os.environ['ROBOTNI_RESULT'], 'w'))"
-    spec = fork_spec(tmp_path, code, isolation=Isolation.PROCESS, limits=limits.Limits(open_files=77))
+    spec = fork_spec(tmp_path, code, isolation=Isolation.PROCESS, limits=confinement.Limits(open_files=77))
     assert run(spec).result == [os.getpid(), [77, 77]]
 
 
@@ -212,7 +214,7 @@ def test_the_params_on_stdin_cannot_be_changed(tmp_path, isolation):
 
 
 def test_an_interpreter_that_cannot_be_run_fails_the_job_saying_so(tmp_path):
-    spec = fork_spec(tmp_path, "pass", isolation=Isolation.PROCESS, limits=limits.Limits())
+    spec = fork_spec(tmp_path, "pass", isolation=Isolation.PROCESS, limits=confinement.Limits())
     missing = tmp_path / "python3"
     missing.write_bytes(b"\x7fELF not really")
     missing.chmod(0o644)  # not executable: exec fails with EACCES in whatever sets the job up
@@ -225,8 +227,8 @@ def test_an_interpreter_that_cannot_be_run_fails_the_job_saying_so(tmp_path):
 POOL = """
 import sys, threading
 from pathlib import Path
-from robotni.runner import RunSpec, run, script_argv
-from robotni.spawn import Isolation
+from robotni.runner.run import RunSpec, run, script_argv
+from robotni.runner.spawn import Isolation
 work = Path(sys.argv[1])
 spec = RunSpec(argv=script_argv(sys.executable, work / "script.py"), params={}, workdir=work / "job", soft_limit=60,
                hard_limit=70, isolation=Isolation(sys.argv[2]))
@@ -263,7 +265,7 @@ def test_fork_jobs_run_as_the_job_user():
         script = base / "script.py"
         script.write_text(code)
         script.chmod(0o644)
-        user = limits.job_user("nobody")
+        user = confinement.job_user("nobody")
         spec = RunSpec(
             argv=script_argv(str(base / "py" / "bin" / "python"), script),
             params={},
@@ -271,7 +273,7 @@ def test_fork_jobs_run_as_the_job_user():
             soft_limit=10,
             hard_limit=12,
             user=user,
-            limits=limits.Limits(),
+            limits=confinement.Limits(),
             isolation=Isolation.FORK,
         )
         outcome = run(spec)
@@ -299,7 +301,7 @@ def test_declarations(tmp_path):
 
 def test_resource_limits_default_to_the_workers_hard_limits():
     """The runner hands the server limits it computed in the worker; the server applies them unchanged."""
-    triples = limits.Limits().rlimits()
+    triples = confinement.Limits().rlimits()
     assert all(hard == resource.RLIM_INFINITY or soft <= hard for _, soft, hard in triples)
 
 

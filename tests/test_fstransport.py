@@ -1,4 +1,4 @@
-"""robotni/fstransport.py: whole messages only, oldest first, one folder listing for many messages."""
+"""robotni/broker/fstransport.py: whole messages only, oldest first, one folder listing for many messages."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def connect(tmp_path):
     connections = []
 
     def channel():
-        conn = Connection(transport="robotni.fstransport:Transport", transport_options=options)
+        conn = Connection(transport="robotni.broker.fstransport:Transport", transport_options=options)
         connections.append(conn)
         return conn.channel()
 

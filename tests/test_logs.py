@@ -13,7 +13,7 @@ import sys
 import threading
 from types import SimpleNamespace
 
-from robotni import logs
+from robotni import logsetup
 from tests.stack import ROOT, wait_until
 
 JOB_KEYS = ("job_id", "type", "project", "attempt")
@@ -82,9 +82,9 @@ def test_a_request_id_that_is_not_plain_is_replaced(stack):
 SCRIPT = """
 import logging
 from types import SimpleNamespace
-from robotni import logs
-logs.configure()
-logs.bind_job(SimpleNamespace(id="j-1", type="add", project="p", attempts=2))
+from robotni import logsetup
+logsetup.configure()
+logsetup.bind_job(SimpleNamespace(id="j-1", type="add", project="p", attempts=2))
 logging.getLogger("robotni.test").info("hello")
 """
 
@@ -138,7 +138,7 @@ def test_text_at_a_terminal_json_elsewhere_unless_chosen():
 
 def test_context_comes_from_the_task_the_lease_thread_and_extra():
     stream = io.StringIO()
-    handler = logs.style(logging.StreamHandler(stream))
+    handler = logsetup.style(logging.StreamHandler(stream))
     logger = logging.getLogger("robotni.test.context")
     logger.addHandler(handler)
     logger.propagate = False
@@ -146,21 +146,21 @@ def test_context_comes_from_the_task_the_lease_thread_and_extra():
     job = SimpleNamespace(id="j-7", type="stepper", project="q", attempts=3)
     try:
         logger.info("no context")
-        logs.bind_job(job)
+        logsetup.bind_job(job)
         logger.info("bound")
-        logs.clear()
+        logsetup.clear()
         keeper = threading.Thread(target=lambda: logger.warning("from the lease thread"))
         keeper.job = job  # what robotni.execution.LeaseKeeper carries
         keeper.start()
         keeper.join()
-        logger.info("extra", extra=logs.job_fields(job))
+        logger.info("extra", extra=logsetup.job_fields(job))
         try:
             raise ValueError("boom")
         except ValueError:
             logger.exception("failed")
     finally:
         logger.removeHandler(handler)
-        logs.clear()
+        logsetup.clear()
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [e["message"] for e in entries] == ["no context", "bound", "from the lease thread", "extra", "failed"]
     assert "job_id" not in entries[0]

@@ -1,5 +1,5 @@
 """/metrics: job counters that match the jobs run through HTTP on a real worker, exactly; API latency from every
-gunicorn worker; totals that survive a rollup and the removal of old jobs (robotni/tallies.py)."""
+gunicorn worker; totals that survive a rollup and the removal of old jobs (robotni/store/tallies.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, delete, select
 
-from robotni import schema, tallies
-from robotni.db import Job, MetricTotal, utcnow
+from robotni.store import migrate, tallies
+from robotni.store.models import Job, MetricTotal, utcnow
 from tests.stack import Stack, wait_until
 
 TERMINAL = ("cancelled", "completed", "failed", "timed_out")
@@ -180,7 +180,7 @@ def test_metrics_stay_out_of_the_openapi_document(stack):
 def test_what_the_duration_histogram_counts(tmp_path):
     """Only jobs that ended while running are timed, by their last attempt; a clock that went back counts 0."""
     engine = create_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    schema.upgrade(engine)
+    migrate.upgrade(engine)
     start = datetime(2026, 1, 1, 12)
 
     def job(status: str, worker: str | None, started: float | None, ended: float | None) -> dict:

@@ -1,4 +1,4 @@
-"""robotni.orphans finds exactly the processes a job left behind when its runner died."""
+"""robotni.worker.orphan_sweep finds exactly the processes a job left behind when its runner died."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from robotni import orphans
+from robotni.worker import orphan_sweep
 from tests.stack import alive, wait_until
 
 # A job that starts a child, says its pid, and waits: like tests/workers/sleeper.py, without a worker.
@@ -34,9 +34,9 @@ def test_only_the_children_of_a_dead_job_are_orphans():
     try:
         dead.kill()  # what the parent-death signal does to a job whose pool process died
         dead.wait()
-        assert wait_until(lambda: orphans.orphans().get(orphan), 5, "the orphan to be found") == "dead-job"
-        assert child not in orphans.orphans() and live.pid not in orphans.orphans()
-        assert orphans.kill_orphans() >= 1
+        assert wait_until(lambda: orphan_sweep.orphans().get(orphan), 5, "the orphan to be found") == "dead-job"
+        assert child not in orphan_sweep.orphans() and live.pid not in orphan_sweep.orphans()
+        assert orphan_sweep.kill_orphans() >= 1
         wait_until(lambda: not alive(orphan), 5, "the orphan to die")
         assert alive(child)
     finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from robotni import jobs
-from robotni.db import LogChunk, engine
+from robotni.store import jobs
+from robotni.store.models import LogChunk, engine
 
 TEXT = b"hello big world"
 

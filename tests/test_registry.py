@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from robotni.errors import DeclarationError, InvalidParams, UnknownType
-from robotni.registry import load_registry, parse_type
+from robotni.worktypes.registry import load_registry, parse_type
 
 ROOT = Path(__file__).resolve().parent.parent
 

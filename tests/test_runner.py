@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from robotni.errors import InterpreterError
-from robotni.runner import TRUNCATION_MARK, RunSpec, check_interpreter, run, script_argv
+from robotni.runner.run import TRUNCATION_MARK, RunSpec, check_interpreter, run, script_argv
 from robotni.status import JobStatus
 from tests.stack import alive, wait_until
 

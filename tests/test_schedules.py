@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from robotni import cleanup, db, jobs, schedule_file, schedules
-from robotni.db import Attempt, Job, LogChunk, Schedule, ScheduleRun
-from robotni.registry import load_registry
-from robotni.schedules import InvalidSchedule, Timing
+from robotni.schedules import dispatch, file
+from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.status import JobStatus
+from robotni.store import jobs, retention
+from robotni.store import models as db
+from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun
+from robotni.worktypes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPES = load_registry(ROOT / "workers")
@@ -26,7 +28,7 @@ T0 = datetime(2026, 3, 1, 12, 0, 0)  # naive UTC, as the store keeps it
 def make(name: str, now: datetime = T0, **values) -> Schedule:
     fields = {"type": "add", "params": {"x": 1, "y": 2}, "project": "p", "venv": None, "cron": None}
     fields |= {"timezone": "UTC", "interval_seconds": None, "enabled": True, **values}
-    return schedules.create({"name": name, **fields}, now)
+    return dispatch.create({"name": name, **fields}, now)
 
 
 def published() -> tuple[list[Job], Callable[[Job], None]]:
@@ -98,8 +100,8 @@ def test_bad_timing_names_the_field(timing, field):
 def test_interval_schedule_makes_one_job_per_due_time(store):
     schedule = make("every-10", interval_seconds=10)
     sent, publish = published()
-    assert schedules.dispatch(T0 + timedelta(seconds=9), publish, TYPES) == []
-    made = schedules.dispatch(T0 + timedelta(seconds=10.3), publish, TYPES)
+    assert dispatch.dispatch(T0 + timedelta(seconds=9), publish, TYPES) == []
+    made = dispatch.dispatch(T0 + timedelta(seconds=10.3), publish, TYPES)
     assert [j.id for j in sent] == [j.id for j in made] and len(made) == 1
     job = jobs.get(made[0].id)
     assert (job.status, job.type, job.project, job.params, job.queue) == (
@@ -109,11 +111,11 @@ def test_interval_schedule_makes_one_job_per_due_time(store):
         {"x": 1, "y": 2},
         "default",
     )
-    assert schedules.dispatch(T0 + timedelta(seconds=10.5), publish, TYPES) == []  # the same due time again
-    row = schedules.get(schedule.id)
+    assert dispatch.dispatch(T0 + timedelta(seconds=10.5), publish, TYPES) == []  # the same due time again
+    row = dispatch.get(schedule.id)
     assert row.next_run_at == T0 + timedelta(seconds=20)
     assert row.last_job_id == job.id and row.last_run_at == T0 + timedelta(seconds=10.3)
-    assert [(run.due_at, run.job_id) for run, _ in schedules.runs(schedule.id, 10)] == [
+    assert [(run.due_at, run.job_id) for run, _ in dispatch.runs(schedule.id, 10)] == [
         (T0 + timedelta(seconds=10), job.id)
     ]
 
@@ -121,36 +123,36 @@ def test_interval_schedule_makes_one_job_per_due_time(store):
 def test_cron_schedule_in_jakarta_dispatches_at_seven_local(store):
     schedule = make("morning", cron="0 7 * * *", timezone="Asia/Jakarta")
     _sent, publish = published()
-    assert schedules.dispatch(datetime(2026, 3, 1, 23, 59, 59), publish, TYPES) == []
-    assert len(schedules.dispatch(datetime(2026, 3, 2, 0, 0, 1), publish, TYPES)) == 1
-    assert schedules.get(schedule.id).next_run_at == datetime(2026, 3, 3, 0, 0)
+    assert dispatch.dispatch(datetime(2026, 3, 1, 23, 59, 59), publish, TYPES) == []
+    assert len(dispatch.dispatch(datetime(2026, 3, 2, 0, 0, 1), publish, TYPES)) == 1
+    assert dispatch.get(schedule.id).next_run_at == datetime(2026, 3, 3, 0, 0)
 
 
 def test_disabled_schedule_makes_nothing_and_enabling_counts_from_then(store):
     schedule = make("switch", interval_seconds=10)
     _sent, publish = published()
-    off = schedules.change(schedule, {"enabled": False}, T0 + timedelta(seconds=1))
+    off = dispatch.change(schedule, {"enabled": False}, T0 + timedelta(seconds=1))
     assert off.next_run_at is None
-    assert schedules.dispatch(T0 + timedelta(hours=5), publish, TYPES) == []
+    assert dispatch.dispatch(T0 + timedelta(hours=5), publish, TYPES) == []
     on_at = T0 + timedelta(hours=5, seconds=3)
-    on = schedules.change(off, {"enabled": True}, on_at)
+    on = dispatch.change(off, {"enabled": True}, on_at)
     assert on.next_run_at == on_at + timedelta(seconds=10)  # no catching up for the time it was off
-    assert schedules.dispatch(on_at + timedelta(seconds=9), publish, TYPES) == []
-    assert len(schedules.dispatch(on_at + timedelta(seconds=10), publish, TYPES)) == 1
+    assert dispatch.dispatch(on_at + timedelta(seconds=9), publish, TYPES) == []
+    assert len(dispatch.dispatch(on_at + timedelta(seconds=10), publish, TYPES)) == 1
 
 
 def test_update_takes_effect_at_the_next_dispatch(store):
     schedule = make("edited", interval_seconds=3600)
     _sent, publish = published()
-    assert schedules.dispatch(T0 + timedelta(seconds=5), publish, TYPES) == []
-    edited = schedules.change(schedule, {"interval_seconds": 5, "params": {"x": 5, "y": 5}}, T0 + timedelta(seconds=6))
+    assert dispatch.dispatch(T0 + timedelta(seconds=5), publish, TYPES) == []
+    edited = dispatch.change(schedule, {"interval_seconds": 5, "params": {"x": 5, "y": 5}}, T0 + timedelta(seconds=6))
     assert edited.next_run_at == T0 + timedelta(seconds=11)
-    made = schedules.dispatch(T0 + timedelta(seconds=11), publish, TYPES)
+    made = dispatch.dispatch(T0 + timedelta(seconds=11), publish, TYPES)
     assert [j.params for j in made] == [{"x": 5, "y": 5}]
-    schedules.change(edited, {"cron": "*/15 * * * *", "interval_seconds": None}, T0 + timedelta(seconds=12))
-    assert schedules.get(schedule.id).next_run_at == T0 + timedelta(minutes=15)
+    dispatch.change(edited, {"cron": "*/15 * * * *", "interval_seconds": None}, T0 + timedelta(seconds=12))
+    assert dispatch.get(schedule.id).next_run_at == T0 + timedelta(minutes=15)
     # Unchanged timing: the next run stays where it was.
-    assert schedules.change(schedules.get(schedule.id), {"project": "q"}, T0 + timedelta(minutes=1)).next_run_at == (
+    assert dispatch.change(dispatch.get(schedule.id), {"project": "q"}, T0 + timedelta(minutes=1)).next_run_at == (
         T0 + timedelta(minutes=15)
     )
 
@@ -160,11 +162,11 @@ def test_after_downtime_a_schedule_runs_once_not_once_per_missed_slot(store):
     hourly = make("hourly", cron="0 * * * *")
     sent, publish = published()
     back = T0 + timedelta(days=1, seconds=30)  # 1440 minutes and 24 hours missed
-    made = schedules.dispatch(back, publish, TYPES)
+    made = dispatch.dispatch(back, publish, TYPES)
     assert sorted(j.id for j in made) == sorted(j.id for j in sent) and len(made) == 2
-    assert schedules.get(every_minute.id).next_run_at == T0 + timedelta(days=1, minutes=1)  # phase kept
-    assert schedules.get(hourly.id).next_run_at == T0 + timedelta(days=1, hours=1)
-    assert schedules.dispatch(back + timedelta(seconds=1), publish, TYPES) == []
+    assert dispatch.get(every_minute.id).next_run_at == T0 + timedelta(days=1, minutes=1)  # phase kept
+    assert dispatch.get(hourly.id).next_run_at == T0 + timedelta(days=1, hours=1)
+    assert dispatch.dispatch(back + timedelta(seconds=1), publish, TYPES) == []
     assert count(Job) == 2
 
 
@@ -173,14 +175,14 @@ def test_two_dispatches_at_once_make_one_job_per_due_time(store, monkeypatch):
     for n in range(20):
         make(f"s{n:02d}", interval_seconds=10)
     barrier = threading.Barrier(2, timeout=20)
-    read_due = schedules.due
+    read_due = dispatch.due
 
-    def due_then_wait(now, limit=schedules.BATCH):
+    def due_then_wait(now, limit=dispatch.BATCH):
         found = read_due(now, limit)
         barrier.wait()  # both have the same due list before either starts firing
         return found
 
-    monkeypatch.setattr(schedules, "due", due_then_wait)
+    monkeypatch.setattr(dispatch, "due", due_then_wait)
     for tick in range(1, 4):
         now = T0 + timedelta(seconds=10 * tick + 0.2)
         results: list[list[Job]] = []
@@ -188,7 +190,7 @@ def test_two_dispatches_at_once_make_one_job_per_due_time(store, monkeypatch):
 
         def beat(now=now, results=results, errors=errors):
             try:
-                results.append(schedules.dispatch(now, lambda job: None, TYPES))
+                results.append(dispatch.dispatch(now, lambda job: None, TYPES))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -214,18 +216,18 @@ def test_a_second_insert_for_the_same_due_time_is_refused(store):
     """The unique (schedule, due time) row holds even when the compare-and-set is bypassed."""
     schedule = make("once", interval_seconds=10)
     due = schedule.next_run_at
-    assert schedules.fire(schedule, due, TYPES) is not None
+    assert dispatch.fire(schedule, due, TYPES) is not None
     with db.engine().begin() as conn:  # put the schedule back as if the first run never moved it on
         conn.execute(update(Schedule).where(Schedule.id == schedule.id).values(next_run_at=due))
-    assert schedules.fire(schedules.get(schedule.id), due, TYPES) is None
+    assert dispatch.fire(dispatch.get(schedule.id), due, TYPES) is None
     assert count(Job) == 1
 
 
 def test_a_schedule_whose_type_went_away_makes_no_job_and_says_why(store):
     schedule = make("orphan", interval_seconds=10, type="vanished")
     _sent, publish = published()
-    assert schedules.dispatch(T0 + timedelta(seconds=10), publish, TYPES) == []
-    row = schedules.get(schedule.id)
+    assert dispatch.dispatch(T0 + timedelta(seconds=10), publish, TYPES) == []
+    row = dispatch.get(schedule.id)
     assert "vanished" in row.last_error and row.next_run_at == T0 + timedelta(seconds=20)
     assert count(Job) == 0
 
@@ -236,11 +238,11 @@ def test_a_schedule_whose_timezone_went_away_runs_once_more_then_stops_without_h
     with db.engine().begin() as conn:  # as if an upgrade of tzdata had dropped the zone
         conn.execute(update(Schedule).where(Schedule.id == gone.id).values(timezone="Gone/Zone"))
     _sent, publish = published()
-    made = schedules.dispatch(T0 + timedelta(hours=1), publish, TYPES)
-    assert {j.id for j in made} == {schedules.get(gone.id).last_job_id, schedules.get(healthy.id).last_job_id}
-    row = schedules.get(gone.id)
+    made = dispatch.dispatch(T0 + timedelta(hours=1), publish, TYPES)
+    assert {j.id for j in made} == {dispatch.get(gone.id).last_job_id, dispatch.get(healthy.id).last_job_id}
+    row = dispatch.get(gone.id)
     assert row.next_run_at is None and "Gone/Zone" in row.last_error
-    assert schedules.dispatch(T0 + timedelta(hours=3), publish, TYPES)[0].type == "add"  # only the healthy one
+    assert dispatch.dispatch(T0 + timedelta(hours=3), publish, TYPES)[0].type == "add"  # only the healthy one
     assert count(ScheduleRun, ScheduleRun.schedule_id == gone.id) == 1
 
 
@@ -251,7 +253,7 @@ def test_a_failed_publish_leaves_the_job_queued_for_the_reaper(store):
     def broken(job):
         raise ConnectionError("broker down")
 
-    made = schedules.dispatch(T0 + timedelta(seconds=10), broken, TYPES)
+    made = dispatch.dispatch(T0 + timedelta(seconds=10), broken, TYPES)
     assert len(made) == 2
     assert {jobs.get(j.id).status for j in made} == {"queued"}
 
@@ -274,18 +276,18 @@ schedules:
     interval_seconds: 60
 """
     )
-    assert schedule_file.sync(path, T0, TYPES) == {"created": 2, "updated": 0, "removed": 0}
-    report = schedules.by_name("morning-report")
+    assert file.sync(path, T0, TYPES) == {"created": 2, "updated": 0, "removed": 0}
+    report = dispatch.by_name("morning-report")
     assert (report.source, report.source_file, report.next_run_at) == ("file", str(path), datetime(2026, 3, 2))
     later = T0 + timedelta(seconds=30)
-    assert schedule_file.sync(path, later, TYPES) == {"created": 0, "updated": 0, "removed": 0}
-    assert schedules.by_name("tick").next_run_at == T0 + timedelta(seconds=60)  # a restart does not shift it
+    assert file.sync(path, later, TYPES) == {"created": 0, "updated": 0, "removed": 0}
+    assert dispatch.by_name("tick").next_run_at == T0 + timedelta(seconds=60)  # a restart does not shift it
     api_made = make("from-api", interval_seconds=5)
     path.write_text(json.dumps([{"name": "tick", "type": "helloworld", "interval_seconds": 30}]))
-    assert schedule_file.sync(path, later, TYPES) == {"created": 0, "updated": 1, "removed": 1}
-    assert schedules.by_name("tick").next_run_at == later + timedelta(seconds=30)
-    assert schedules.by_name("morning-report") is None
-    assert schedules.get(api_made.id) is not None  # API schedules are not the file's business
+    assert file.sync(path, later, TYPES) == {"created": 0, "updated": 1, "removed": 1}
+    assert dispatch.by_name("tick").next_run_at == later + timedelta(seconds=30)
+    assert dispatch.by_name("morning-report") is None
+    assert dispatch.get(api_made.id) is not None  # API schedules are not the file's business
 
 
 @pytest.mark.parametrize(
@@ -309,9 +311,9 @@ def test_bad_schedules_file_changes_nothing_and_says_why(store, content, reason)
     make("taken", interval_seconds=5)
     path = store / "schedules.yaml"
     path.write_text(content)
-    with pytest.raises(schedule_file.ScheduleFileError, match=reason):
-        schedule_file.sync(path, T0, TYPES)
-    assert [s.name for s in schedules.listing()] == ["taken"]
+    with pytest.raises(file.ScheduleFileError, match=reason):
+        file.sync(path, T0, TYPES)
+    assert [s.name for s in dispatch.listing()] == ["taken"]
 
 
 # --- cleanup ----------------------------------------------------------------------------------------------
@@ -361,7 +363,7 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     processed.mkdir(parents=True)
     (processed / "1_abc.default.msg").write_text("{}")
 
-    counts = cleanup.run(now, 7, jobs_dir, processed)
+    counts = retention.run(now, 7, jobs_dir, processed)
 
     assert counts == {"jobs": 4, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
@@ -374,5 +376,5 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     assert not orphan.exists() and young_orphan.exists()
     assert (processed / "1_abc.default.msg").exists()  # a message consumed just now stays a minute
     in_two_minutes = db.utcnow() + timedelta(minutes=2)
-    assert cleanup.remove_processed_messages(in_two_minutes, processed) == 1
+    assert retention.remove_processed_messages(in_two_minutes, processed) == 1
     assert list(processed.iterdir()) == []

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from robotni import schema
+from robotni.store import migrate
 from tests import backends
 from tests.stack import ROOT, Stack, wait_until
 
@@ -44,7 +44,7 @@ def test_embedded_store_upgrades_itself_once(tmp_path):
         stack.start_worker()
         wait_until(lambda: stack.http.get(stack.api("/status")).json()["workers"], 20, "the worker")
         with sqlite3.connect(stack.data_dir / "robotni.db") as db:
-            assert db.execute("select version_num from alembic_version").fetchall() == [(schema.head(),)]
+            assert db.execute("select version_num from alembic_version").fetchall() == [(migrate.head(),)]
     finally:
         stack.stop()
 
@@ -54,7 +54,7 @@ def test_migrations_build_exactly_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from robotni.db import Base, create_schema, make_engine
+    from robotni.store.models import Base, create_schema, make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     create_schema(engine)

@@ -444,7 +444,7 @@ def test_without_tokens_only_loopback_is_served(tmp_path):
     script = textwrap.dedent(
         """
         import json
-        from robotni.web import create_app
+        from robotni.api.app import create_app
         client = create_app().test_client()
         far, near = {"REMOTE_ADDR": "203.0.113.9"}, {"REMOTE_ADDR": "127.0.0.1"}
         print(json.dumps([

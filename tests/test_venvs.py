@@ -1,4 +1,4 @@
-"""Worker types in their own Python environments (robotni/venvs.py): built from PEP 723 dependencies, or named.
+"""Worker types in their own Python environments (robotni/worktypes/environments.py): built from PEP 723 dependencies, or named.
 
 The environments install a tiny pure-Python package from PyPI that Robotni does not depend on; each is built once
 for the module (by `robotni venvs build`, then reused by the worker).
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from robotni import config, venvs
+from robotni import config
 from robotni.errors import DeclarationError, EnvNotReady
-from robotni.registry import WorkerType, parse_type
+from robotni.worktypes import environments
+from robotni.worktypes.registry import WorkerType, parse_type
 from tests.stack import ROOT, Stack
 
 PACKAGE = "tabulate"  # pure Python, one module; not in Robotni's environment (checked below)
@@ -57,7 +58,7 @@ def _robotni(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 
 def _marks(stack: Stack) -> dict[Path, int]:
-    return {path: path.stat().st_mtime_ns for path in (stack.data_dir / "envs").glob(f"*/{venvs.READY_MARK}")}
+    return {path: path.stat().st_mtime_ns for path in (stack.data_dir / "envs").glob(f"*/{environments.READY_MARK}")}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,7 @@ def test_types_show_their_environment_and_whether_it_is_ready(stack):
 
 
 def test_a_failed_build_fails_its_jobs_at_once_and_spares_the_others(stack):
-    assert f"missing: {venvs.env_key([MISSING])[:12]} build failed" in stack.build_output
+    assert f"missing: {environments.env_key([MISSING])[:12]} build failed" in stack.build_output
     failed = stack.wait_for(stack.submit("missing")["id"])
     assert failed["status"] == "failed" and failed["exit_code"] is None
     assert failed["error"].startswith("cannot start: the environment of type 'missing' is not ready")
@@ -183,8 +184,8 @@ def test_dependencies_are_normalized_so_equal_sets_share_an_environment(tmp_path
     wtype = _declare(tmp_path, 'dependencies = ["tabulate >= 0.9", "six", "six"]')
     assert wtype.dependencies == ("six", "tabulate>=0.9")
     assert wtype.has_own_environment
-    assert venvs.env_key(["tabulate>=0.9", "six"]) == venvs.env_key(wtype.dependencies)
-    assert venvs.env_key(["six"]) != venvs.env_key(wtype.dependencies)
+    assert environments.env_key(["tabulate>=0.9", "six"]) == environments.env_key(wtype.dependencies)
+    assert environments.env_key(["six"]) != environments.env_key(wtype.dependencies)
     assert _declare(tmp_path, "").dependencies is None  # no declaration: Robotni's interpreter, as before
 
 
@@ -196,22 +197,24 @@ def settings(tmp_path, monkeypatch):
 
 def test_requires_python_that_excludes_this_interpreter_is_reported_not_built(settings):
     wtype = WorkerType("future", None, dependencies=(), requires_python=">=4")
-    assert venvs.build_types([wtype], settings) == []
-    current = venvs.status(wtype, settings)
+    assert environments.build_types([wtype], settings) == []
+    current = environments.status(wtype, settings)
     assert not current.ready and "requires-python '>=4' excludes" in current.error
     with pytest.raises(EnvNotReady, match="excludes"):
-        venvs.interpreter(wtype, settings)
+        environments.interpreter(wtype, settings)
 
 
 def test_an_unbuilt_environment_says_how_to_build_it(settings):
     wtype = WorkerType("later", None, dependencies=("six",))
     with pytest.raises(EnvNotReady, match="robotni venvs build"):
-        venvs.interpreter(wtype, settings)
+        environments.interpreter(wtype, settings)
 
 
 def test_two_builders_at_once_build_once(settings):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(venvs.build((), settings, "pip"))) for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: results.append(environments.build((), settings, "pip"))) for _ in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -220,29 +223,29 @@ def test_two_builders_at_once_build_once(settings):
 
 
 def test_a_half_built_environment_is_built_again(settings):
-    leftover = settings.built_envs_dir / venvs.env_key(())
+    leftover = settings.built_envs_dir / environments.env_key(())
     (leftover / "bin").mkdir(parents=True)
     (leftover / "junk").write_text("from a build that died")
-    result = venvs.build((), settings, "pip")
+    result = environments.build((), settings, "pip")
     assert result.ok and not result.cached
-    assert not (leftover / "junk").exists() and (leftover / venvs.READY_MARK).is_file()
+    assert not (leftover / "junk").exists() and (leftover / environments.READY_MARK).is_file()
 
 
 def test_a_build_over_its_time_is_stopped_and_recorded(settings, monkeypatch):
     monkeypatch.setenv("ROBOTNI_ENV_BUILD_TIMEOUT", "0.001")
-    result = venvs.build(("six",), config.load_settings(), "pip")
+    result = environments.build(("six",), config.load_settings(), "pip")
     assert not result.ok and "timed out" in result.error
     assert not (settings.built_envs_dir / result.key).exists()
     wtype = WorkerType("slow", None, dependencies=("six",))
     with pytest.raises(EnvNotReady, match="timed out"):
-        venvs.interpreter(wtype, settings)
+        environments.interpreter(wtype, settings)
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_each_installer_builds_an_isolated_environment(settings, installer):
-    if installer == "uv" and venvs.pick_installer() != "uv":
+    if installer == "uv" and environments.pick_installer() != "uv":
         pytest.skip("uv is not on PATH")
-    result = venvs.build((f"{PACKAGE}=={OLD}",), settings, installer)
+    result = environments.build((f"{PACKAGE}=={OLD}",), settings, installer)
     assert result.ok, result.error
     python = settings.built_envs_dir / result.key / "bin" / "python"
     code = f"import {PACKAGE}, importlib.util; print({PACKAGE}.__version__, importlib.util.find_spec('flask'))"

@@ -1,8 +1,8 @@
-"""robotni.waitcap: a project's waiting jobs are counted only as often as the cap needs."""
+"""robotni.submission.waitcap: a project's waiting jobs are counted only as often as the cap needs."""
 
 from __future__ import annotations
 
-from robotni.waitcap import SHARE, WaitingCap
+from robotni.submission.waitcap import SHARE, WaitingCap
 
 
 class Backlog:

@@ -1,0 +1,62 @@
+"""The Flask app factory: `gunicorn 'robotni.api.app:create_app()'`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_smorest import Api, abort
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import ServiceUnavailable
+
+from robotni import __version__, logsetup
+from robotni.api import auth, metrics
+from robotni.config import settings
+from robotni.store.models import engine
+
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask("robotni")
+    logsetup.install_flask(app)  # before anything logs; its hooks run before auth's, so a refusal has a request id too
+    metrics.install(app)  # /metrics, and every request's latency (refused ones too)
+    app.config.update(
+        API_TITLE="Robotni",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=settings().max_request_bytes,
+    )
+    app.config.update(config or {})
+    api = Api(app)
+
+    from robotni.api import jobs as job_api
+    from robotni.api import ops
+    from robotni.api import schedules as api_schedules
+
+    for blueprint in (job_api.blp, api_schedules.blp, ops.blp, ops.health):
+        api.register_blueprint(blueprint)
+    auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
+    app.before_request(_require_json_body)
+    app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
+    app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/static
+    engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
+    return app
+
+
+def _require_json_body():
+    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+        abort(415, message=f"send the body as application/json, not {request.mimetype or 'no content type'}")
+
+
+def _database_unavailable(api: Api, exc: OperationalError):
+    """A locked or unreachable job store is the service being unavailable, not a bug: 503, never 500."""
+    current_app.logger.warning("job store unavailable: %s", exc.orig)
+    error = ServiceUnavailable()
+    error.data = {"message": "the job store is unavailable (locked or down); try again shortly"}
+    return api.handle_http_exception(error)

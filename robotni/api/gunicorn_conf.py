@@ -1,0 +1,34 @@
+"""gunicorn's settings for Robotni's API: `gunicorn -c python:robotni.api.gunicorn_conf 'robotni.api.app:create_app()'`.
+
+Only hooks live here (bind, workers and the rest stay on the command line): gunicorn's own lines in
+Robotni's log format, and prometheus_client's multiprocess folder emptied at start and told of each
+worker that exits.
+"""
+
+from __future__ import annotations
+
+from gunicorn.glogging import Logger
+
+from robotni import logsetup  # metrics first sets PROMETHEUS_MULTIPROC_DIR, for the workers too
+from robotni.api import metrics
+
+
+class RobotniLogger(Logger):
+    """gunicorn's error and access loggers, formatted as Robotni's (JSON, or text at a terminal)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                logsetup.style(handler)
+
+
+logger_class = RobotniLogger
+
+
+def on_starting(server) -> None:
+    metrics.reset_multiprocess_dir()
+
+
+def child_exit(server, worker) -> None:
+    metrics.process_exited(worker.pid)

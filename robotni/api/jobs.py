@@ -1,0 +1,261 @@
+"""The job resources under /api/worker: flask-smorest views, errors only through `abort`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import abort
+
+from robotni import logsetup
+from robotni.api import auth
+from robotni.api.blueprint import Blueprint
+from robotni.api.schemas import (
+    AttemptSchema,
+    IdempotencyHeaderSchema,
+    JobCreateSchema,
+    JobPageSchema,
+    JobQuerySchema,
+    JobSchema,
+    LogChunkSchema,
+    LogQuerySchema,
+)
+from robotni.config import settings
+from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafeScript, UnsafeVenv
+from robotni.status import WAITING, JobStatus
+from robotni.store import jobs, queries
+from robotni.store.models import Job
+from robotni.submission.waitcap import WaitingCap
+from robotni.worker.execution import job_argv
+from robotni.worker.tasks import enqueue, revoke
+from robotni.worktypes.registry import registry
+
+log = logging.getLogger(__name__)
+blp = Blueprint("jobs", __name__, url_prefix="/api/worker", description="Submit jobs and follow them")
+# Deeper params are refused before validation: they are never needed and recursion has a price.
+MAX_PARAMS_DEPTH = 32
+# Params travel in the job row and on stdin; large inputs belong in files the script fetches.
+MAX_PARAMS_BYTES = 256 * 1024
+
+
+def job_or_404(job_id: str) -> Job:
+    job = jobs.get(job_id)
+    # Another project's job is "not found", not 403: a token must not learn which ids exist elsewhere.
+    if job is None or not auth.visible(job.project):
+        abort(404, message=f"no job with id {job_id}")
+    logsetup.bind_job(job)  # this request's log lines are about this job
+    return job
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _reject(field: str, message: str):
+    abort(422, errors={"json": {field: [message]}}, message=f"{field}: {message}")
+
+
+def _checked_params(body: dict) -> tuple[Any, dict]:
+    """The worker type and params with defaults, or 422 naming what is wrong."""
+    params = body["params"]
+    if _depth(params) > MAX_PARAMS_DEPTH:
+        _reject("params", f"nested deeper than {MAX_PARAMS_DEPTH} levels")
+    if len(json.dumps(params)) > MAX_PARAMS_BYTES:
+        _reject("params", f"larger than {MAX_PARAMS_BYTES} bytes as JSON")
+    try:
+        wtype = registry()[body["type"]]
+        params = wtype.validate(params)
+    except UnknownType as exc:
+        _reject("type", str(exc))
+    except InvalidParams as exc:
+        abort(422, errors={"json": {"params": exc.args[0]}}, message="params do not match the type's schema")
+    try:
+        job_argv(wtype, params, body["venv"], settings())
+    except UnsafeScript as exc:
+        abort(422, errors={"json": {"params": {"script": [str(exc)]}}}, message=f"params.script: {exc}")
+    except (UnsafeVenv, InterpreterError) as exc:  # the interpreter checked is the venv's, or the worker's own
+        _reject("venv", str(exc))
+    return wtype, params
+
+
+def _count_waiting(project: str) -> int:
+    return sum(queries.counts(Job.status, [Job.project == project, jobs.status_in(WAITING)]).values())
+
+
+_waiting_cap = WaitingCap(_count_waiting)
+
+
+def _check_waiting(project: str) -> None:
+    """429 when the project already has its cap of waiting jobs (robotni/submission/waitcap.py).
+
+    Counted before the insert, so submits racing in parallel can each pass: the cap can be overshot by at most
+    the number of requests the web server handles at once (gunicorn workers x threads).
+    """
+    cap = settings().max_waiting_per_project
+    waiting = _waiting_cap.full(project, cap)
+    if waiting is not None:
+        abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
+
+
+def _encode_cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created), str(job_id)
+    except (ValueError, TypeError):
+        abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+@blp.route("/jobs")
+class Jobs(MethodView):
+    @blp.arguments(JobQuerySchema, location="query")
+    @blp.response(200, JobPageSchema)
+    def get(self, query):
+        """List jobs, newest first, filtered by type, status, project and creation time"""
+        limit, projects = query["limit"], auth.project_filter(query.get("project"))
+        if projects == []:  # none of the asked projects is the token's
+            return {"jobs": [], "next_cursor": None}
+        found = queries.search(
+            types=query.get("type"),
+            statuses=query.get("status"),
+            projects=projects,
+            created_after=_naive_utc(query.get("created_after")),
+            created_before=_naive_utc(query.get("created_before")),
+            after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
+            limit=limit + 1,
+        )
+        more = len(found) > limit
+        return {"jobs": found[:limit], "next_cursor": _encode_cursor(found[limit - 1]) if more else None}
+
+    @blp.arguments(JobCreateSchema)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.response(202, JobSchema)
+    @blp.alt_response(200, schema=JobSchema, description="The job first submitted with this Idempotency-Key")
+    @blp.alt_response(403, description="The token does not cover this project")
+    @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
+    @blp.alt_response(429, description="The project has ROBOTNI_MAX_WAITING_PER_PROJECT jobs waiting, or rate limit")
+    @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
+    def post(self, body, headers):
+        """Submit a job"""
+        auth.require(body["project"])
+        wtype, params = _checked_params(body)
+        _check_waiting(body["project"])
+        job, created = jobs.create(
+            type=wtype.name,
+            project=body["project"],
+            params=params,
+            queue=wtype.queue,
+            max_attempts=wtype.retry.max_attempts,
+            venv=body["venv"],
+            idempotency_key=headers.get("idempotency_key"),
+            idempotency_window=settings().idempotency_seconds,
+            run_at=body["run_at"],
+        )
+        logsetup.bind_job(job)
+        if not created:
+            return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
+        if job.status == JobStatus.SCHEDULED.value:  # deferred: a worker's reaper publishes it when due
+            return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
+        try:
+            enqueue(job)
+        except Exception:
+            log.exception("job %s: publishing failed; the job is withdrawn", job.id)
+            jobs.discard(job.id)
+            abort(503, message="the broker is unavailable: the job was not accepted, submit it again later")
+        return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
+
+
+@blp.route("/jobs/<string:job_id>")
+class JobById(MethodView):
+    @blp.etag
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No such job")
+    def get(self, job_id):
+        """Get a job: status, result, progress; 304 when If-None-Match holds its current ETag"""
+        job = job_or_404(job_id)
+        blp.set_etag({"id": job.id, "version": job.version})
+        return job
+
+    @blp.response(200, JobSchema, description="Cancelled (now, or before)")
+    @blp.alt_response(202, schema=JobSchema, description="Running: its process group is being stopped")
+    @blp.alt_response(404, description="No such job")
+    @blp.alt_response(409, description="The job already ended otherwise")
+    def delete(self, job_id):
+        """Cancel a job: a waiting one never starts, a running one is stopped within seconds"""
+        job_or_404(job_id)
+        job = jobs.cancel(job_id)
+        if job is None:
+            abort(404, message=f"no job with id {job_id}")
+        if job.status == JobStatus.RUNNING.value:
+            try:
+                revoke(job.id)
+            except Exception:  # the cancel mark on the row stops it anyway, one heartbeat later
+                log.warning("job %s: revoke broadcast failed", job.id, exc_info=True)
+            return job, 202
+        if job.status != JobStatus.CANCELLED.value:
+            abort(409, message=f"job {job_id} already ended as {job.status}; there is nothing to cancel")
+        return job
+
+
+def _utf8_prefix(chunk: bytes) -> bytes:
+    """Chunk without a multi-byte character cut at its end, so the next read starts on a boundary."""
+    for cut in range(min(4, len(chunk) + 1)):
+        head = chunk[: len(chunk) - cut]
+        try:
+            head.decode()
+            return head
+        except UnicodeDecodeError:
+            continue
+    return chunk  # not UTF-8 at all: hand it over as it is, replaced characters and all
+
+
+@blp.route("/jobs/<string:job_id>/logs")
+class JobLogs(MethodView):
+    @blp.arguments(LogQuerySchema, location="query")
+    @blp.response(200, LogChunkSchema)
+    @blp.alt_response(404, description="No such job")
+    def get(self, query, job_id):
+        """Read a job's output from a byte offset; ask again from next_offset to tail it"""
+        job = job_or_404(job_id)
+        offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
+        start = min(offset, size)
+        chunk = _utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        next_offset = start + len(chunk)
+        ended = JobStatus(job.status).is_terminal
+        return {
+            "offset": offset,
+            "next_offset": next_offset,
+            "size": size,
+            "data": chunk.decode(errors="replace"),
+            "complete": ended and next_offset >= size,
+        }
+
+
+@blp.route("/jobs/<string:job_id>/attempts")
+class JobAttempts(MethodView):
+    @blp.response(200, AttemptSchema(many=True))
+    @blp.alt_response(404, description="No such job")
+    def get(self, job_id):
+        """Each ended attempt of a job: worker, outcome, exit code, error, times"""
+        job_or_404(job_id)
+        return jobs.attempts_of(job_id)

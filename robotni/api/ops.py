@@ -1,0 +1,102 @@
+"""Operations: status, worker types, queue control, health probes."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import abort
+from sqlalchemy import text
+
+from robotni import __version__
+from robotni.api import auth
+from robotni.api.blueprint import Blueprint
+from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
+from robotni.celery import app as celery_app
+from robotni.config import settings
+from robotni.status import JobStatus
+from robotni.store import queries, worker_beats
+from robotni.store.models import Job, engine
+from robotni.worktypes.registry import registry
+
+blp = Blueprint("ops", __name__, url_prefix="/api/worker", description="Workers, queues and worker types")
+health = Blueprint("health", __name__, description="Probes for orchestrators and load balancers")
+# How many jobs /queue shows per section; the full lists are GET /jobs with a status filter.
+QUEUE_LISTING_LIMIT = 100
+# A readiness probe must answer before the orchestrator's own timeout (often 1 to 5 s).
+BROKER_PROBE_SECONDS = 2
+
+
+@blp.route("/status")
+class Status(MethodView):
+    @blp.response(200, StatusSchema)
+    @blp.alt_response(403, description="The token does not cover all projects ('*'): this shows every project")
+    def get(self):
+        """Queue depths, live workers with their running jobs, job counts per status"""
+        auth.require_all()
+        waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED.value])
+        return {
+            "version": __version__,
+            "queues": {name: waiting.get(name, 0) for name in registry().queues} | waiting,
+            "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
+            "workers": worker_beats.alive(settings().heartbeat_seconds),
+        }
+
+
+@blp.route("/types")
+class Types(MethodView):
+    @blp.response(200, TypeSchema(many=True))
+    def get(self):
+        """Every worker type: description, queue, params JSON Schema, limits, retry policy"""
+        return [wtype.describe() for _, wtype in sorted(registry().items())]
+
+
+@blp.route("/queue")
+class Queue(MethodView):
+    @blp.response(200, QueueSchema)
+    def get(self):
+        """Jobs waiting to start, waiting for a later start, and cancelled (newest first, 100 each)"""
+        sections = {"pending": JobStatus.QUEUED, "scheduled": JobStatus.SCHEDULED, "cancelled": JobStatus.CANCELLED}
+        projects = auth.project_filter(None)  # a token's own projects only
+        return {
+            name: queries.search(statuses=[status.value], projects=projects, limit=QUEUE_LISTING_LIMIT)
+            for name, status in sections.items()
+        }
+
+
+@blp.route("/queue/flush")
+class QueueFlush(MethodView):
+    @blp.arguments(FlushSchema)
+    @blp.response(200, FlushResultSchema)
+    @blp.alt_response(403, description="A named project is not the token's")
+    def post(self, body):
+        """Cancel every waiting job, optionally only of some types or projects"""
+        for project in body.get("project") or ():
+            auth.require(project)
+        projects = auth.project_filter(body.get("project"))  # a scoped token flushes only its own projects
+        return {"cancelled": queries.flush(types=body.get("type"), projects=projects)}
+
+
+@health.route("/healthz")
+class Healthz(MethodView):
+    @health.response(200)
+    def get(self):
+        """The process answers"""
+        return {"status": "ok"}
+
+
+@health.route("/readyz")
+class Readyz(MethodView):
+    @health.response(200)
+    @health.alt_response(503, description="The job store or the broker cannot be reached; the message says which")
+    def get(self):
+        """The job store and the broker can be reached"""
+        try:
+            with engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            abort(503, message=f"job store unreachable: {exc.__class__.__name__}")
+        try:
+            with celery_app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=BROKER_PROBE_SECONDS)
+        except Exception as exc:
+            abort(503, message=f"broker unreachable: {exc.__class__.__name__}")
+        return {"status": "ready"}

@@ -1,0 +1,79 @@
+"""Request and response shapes of the schedule resources (and of each entry in a schedules file)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from robotni.api.schemas import DEFAULT_PROJECT, MAX_WAIT_SECONDS, NAME, JobSchema, UTCDateTime
+
+CRON = validate.Length(1, 255)
+TIMEZONE = validate.Length(1, 64)
+INTERVAL = validate.Range(1, MAX_WAIT_SECONDS)
+
+
+class ScheduleCreateSchema(Schema):
+    name = fields.String(required=True, validate=NAME, metadata={"description": "unique among schedules"})
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    params = fields.Dict(keys=fields.String(), load_default=dict, metadata={"description": "as for a job"})
+    project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
+    venv = fields.String(load_default=None, allow_none=True)
+    cron = fields.String(
+        load_default=None, allow_none=True, validate=CRON, metadata={"description": "5 fields, e.g. '0 7 * * *'"}
+    )
+    timezone = fields.String(
+        load_default="UTC", validate=TIMEZONE, metadata={"description": "IANA name the cron is read in"}
+    )
+    interval_seconds = fields.Integer(
+        load_default=None, allow_none=True, validate=INTERVAL, metadata={"description": "instead of cron"}
+    )
+    enabled = fields.Boolean(load_default=True)
+
+
+class ScheduleUpdateSchema(Schema):
+    """Only what is given changes; giving cron clears interval_seconds and the other way round."""
+
+    name = fields.String(validate=NAME)
+    type = fields.String()
+    params = fields.Dict(keys=fields.String())
+    project = fields.String(validate=NAME)
+    venv = fields.String(allow_none=True)
+    cron = fields.String(allow_none=True, validate=CRON)
+    timezone = fields.String(validate=TIMEZONE)
+    interval_seconds = fields.Integer(allow_none=True, validate=INTERVAL)
+    enabled = fields.Boolean()
+
+
+class ScheduleSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    type = fields.String()
+    project = fields.String()
+    params = fields.Dict()
+    venv = fields.String(allow_none=True)
+    cron = fields.String(allow_none=True)
+    timezone = fields.String()
+    interval_seconds = fields.Integer(allow_none=True)
+    enabled = fields.Boolean()
+    source = fields.String(metadata={"description": "'api', or 'file' when declared in ROBOTNI_SCHEDULES_FILE"})
+    source_file = fields.String(allow_none=True, metadata={"description": "the file it was declared in"})
+    next_run_at = UTCDateTime(allow_none=True, metadata={"description": "null while disabled"})
+    last_run_at = UTCDateTime(allow_none=True, metadata={"description": "when it last made (or tried) a job"})
+    last_job_id = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True, metadata={"description": "why its last due time made no job"})
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class ScheduleQuerySchema(Schema):
+    project = fields.List(fields.String())
+
+
+class ScheduleRunSchema(Schema):
+    due_at = UTCDateTime(metadata={"description": "the due time this job was made for"})
+    job_id = fields.String()
+    created_at = UTCDateTime()
+    job = fields.Nested(JobSchema, allow_none=True)
+
+
+class RunQuerySchema(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))

@@ -1,0 +1,210 @@
+"""The API's request and response shapes (marshmallow), which also make its OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from robotni.status import JobStatus
+from robotni.store.models import utcnow
+
+NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)")
+DEFAULT_PROJECT = "default"
+# A start further off than this is a mistake, not a plan (and would overflow date arithmetic).
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600
+
+
+class UTCDateTime(fields.DateTime):
+    """The store keeps naive UTC; the API always says so (ISO 8601 with +00:00)."""
+
+    def _serialize(self, value: datetime | None, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class JobCreateSchema(Schema):
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    params = fields.Dict(
+        keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
+    )
+    project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
+    venv = fields.String(
+        load_default=None, allow_none=True, metadata={"description": "name of a virtualenv in ROBOTNI_VENVS_DIR"}
+    )
+    run_at = fields.AwareDateTime(
+        default_timezone=UTC,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
+    )
+    countdown = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(max=MAX_WAIT_SECONDS),
+        metadata={"description": "seconds from now, as in Celery (instead of run_at); 0 or less: now"},
+    )
+
+    @validates_schema
+    def _one_start_time(self, data, **_):
+        if data.get("run_at") is not None and data.get("countdown") is not None:
+            raise ValidationError("give run_at or countdown, not both", "run_at")
+
+    @post_load
+    def _deferred_until(self, data, **_):
+        """Both become `run_at`, naive UTC like the store, or None for a job that starts now."""
+        now, countdown = utcnow(), data.pop("countdown", None)
+        try:
+            start = data["run_at"] and data["run_at"].astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 with an offset
+            raise ValidationError("out of range", "run_at") from None
+        if countdown is not None:
+            start = now + timedelta(seconds=countdown) if countdown > 0 else None
+        data["run_at"] = start if start and start > now else None
+        return data
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    type = fields.String()
+    project = fields.String()
+    queue = fields.String()
+    params = fields.Dict()
+    venv = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
+    result = fields.Raw(allow_none=True, metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT"})
+    error = fields.String(allow_none=True)
+    exit_code = fields.Integer(allow_none=True)
+    attempts = fields.Integer()
+    max_attempts = fields.Integer()
+    run_at = UTCDateTime(
+        allow_none=True, metadata={"description": "when a scheduled job (a retry, a deferred start) is due"}
+    )
+    worker = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
+    progress_message = fields.String(allow_none=True)
+    log_bytes = fields.Integer(metadata={"description": "Size of the output log so far"})
+    created_at = UTCDateTime()
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime(allow_none=True)
+    updated_at = UTCDateTime()
+
+
+class JobQuerySchema(Schema):
+    type = fields.List(fields.String(), metadata={"description": "one or more types (repeat the parameter)"})
+    status = fields.List(fields.String(validate=validate.OneOf([s.value for s in JobStatus])))
+    project = fields.List(fields.String())
+    created_after = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, inclusive"})
+    created_before = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, exclusive"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
+
+
+class JobPageSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class LogQuerySchema(Schema):
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=65536, validate=validate.Range(1, 1024 * 1024))
+
+
+class LogChunkSchema(Schema):
+    offset = fields.Integer()
+    next_offset = fields.Integer(metadata={"description": "ask from here next time"})
+    size = fields.Integer(metadata={"description": "bytes in the log so far"})
+    data = fields.String(metadata={"description": "the bytes from offset, decoded as UTF-8"})
+    complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
+
+
+class FlushSchema(Schema):
+    type = fields.List(fields.String())
+    project = fields.List(fields.String())
+
+
+class FlushResultSchema(Schema):
+    cancelled = fields.Integer()
+
+
+class QueueSchema(Schema):
+    pending = fields.List(fields.Nested(JobSchema))
+    scheduled = fields.List(fields.Nested(JobSchema))
+    cancelled = fields.List(fields.Nested(JobSchema))
+
+
+class WorkerSchema(Schema):
+    name = fields.String()
+    hostname = fields.String()
+    pid = fields.Integer()
+    queues = fields.List(fields.String())
+    concurrency = fields.Integer()
+    started_at = UTCDateTime()
+    last_seen = UTCDateTime()
+    running = fields.List(fields.String(), metadata={"description": "ids of the jobs it runs now"})
+
+
+class StatusSchema(Schema):
+    version = fields.String()
+    queues = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "jobs waiting"})
+    jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
+    workers = fields.List(fields.Nested(WorkerSchema))
+
+
+class RetrySchema(Schema):
+    max_retries = fields.Integer()
+    backoff = fields.Float()
+    backoff_max = fields.Float()
+    on_timeout = fields.Boolean()
+
+
+class EnvironmentSchema(Schema):
+    kind = fields.String(metadata={"description": "robotni (Robotni's interpreter), dependencies (built) or venv"})
+    dependencies = fields.List(fields.String(), metadata={"description": "PEP 723 dependencies, normalized"})
+    requires_python = fields.String(allow_none=True)
+    key = fields.String(metadata={"description": "the built environment's folder under $DATA_DIR/envs"})
+    venv = fields.String(metadata={"description": "name of the venv in ROBOTNI_VENVS_DIR"})
+
+
+class LimitsSchema(Schema):
+    memory_mb = fields.Integer(metadata={"description": "address space of each process (RLIMIT_AS)"})
+    cpu_seconds = fields.Integer(metadata={"description": "CPU time of each process (RLIMIT_CPU)"})
+    file_size_mb = fields.Integer(metadata={"description": "largest file it may write (RLIMIT_FSIZE)"})
+    open_files = fields.Integer(metadata={"description": "open file descriptors (RLIMIT_NOFILE)"})
+    processes = fields.Integer(metadata={"description": "processes and threads of the job user (RLIMIT_NPROC)"})
+
+
+class TypeSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    queue = fields.String()
+    soft_time_limit = fields.Float()
+    hard_time_limit = fields.Float()
+    params_schema = fields.Dict()
+    retry = fields.Nested(RetrySchema)
+    limits = fields.Nested(LimitsSchema)
+    environment = fields.Nested(EnvironmentSchema)
+    isolation = fields.String(metadata={"description": "process (a new interpreter per job) or fork (see README)"})
+    preload = fields.List(fields.String(), metadata={"description": "modules its fork server imports before any job"})
+    ready = fields.Boolean(metadata={"description": "its environment is there; jobs fail at once with `error` if not"})
+    error = fields.String(allow_none=True, metadata={"description": "why the environment is not ready"})
+
+
+class AttemptSchema(Schema):
+    number = fields.Integer()
+    worker = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "what the job became when this attempt ended"})
+    exit_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    started_at = UTCDateTime(allow_none=True)
+    finished_at = UTCDateTime()
+
+
+class IdempotencyHeaderSchema(Schema):
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validate.Length(1, 255),
+        metadata={"description": "repeat a submit safely: the same key in the same project returns the first job"},
+    )

@@ -1,0 +1,67 @@
+"""What beat does: dispatch due schedules each second in its own process, and send the cleanup task.
+
+Dispatch runs in beat, not as a task: a task would wait for a free pool slot of a `default` worker, and with
+every slot busy with long jobs, schedules of other queues would start late. Beat runs exactly once, and two by
+mistake still make one job per due time (robotni/schedules/dispatch.py). Cleanup is a task on a worker of the `default`
+queue (celeryconfig.beat_schedule): it removes that machine's job folders, and minutes late do no harm. Both are
+thin: the decisions live in robotni/schedules/dispatch.py and robotni/store/retention.py, which take the current time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from celery.signals import beat_init
+
+from robotni.celery import app
+from robotni.config import SCHEDULE_TICK_SECONDS, settings
+from robotni.schedules import dispatch, file
+from robotni.store import retention
+from robotni.store.models import utcnow
+from robotni.worker.tasks import enqueue
+
+log = logging.getLogger(__name__)
+CLEANUP_TASK = "robotni.store.retention"
+
+
+def _dispatch_forever() -> None:
+    """Each tick, create and publish the jobs of every schedule due by now."""
+    while True:
+        time.sleep(SCHEDULE_TICK_SECONDS)
+        try:
+            made = dispatch.dispatch(utcnow(), enqueue)
+        except Exception:  # the store or the broker is down for a moment: the next tick catches up
+            log.exception("schedule dispatch failed")
+            continue
+        for job in made:
+            log.info("schedule job %s (%s) created", job.id, job.type)
+
+
+@app.task(name=CLEANUP_TASK)
+def cleanup_old() -> dict[str, int]:
+    """Remove finished jobs past the retention, their folders, and the broker's consumed messages."""
+    current = settings()
+    processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
+    return retention.run(utcnow(), current.retention_days, current.jobs_dir, processed)
+
+
+@beat_init.connect
+def _load_schedules_file(**_) -> None:
+    """A bad schedules file stops beat at start with the reason (SystemExit passes Celery's signal guard)."""
+    path = settings().schedules_file
+    if path is None:
+        return
+    try:
+        counts = file.sync(path, utcnow())
+    except file.ScheduleFileError as exc:
+        raise SystemExit(f"robotni: {exc}") from None
+    log.info("schedules file %s loaded: %s", path, counts)
+
+
+@beat_init.connect
+def _start_dispatch(**_) -> None:
+    """After the schedules file (receivers run in the order they connect). A daemon thread ends with beat; a tick
+    cut short leaves a made job queued for the reaper to publish, or a due schedule for the next tick."""
+    threading.Thread(target=_dispatch_forever, name="robotni-dispatch", daemon=True).start()

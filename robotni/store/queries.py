@@ -1,0 +1,72 @@
+"""Read-only questions about many jobs: listing, counting, and the queue-wide flush."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from robotni.status import WAITING, JobStatus
+from robotni.store.jobs import status_in
+from robotni.store.models import Job, engine, utcnow
+
+
+def search(
+    *,
+    types: list[str] | None = None,
+    statuses: list[str] | None = None,
+    projects: list[str] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 50,
+) -> list[Job]:
+    """Newest first; `after` is the (created_at, id) of the last row already seen (keyset paging)."""
+    query = select(Job)
+    for column, values in ((Job.type, types), (Job.status, statuses), (Job.project, projects)):
+        if values:
+            query = query.where(column.in_(values))
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
+    if after:
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*after))
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    with Session(engine(), expire_on_commit=False) as session:
+        return list(session.scalars(query))
+
+
+def counts(column, where=()) -> dict[str, int]:
+    """Jobs per value of column (status, queue, ...), among rows matching where."""
+    query = select(column, func.count()).where(*where).group_by(column)
+    with engine().connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def running_on(worker: str) -> list[str]:
+    with engine().connect() as conn:
+        rows = conn.execute(select(Job.id).where(Job.worker == worker, Job.status == JobStatus.RUNNING.value))
+        return [r[0] for r in rows]
+
+
+def flush(types: list[str] | None = None, projects: list[str] | None = None) -> int:
+    """Cancel every waiting job (optionally of some types or projects); how many were cancelled."""
+    statement = update(Job).where(status_in(WAITING))
+    if types:
+        statement = statement.where(Job.type.in_(types))
+    if projects:
+        statement = statement.where(Job.project.in_(projects))
+    now = utcnow()
+    statement = statement.values(
+        status=JobStatus.CANCELLED.value,
+        cancel_requested=True,
+        finished_at=now,
+        updated_at=now,
+        run_at=None,
+        version=Job.version + 1,
+        error="cancelled by a queue flush",
+    )
+    with engine().begin() as conn:
+        return conn.execute(statement).rowcount

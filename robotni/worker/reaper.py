@@ -1,0 +1,128 @@
+"""Recovery from the job table: what a dead worker, a lost message or a due retry left behind.
+
+It runs in every worker's main process (robotni.workers.Heartbeat), outside the pool, so it works while
+every pool process is busy and needs no beat; several reapers at once are harmless, as every change is a
+compare-and-set and only the winner publishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from robotni.errors import UnknownType
+from robotni.status import JobStatus
+from robotni.store import jobs
+from robotni.store.models import Job, engine, utcnow
+from robotni.worktypes.registry import RetryPolicy, registry
+
+log = logging.getLogger(__name__)
+# Rows handled per pass, so one pass stays short even after a long outage; the next pass takes the rest.
+BATCH = 200
+
+Publish = Callable[[Job], None]
+
+
+def reap(publish: Publish, idle_queues: list[str], republish_after: float) -> dict[str, int]:
+    counts = {
+        "lost": recover_expired(),
+        "released": release_due(publish),
+        "republished": republish_stale(publish, idle_queues, republish_after),
+    }
+    if any(counts.values()):
+        log.info("reaper: %s", counts)
+    return counts
+
+
+def _policy(job: Job) -> RetryPolicy:
+    try:
+        return registry()[job.type].retry
+    except UnknownType:
+        return RetryPolicy()
+
+
+def _rows(query) -> list[Job]:
+    with Session(engine(), expire_on_commit=False) as session:
+        return list(session.scalars(query))
+
+
+def recover_expired() -> int:
+    """Running jobs whose lease ran out: cancelled if asked, scheduled again if attempts remain, else failed.
+
+    A lost worker counts as a failed attempt: a type without retries is not run twice (its script may not
+    be safe to repeat); declare `retry.max_retries` to have it run again.
+    """
+    now = utcnow()
+    query = select(Job).where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now).limit(BATCH)
+    recovered = 0
+    for job in _rows(query):
+        where = [*jobs.owned_by(job), Job.lease_expires_at < now]
+        lost = f"worker {job.worker} lost during attempt {job.attempts}"
+        if job.cancel_requested:
+            row = jobs.transition(
+                job.id, where, ended=job, status=JobStatus.CANCELLED.value, error=f"cancelled; {lost}", finished_at=now
+            )
+        elif job.attempts < job.max_attempts:
+            delay = _policy(job).delay(job.attempts)
+            row = jobs.transition(
+                job.id,
+                where,
+                ended=job,
+                status=JobStatus.SCHEDULED.value,
+                run_at=now + timedelta(seconds=delay),
+                worker=None,
+                lease_expires_at=None,
+                error=lost,
+            )
+        else:
+            error = f"{lost} of {job.max_attempts}; no attempts left"
+            row = jobs.transition(job.id, where, ended=job, status=JobStatus.FAILED.value, error=error, finished_at=now)
+        recovered += row is not None
+    return recovered
+
+
+def release_due(publish: Publish) -> int:
+    """Scheduled jobs (retries, deferred starts) whose time has come: queued, and their message sent."""
+    now = utcnow()
+    query = select(Job.id).where(Job.status == JobStatus.SCHEDULED.value, Job.run_at <= now).limit(BATCH)
+    with engine().connect() as conn:
+        due = [row[0] for row in conn.execute(query)]
+    released = 0
+    for job_id in due:
+        row = jobs.release(job_id, now)
+        if row is not None:
+            publish(row)
+            released += 1
+    return released
+
+
+def republish_stale(publish: Publish, idle_queues: list[str], republish_after: float) -> int:
+    """Queued jobs of an idle queue (a worker has a free slot, the broker holds no message) are lost; resend.
+
+    Only an empty broker queue says a message is gone: with a backlog, a job waits its turn however long that
+    takes, and resending it would flood the queue with copies. A message that was only reserved by a busy
+    worker runs at most twice as a message and once as a job: the second claim finds the row no longer queued.
+    """
+    if not idle_queues:
+        return 0
+    stale_before = utcnow() - timedelta(seconds=republish_after)
+    query = (
+        select(Job)
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            or_(Job.published_at.is_(None), Job.published_at < stale_before),
+            Job.queue.in_(idle_queues),
+        )
+        .order_by(Job.created_at)
+        .limit(BATCH)
+    )
+    republished = 0
+    for job in _rows(query):
+        if jobs.republished(job):
+            publish(job)
+            republished += 1
+    return republished

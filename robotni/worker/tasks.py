@@ -1,0 +1,245 @@
+"""Celery tasks and worker hooks: thin, they only move job state and hand the work to robotni.execution."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
+from celery.utils.log import get_task_logger
+from sqlalchemy.exc import OperationalError
+
+from robotni import logsetup
+from robotni.broker import cleaning
+from robotni.celery import app
+from robotni.config import settings
+from robotni.errors import RobotniError, SchemaOutdated
+from robotni.runner import confinement
+from robotni.runner.run import Outcome
+from robotni.status import JobStatus
+from robotni.store import jobs, worker_beats
+from robotni.store.models import Job, engine
+from robotni.store.queries import running_on
+from robotni.worker import execution, orphan_sweep, reaper
+from robotni.worker.execution import execute
+from robotni.worktypes import environments
+from robotni.worktypes.registry import registry
+
+log = get_task_logger(__name__)
+# Between tries to record an outcome while the job store is down.
+STORE_RETRY_SECONDS = 0.5
+# Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
+CELERY_LIMIT_MARGIN = 30
+_heartbeat: list[worker_beats.Heartbeat] = []
+
+
+def enqueue(job: Job) -> None:
+    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs."""
+    wtype = registry()[job.type]
+    run_job.apply_async(
+        (job.id,),
+        task_id=job.id,
+        queue=job.queue,
+        time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,
+        headers={"robotni_type": job.type, "robotni_project": job.project},
+    )
+
+
+def revoke(job_id: str) -> None:
+    """Stop a running job now where the broker broadcasts; the cancel mark on its row does it otherwise."""
+    app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+
+
+# Broker cleaning looks at every file of the folder: a few times per stale period is enough.
+BROKER_CLEANS_PER_STALE_PERIOD = 5
+# A dead worker's leftovers are idle processes, not a hazard: a look through /proc this often is plenty.
+ORPHAN_SWEEP_SECONDS = 10.0
+_last_done: dict[str, float] = {}
+
+
+def _due(chore: str, every: float) -> bool:
+    """True at the first call and then once per `every` seconds."""
+    now = time.monotonic()
+    if chore in _last_done and now - _last_done[chore] < every:
+        return False
+    _last_done[chore] = now
+    return True
+
+
+def _broker_depth(queue: str) -> int | None:
+    """Messages waiting in the broker for a queue (not those reserved by workers); None when it cannot tell."""
+    with app.connection_for_write() as conn:  # its own connection: a failed passive declare spoils a channel
+        try:
+            conn.ensure_connection(max_retries=1)
+            with conn.channel() as channel:
+                return channel.queue_declare(queue=queue, passive=True).message_count
+        except conn.channel_errors:
+            return 0  # Redis keeps no empty list: a queue it does not know is an empty one
+        except conn.connection_errors:
+            log.warning("broker unreachable: no lost message is resent this time", exc_info=True)
+            return None
+
+
+def _chores() -> None:
+    """The worker main process's periodic duties: recovery, a dead worker's leftover processes, and keeping the
+    filesystem broker bounded."""
+    current = settings()
+    idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if _broker_depth(queue) == 0]
+    reaper.reap(enqueue, idle, current.republish_after)
+    if _due("orphans", ORPHAN_SWEEP_SECONDS):
+        orphan_sweep.kill_orphans()
+    if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
+        counts = cleaning.clean(current.broker_dir, set(registry().queues), current.broker_stale_seconds)
+        if any(counts.values()):
+            log.info("broker folder cleaned: %s", counts)
+
+
+@celeryd_after_setup.connect
+def _build_environments(sender, instance, **_) -> None:
+    """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
+    queues = set(instance.app.amqp.queues.consume_from)
+    environments.build_types([t for t in registry().values() if t.queue in queues], settings())
+    execution.prepare(settings())  # the standard-library environment of types without one of their own
+
+
+@worker_init.connect
+def _refuse_outdated_schema(**_) -> None:
+    """Stop here with the reason: Celery would log an exception from a signal handler and carry on."""
+    try:
+        engine()
+    except SchemaOutdated as exc:
+        print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
+        raise SystemExit(1) from None
+
+
+@worker_init.connect
+def _sandbox_jobs(**_) -> None:
+    """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
+    engine()  # creates the store now, so its file gets its mode before a job could open it
+    confinement.prepare_worker(settings())
+
+
+@worker_process_init.connect
+def _open_store(**_) -> None:
+    """Each pool process opens the store as it starts, so its schema check is not logged as part of a first job."""
+    try:
+        engine()
+    except Exception:  # the store is down: the first job tries again, and fails as a job, not as a pool process
+        log.warning("job store unavailable as a pool process started", exc_info=True)
+
+
+@worker_process_init.connect
+def _start_fork_servers(**_) -> None:
+    """Each pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
+    queues = set(app.amqp.queues.consume_from)
+    execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings())
+
+
+@worker_ready.connect
+def _start_heartbeat(sender, **_) -> None:
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    current = settings()
+    beat = worker_beats.Heartbeat(
+        sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
+    )
+    beat.start()
+    _heartbeat.append(beat)
+
+
+@worker_shutting_down.connect
+def _requeue_after_grace(sender, **_) -> None:
+    """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
+
+    It leaves the list of live workers at once, so no reaper (its own included) sends it new messages.
+    Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
+    and stop the scripts, so the warm shutdown Celery is waiting for ends too. No message is sent from here
+    (this worker may still be consuming); the reaper of a live worker sends one.
+    """
+    _stop_heartbeat()
+    timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
+    timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
+    timer.start()
+
+
+def _requeue_running(worker: str) -> None:
+    for job_id in running_on(worker):
+        job = jobs.get(job_id)
+        if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
+            log.warning("job %s: requeued as worker %s stops", job_id, worker, extra=logsetup.job_fields(job))
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_) -> None:
+    while _heartbeat:
+        _heartbeat.pop().stop()
+
+
+@contextmanager
+def _sigterm_sets(event: threading.Event) -> Iterator[None]:
+    """`revoke(terminate=True)` signals this pool process: stop the job cleanly instead of dying with it."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
+    """The attempt's end: a retry when the script asks for one (or timed out, if allowed) and attempts remain."""
+    policy = registry()[job.type].retry
+    values = {"result": outcome.result, "error": outcome.error, "exit_code": outcome.exit_code, **visible}
+    retryable = outcome.wants_retry or (outcome.status is JobStatus.TIMED_OUT and policy.on_timeout)
+    if retryable and job.attempts < job.max_attempts:
+        return jobs.retry_later(job, policy.delay(job.attempts), **values)
+    if outcome.wants_retry:
+        values["error"] = f"{outcome.error}: asked for a retry, but all {job.max_attempts} attempts are used"
+    return jobs.finish(job, outcome.status, **values)
+
+
+def _until_stored(write, patience: float):
+    """Retry a write while the job store is unreachable (a restart): the outcome of a run must not be dropped.
+
+    Past `patience` (the lease) the row is the reaper's anyway, and the compare-and-set would refuse the write.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("job store unreachable; recording the outcome again shortly", exc_info=True)
+            time.sleep(STORE_RETRY_SECONDS)
+
+
+@app.task(name="robotni.run_job", bind=True)
+def run_job(self, job_id: str) -> str:
+    job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
+    if job is None:
+        log.info("job %s: not queued (done, cancelled or taken): duplicate message skipped", job_id)
+        return "skipped"
+    logsetup.bind_job(job)  # every line until the task ends carries job_id, type, project and attempt
+    log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
+    cancel = threading.Event()
+    try:
+        with _sigterm_sets(cancel):
+            outcome, visible = execute(job, registry()[job.type], settings(), cancel)
+    except RobotniError as exc:  # the type, script or venv went away since submit
+        outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
+    ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
+    if ended is None:
+        log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
+        return "lost"
+    log.info("job %s: attempt %d ended %s, job is %s", job.id, job.attempts, outcome.status.value, ended.status)
+    return ended.status

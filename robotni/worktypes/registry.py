@@ -1,0 +1,331 @@
+"""Worker types: each `workers/<name>.py` declares itself in a PEP 723 block, read as text, never imported."""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.validators import Draft202012Validator, extend
+
+from robotni.config import settings
+from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
+from robotni.runner.confinement import Limits
+from robotni.runner.spawn import Isolation
+from robotni.worktypes import environments
+
+# PEP 723's reference regular expression.
+BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
+# Queue names end up in broker file names and exchange names: keep them plain.
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+DEFAULT_QUEUE = "default"
+# A forgotten limit must not let a stuck script hold a worker forever.
+DEFAULT_SOFT_LIMIT = 300.0
+# Seconds between SIGTERM at the soft limit and SIGKILL, when the type gives no hard limit.
+DEFAULT_HARD_MARGIN = 10.0
+# The generic type: runs a script from ROBOTNI_SCRIPTS_DIR named in its params (robotni.submission.paths checks it).
+PYTHON_SCRIPT = "python-script"
+PYTHON_SCRIPT_PARAMS = {
+    "type": "object",
+    "required": ["script"],
+    "additionalProperties": False,
+    "properties": {
+        "script": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "description": "relative to the scripts folder",
+        },
+        "args": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 4096},
+            "maxItems": 256,
+            "default": [],
+        },
+    },
+}
+KNOWN_KEYS = {
+    *("description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"),
+    *("isolation", "preload"),
+}
+# A module name as `import` takes it: what a fork server may import before any job of its type.
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that also fills in each property's `default`, as jsonschema's FAQ shows."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in props.items():
+                if isinstance(subschema, dict) and "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, props, instance, schema)
+
+    return extend(validator_class, {"properties": properties})
+
+
+FillingValidator = _with_defaults(Draft202012Validator)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 0
+    backoff: float = 2.0  # first delay in seconds; doubles per attempt
+    backoff_max: float = 300.0
+    on_timeout: bool = False
+
+    @property
+    def max_attempts(self) -> int:
+        return self.max_retries + 1
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before the next attempt: doubling from `backoff`, capped, with jitter so retries spread."""
+        return min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class WorkerType:
+    name: str
+    script: Path | None  # None: the script comes from the params (the generic python-script type)
+    description: str = ""
+    queue: str = DEFAULT_QUEUE
+    soft_time_limit: float = DEFAULT_SOFT_LIMIT
+    hard_time_limit: float = DEFAULT_SOFT_LIMIT + DEFAULT_HARD_MARGIN
+    params_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: Limits = field(default_factory=Limits)  # what its process may use (robotni/runner/confinement.py)
+    dependencies: tuple[str, ...] | None = None  # PEP 723; None: Robotni's interpreter, else its own built venv
+    requires_python: str | None = None
+    venv: str | None = None  # a pre-made venv in ROBOTNI_VENVS_DIR, by name
+    isolation: Isolation = Isolation.PROCESS  # FORK: each job is a child of a server with `preload` imported
+    preload: tuple[str, ...] = ()
+
+    @property
+    def has_own_environment(self) -> bool:
+        return self.dependencies is not None or self.venv is not None
+
+    def validate(self, params: Any) -> dict[str, Any]:
+        """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
+        filled = copy.deepcopy(params)
+        errors = sorted(FillingValidator(self.params_schema).iter_errors(filled), key=lambda e: list(e.path))
+        if errors:
+            raise InvalidParams(_error_map(errors))
+        return filled
+
+    def describe(self) -> dict[str, Any]:
+        env = environments.status(self, settings())
+        return {
+            "name": self.name,
+            "description": self.description,
+            "queue": self.queue,
+            "soft_time_limit": self.soft_time_limit,
+            "hard_time_limit": self.hard_time_limit,
+            "params_schema": self.params_schema,
+            "retry": vars(self.retry),
+            "limits": vars(self.limits),
+            "environment": env.environment,
+            "isolation": self.isolation.value,
+            "preload": list(self.preload),
+            "ready": env.ready,
+            "error": env.error,
+        }
+
+
+def _field_name(error: jsonschema.ValidationError) -> str:
+    path = [str(p) for p in error.path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        path += [n for n in error.validator_value if n not in error.instance][:1]
+    return ".".join(path) or "_schema"
+
+
+def _error_map(errors: list[jsonschema.ValidationError]) -> dict[str, list[str]]:
+    """Errors keyed by dotted field path, as marshmallow reports its own."""
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        fields.setdefault(_field_name(error), []).append(error.message)
+    return fields
+
+
+def read_block(text: str) -> dict[str, Any] | None:
+    """The `script` PEP 723 block as a dict, or None when there is none."""
+    blocks = [m for m in BLOCK_RE.finditer(text) if m.group("type") == "script"]
+    if not blocks:
+        return None
+    if len(blocks) > 1:
+        raise DeclarationError("more than one '# /// script' block")
+    content = "".join(
+        line[2:] if line.startswith("# ") else line[1:] for line in blocks[0].group("content").splitlines(keepends=True)
+    )
+    try:
+        return tomllib.loads(content)
+    except tomllib.TOMLDecodeError as exc:
+        raise DeclarationError(f"the '# /// script' block is not valid TOML: {exc}") from exc
+
+
+def _number(table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise DeclarationError(f"{key} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _retry_policy(table: Any) -> RetryPolicy:
+    if not isinstance(table, dict):
+        raise DeclarationError("retry must be a table")
+    unknown = set(table) - RETRY_KEYS
+    if unknown:
+        raise DeclarationError(f"unknown retry keys: {', '.join(sorted(unknown))}")
+    max_retries = table.get("max_retries", 0)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise DeclarationError(f"retry.max_retries must be a whole number >= 0, not {max_retries!r}")
+    on_timeout = table.get("on_timeout", False)
+    if not isinstance(on_timeout, bool):
+        raise DeclarationError("retry.on_timeout must be true or false")
+    return RetryPolicy(
+        max_retries=max_retries,
+        backoff=_number(table, "backoff", RetryPolicy.backoff),
+        backoff_max=_number(table, "backoff_max", RetryPolicy.backoff_max),
+        on_timeout=on_timeout,
+    )
+
+
+def _params_schema(schema: Any) -> dict[str, Any]:
+    if not isinstance(schema, dict):
+        raise DeclarationError("params must be a table holding a JSON Schema")
+    schema = {"type": "object", **schema}
+    if schema["type"] != "object":
+        raise DeclarationError("params must describe an object (type = 'object')")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise DeclarationError(f"params is not a valid JSON Schema: {exc.message}") from exc
+    return schema
+
+
+def _limits(table: Any) -> Limits:
+    """`[tool.robotni.limits]` over the configured defaults (ROBOTNI_JOB_MEMORY_MB, ...)."""
+    if not isinstance(table, dict):
+        raise DeclarationError("limits must be a table")
+    try:
+        return settings().job_limits.overridden(table)
+    except ConfigError as exc:
+        raise DeclarationError(str(exc)) from None
+
+
+def _isolation(meta: Mapping[str, Any]) -> tuple[Isolation, tuple[str, ...]]:
+    """`isolation = "process" | "fork"` and, for fork, `preload = ["module", ...]`."""
+    value = meta.get("isolation", Isolation.PROCESS.value)
+    if value not in {i.value for i in Isolation}:
+        raise DeclarationError(f"isolation must be 'process' or 'fork', not {value!r}")
+    preload = meta.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(m, str) and MODULE_RE.match(m) for m in preload):
+        raise DeclarationError("preload must be a list of module names, such as ['json', 'numpy.linalg']")
+    if preload and value != Isolation.FORK.value:
+        raise DeclarationError("preload needs isolation = 'fork' (only a fork server imports modules ahead)")
+    return Isolation(value), tuple(preload)
+
+
+def parse_type(path: Path) -> WorkerType:
+    """Read one worker script's declaration; DeclarationError says what is wrong."""
+    name = path.stem
+    if not NAME_RE.match(name):
+        raise DeclarationError(f"the file name must be a type name matching {NAME_RE.pattern}")
+    block = read_block(path.read_text(encoding="utf-8"))
+    if block is None:
+        raise DeclarationError("no '# /// script' metadata block (PEP 723)")
+    meta = block.get("tool", {}).get("robotni")
+    if not isinstance(meta, dict):
+        raise DeclarationError("the metadata block has no [tool.robotni] table")
+    unknown = set(meta) - KNOWN_KEYS
+    if unknown:
+        raise DeclarationError(f"unknown [tool.robotni] keys: {', '.join(sorted(unknown))}")
+    queue = meta.get("queue", DEFAULT_QUEUE)
+    if not isinstance(queue, str) or not NAME_RE.match(queue):
+        raise DeclarationError(f"queue must match {NAME_RE.pattern}, not {queue!r}")
+    soft = _number(meta, "soft_time_limit", DEFAULT_SOFT_LIMIT)
+    hard = _number(meta, "hard_time_limit", soft + DEFAULT_HARD_MARGIN)
+    if hard < soft:
+        raise DeclarationError("hard_time_limit must not be below soft_time_limit")
+    description = meta.get("description", "")
+    if not isinstance(description, str):
+        raise DeclarationError("description must be a string")
+    dependencies = environments.parse_dependencies(block.get("dependencies"))
+    isolation, preload = _isolation(meta)
+    return WorkerType(
+        name=name,
+        script=path.resolve(),
+        description=description,
+        queue=queue,
+        soft_time_limit=soft,
+        hard_time_limit=hard,
+        params_schema=_params_schema(meta.get("params", {})),
+        retry=_retry_policy(meta.get("retry", {})),
+        limits=_limits(meta.get("limits", {})),
+        dependencies=dependencies,
+        requires_python=environments.parse_requires_python(block.get("requires-python")),
+        venv=environments.parse_venv(meta.get("venv"), dependencies),
+        isolation=isolation,
+        preload=preload,
+    )
+
+
+class Registry(Mapping[str, WorkerType]):
+    def __init__(self, types: Mapping[str, WorkerType]):
+        self._types = dict(types)
+
+    def __getitem__(self, name: str) -> WorkerType:
+        try:
+            return self._types[name]
+        except KeyError:
+            known = ", ".join(sorted(self._types))
+            raise UnknownType(f"unknown worker type {name!r}; known: {known}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted({DEFAULT_QUEUE, *(t.queue for t in self._types.values())})
+
+
+def load_registry(workers_dir: Path) -> Registry:
+    """Every `*.py` in workers_dir; the first bad declaration stops start-up with its file and reason."""
+    if not workers_dir.is_dir():
+        raise DeclarationError(f"{workers_dir}: the workers folder does not exist (ROBOTNI_WORKERS_DIR)")
+    types = {
+        PYTHON_SCRIPT: WorkerType(
+            PYTHON_SCRIPT,
+            None,
+            "Runs a script from ROBOTNI_SCRIPTS_DIR with args",
+            params_schema=PYTHON_SCRIPT_PARAMS,
+            limits=settings().job_limits,
+        )
+    }
+    for path in sorted(workers_dir.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        if path.stem == PYTHON_SCRIPT:
+            raise DeclarationError(f"{path}: {PYTHON_SCRIPT!r} is the built-in generic type; rename the file")
+        try:
+            types[path.stem] = parse_type(path)
+        except DeclarationError as exc:
+            raise DeclarationError(f"{path}: {exc}") from None
+    return Registry(types)
+
+
+@cache
+def registry() -> Registry:
+    return load_registry(settings().workers_dir)
