@@ -44,7 +44,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.idle import cpu_seconds
-from robotni.store.models import create_schema, make_engine
+from robotni.store.engine import create_schema, make_engine
 from tests.stack import Stack, wait_until
 
 ROWS = 1_000_000

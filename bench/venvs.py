@@ -28,6 +28,7 @@ from robotni.runner.run import RunSpec, run
 from robotni.status import JobStatus
 from robotni.worker.execution import job_argv
 from robotni.worktypes import environments
+from robotni.worktypes.environments import EnvSpec
 from robotni.worktypes.registry import WorkerType
 
 NOOP = Path(__file__).resolve().parent / "workers" / "noop.py"
@@ -55,10 +56,12 @@ class Bench:
         self.params.write_text("{}")
 
     def bare(self) -> None:
-        subprocess.run([environments.interpreter(self.wtype, self.settings), "-I", "-c", "pass"], check=True)
+        subprocess.run(
+            [environments.interpreter(self.wtype.name, self.wtype.env, self.settings), "-I", "-c", "pass"], check=True
+        )
 
     def job_process(self) -> None:
-        argv = job_argv(self.wtype, {}, None, self.settings, starting=True)
+        argv = job_argv(self.wtype, {}, None, self.settings)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.scratch)}
         with open(self.params, "rb") as stdin:
             done = subprocess.run(
@@ -69,7 +72,7 @@ class Bench:
     def runner(self, wtype: WorkerType) -> None:
         self.count += 1
         spec = RunSpec(
-            argv=job_argv(wtype, {}, None, self.settings, starting=True),
+            argv=job_argv(wtype, {}, None, self.settings),
             params={},
             workdir=self.settings.jobs_dir / str(self.count),
             soft_limit=wtype.soft_time_limit,
@@ -90,9 +93,9 @@ def main() -> None:
     settings = config.load_settings()
     try:
         wtype = WorkerType(
-            "bench-env", NOOP, dependencies=environments.parse_dependencies(args.dep), soft_time_limit=30
+            "bench-env", NOOP, env=EnvSpec(dependencies=environments.parse_dependencies(args.dep)), soft_time_limit=30
         )
-        built = environments.build(wtype.dependencies, settings)
+        built = environments.build(wtype.env.dependencies, settings)
         assert built.ok, built.error
         bench = Bench(settings, wtype)
         measures = {

@@ -7,8 +7,8 @@ from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
 
-from robotni.runner.confinement import Limits
-from robotni.runner.confinement import from_env as limits_from_env
+from robotni.process_spec import Limits
+from robotni.process_spec import from_env as limits_from_env
 
 # Relative to the working directory, so `honcho start` in a checkout needs no setup.
 DEFAULT_DATA_DIR = "./var"

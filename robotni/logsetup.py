@@ -235,7 +235,7 @@ def _banner_as_a_line(sender: str, instance, **_: Any) -> None:
 def _task_started(task=None, task_id: str | None = None, args=None, **_: Any) -> None:
     clear()
     if task is not None and task.name == RUN_JOB:
-        # The type and project travel as message headers (robotni.tasks.enqueue); the attempt is known once
+        # The type and project travel as message headers (robotni.broker.publish.enqueue); the attempt is known once
         # the task has claimed the row, which then binds the whole job.
         request = task.request
         bind_job(

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from robotni.store import models as db
+from robotni.store import engine
 from tests.backends import STACKS, provision
 from tests.stack import running_stack
 
@@ -27,13 +25,12 @@ def stack(tmp_path_factory, backend):
 
 @pytest.fixture
 def store(tmp_path):
-    """This process's engine points at a fresh SQLite file for the test, as robotni.db.engine() hands it out."""
-    saved = dict(db._engines)
-    db._engines.clear()
-    db._engines[os.getpid()] = db.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
-    db.create_schema(db._engines[os.getpid()])
+    """This process's engine points at a fresh SQLite file for the test, as robotni.store.engine.engine() hands it out."""
+    fresh = engine.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
+    engine.create_schema(fresh)
+    engine.use(fresh)
     try:
         yield tmp_path
     finally:
-        db._engines.pop(os.getpid()).dispose()
-        db._engines.update(saved)
+        engine.use(None)
+        fresh.dispose()

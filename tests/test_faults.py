@@ -149,7 +149,7 @@ def test_locked_job_store_gives_503_and_no_job(faults):
 
 def test_duplicate_messages_run_the_job_once(faults):
     job = faults.submit("patient", {"seconds": 1})
-    publish_twice = f"from robotni import jobs, tasks; j = jobs.get({job['id']!r}); tasks.enqueue(j); tasks.enqueue(j)"
+    publish_twice = f"from robotni.store import jobs; from robotni.broker import publish; j = jobs.get({job['id']!r}); publish.enqueue(j); publish.enqueue(j)"
     subprocess.run([sys.executable, "-c", publish_twice], env=faults.env, check=True)
     faults.start_worker("a", concurrency=2)
     faults.start_worker("b", concurrency=2)

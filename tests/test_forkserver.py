@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from robotni import process_spec
 from robotni.errors import DeclarationError
+from robotni.process_spec import Isolation
 from robotni.runner import confinement, forkserver
 from robotni.runner.run import RunSpec, run, script_argv
-from robotni.runner.spawn import Isolation
 from robotni.status import JobStatus
 from robotni.worktypes.registry import parse_type
 from tests.stack import ROOT, alive, wait_until
@@ -77,7 +78,7 @@ print("to stderr", file=sys.stderr)
 def test_fork_job_speaks_the_contract(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_TOKEN", "hunter2")
     spec = fork_spec(
-        tmp_path, REPORT, {"x": 1}, args=["a b", "$(id)"], env={"ROBOTNI_JOB_ID": "j1"}, limits=confinement.Limits()
+        tmp_path, REPORT, {"x": 1}, args=["a b", "$(id)"], env={"ROBOTNI_JOB_ID": "j1"}, limits=process_spec.Limits()
     )
     outcome = run(spec)
     assert outcome.status is JobStatus.COMPLETED, outcome.error
@@ -90,7 +91,7 @@ def test_fork_job_speaks_the_contract(tmp_path, monkeypatch):
     assert "SECRET_TOKEN" not in report["env"]
     assert report["isolated"] == 1 and report["session"] and report["preloaded"]
     assert str(Path(forkserver.PROGRAM).parent) not in report["path"]  # Robotni's own folder is not on the job's path
-    assert report["limits"]["nofile"] == [confinement.DEFAULT_OPEN_FILES] * 2
+    assert report["limits"]["nofile"] == [process_spec.DEFAULT_OPEN_FILES] * 2
     assert spec.log_path.read_text().splitlines() == ["to stdout", "to stderr"]
     assert fork_server_pid()  # it ran in the fork server, not as a process of its own
 
@@ -139,16 +140,16 @@ def test_jobs_share_nothing_but_the_preloaded_imports(tmp_path):
 
 def test_limits_apply(tmp_path):
     hog = "x = bytearray(300 * 1024 * 1024)"
-    small = confinement.Limits(memory_mb=200)
+    small = process_spec.Limits(memory_mb=200)
     outcome = run(fork_spec(tmp_path / "mem", hog, limits=small))
     assert outcome.status is JobStatus.FAILED and "MemoryError" in outcome.error
     spin = "while True:\n    pass"
     outcome = run(
-        fork_spec(tmp_path / "cpu", spin, limits=confinement.Limits(cpu_seconds=1), soft_limit=20, hard_limit=25)
+        fork_spec(tmp_path / "cpu", spin, limits=process_spec.Limits(cpu_seconds=1), soft_limit=20, hard_limit=25)
     )
     assert outcome.status is JobStatus.FAILED and "cpu_seconds" in outcome.error
     code = "import resource, os\nopen('big', 'wb').write(b'x' * 3 * 1024 * 1024)"
-    outcome = run(fork_spec(tmp_path / "fsize", code, limits=confinement.Limits(file_size_mb=1)))
+    outcome = run(fork_spec(tmp_path / "fsize", code, limits=process_spec.Limits(file_size_mb=1)))
     assert outcome.status is JobStatus.FAILED and "File too large" in outcome.error
 
 
@@ -191,7 +192,7 @@ def test_process_jobs_are_the_runners_children_with_or_without_util_linux(tmp_pa
     if not util_linux:
         monkeypatch.setattr(confinement, "_util_linux", lambda: None)
     code = "import json, os, resource\njson.dump([os.getppid(), resource.getrlimit(resource.RLIMIT_NOFILE)], open(os.environ['ROBOTNI_RESULT'], 'w'))"
-    spec = fork_spec(tmp_path, code, isolation=Isolation.PROCESS, limits=confinement.Limits(open_files=77))
+    spec = fork_spec(tmp_path, code, isolation=Isolation.PROCESS, limits=process_spec.Limits(open_files=77))
     assert run(spec).result == [os.getpid(), [77, 77]]
 
 
@@ -214,7 +215,7 @@ def test_the_params_on_stdin_cannot_be_changed(tmp_path, isolation):
 
 
 def test_an_interpreter_that_cannot_be_run_fails_the_job_saying_so(tmp_path):
-    spec = fork_spec(tmp_path, "pass", isolation=Isolation.PROCESS, limits=confinement.Limits())
+    spec = fork_spec(tmp_path, "pass", isolation=Isolation.PROCESS, limits=process_spec.Limits())
     missing = tmp_path / "python3"
     missing.write_bytes(b"\x7fELF not really")
     missing.chmod(0o644)  # not executable: exec fails with EACCES in whatever sets the job up
@@ -228,7 +229,7 @@ POOL = """
 import sys, threading
 from pathlib import Path
 from robotni.runner.run import RunSpec, run, script_argv
-from robotni.runner.spawn import Isolation
+from robotni.process_spec import Isolation
 work = Path(sys.argv[1])
 spec = RunSpec(argv=script_argv(sys.executable, work / "script.py"), params={}, workdir=work / "job", soft_limit=60,
                hard_limit=70, isolation=Isolation(sys.argv[2]))
@@ -273,7 +274,7 @@ def test_fork_jobs_run_as_the_job_user():
             soft_limit=10,
             hard_limit=12,
             user=user,
-            limits=confinement.Limits(),
+            limits=process_spec.Limits(),
             isolation=Isolation.FORK,
         )
         outcome = run(spec)
@@ -301,7 +302,7 @@ def test_declarations(tmp_path):
 
 def test_resource_limits_default_to_the_workers_hard_limits():
     """The runner hands the server limits it computed in the worker; the server applies them unchanged."""
-    triples = confinement.Limits().rlimits()
+    triples = process_spec.Limits().rlimits()
     assert all(hard == resource.RLIM_INFINITY or soft <= hard for _, soft, hard in triples)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from robotni.store import jobs
-from robotni.store.models import LogChunk, engine
+from robotni.store.engine import engine
+from robotni.store.models import LogChunk
 
 TEXT = b"hello big world"
 

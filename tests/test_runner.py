@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from robotni.errors import InterpreterError
-from robotni.runner.run import TRUNCATION_MARK, RunSpec, check_interpreter, run, script_argv
+from robotni.process_spec import check_interpreter
+from robotni.runner.run import TRUNCATION_MARK, RunSpec, run, script_argv
 from robotni.status import JobStatus
 from tests.stack import alive, wait_until
 

@@ -16,8 +16,8 @@ from robotni.schedules import dispatch, file
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.status import JobStatus
 from robotni.store import jobs, retention
-from robotni.store import models as db
-from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun
+from robotni.store.engine import engine
+from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun, utcnow
 from robotni.worktypes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def published() -> tuple[list[Job], Callable[[Job], None]]:
 
 
 def count(model, *where) -> int:
-    with db.engine().connect() as conn:
+    with engine().connect() as conn:
         return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
 
 
@@ -203,7 +203,7 @@ def test_two_dispatches_at_once_make_one_job_per_due_time(store, monkeypatch):
         made = [job.id for result in results for job in result]
         assert len(made) == len(set(made)) == 20, (tick, [len(r) for r in results])
     assert count(Job) == count(ScheduleRun) == 60
-    with db.engine().connect() as conn:
+    with engine().connect() as conn:
         per_due = conn.execute(
             select(ScheduleRun.schedule_id, ScheduleRun.due_at, func.count()).group_by(
                 ScheduleRun.schedule_id, ScheduleRun.due_at
@@ -217,7 +217,7 @@ def test_a_second_insert_for_the_same_due_time_is_refused(store):
     schedule = make("once", interval_seconds=10)
     due = schedule.next_run_at
     assert dispatch.fire(schedule, due, TYPES) is not None
-    with db.engine().begin() as conn:  # put the schedule back as if the first run never moved it on
+    with engine().begin() as conn:  # put the schedule back as if the first run never moved it on
         conn.execute(update(Schedule).where(Schedule.id == schedule.id).values(next_run_at=due))
     assert dispatch.fire(dispatch.get(schedule.id), due, TYPES) is None
     assert count(Job) == 1
@@ -235,7 +235,7 @@ def test_a_schedule_whose_type_went_away_makes_no_job_and_says_why(store):
 def test_a_schedule_whose_timezone_went_away_runs_once_more_then_stops_without_holding_up_others(store):
     gone = make("gone-zone", cron="0 * * * *", timezone="Europe/Berlin")
     healthy = make("healthy", interval_seconds=10)
-    with db.engine().begin() as conn:  # as if an upgrade of tzdata had dropped the zone
+    with engine().begin() as conn:  # as if an upgrade of tzdata had dropped the zone
         conn.execute(update(Schedule).where(Schedule.id == gone.id).values(timezone="Gone/Zone"))
     _sent, publish = published()
     made = dispatch.dispatch(T0 + timedelta(hours=1), publish, TYPES)
@@ -325,7 +325,7 @@ def _job(status: JobStatus, ended_days_ago: float | None, now: datetime) -> str:
     values = {"status": status.value, "created_at": moment, "updated_at": moment}
     if ended_days_ago is not None:
         values["finished_at"] = moment
-    with db.engine().begin() as conn:
+    with engine().begin() as conn:
         conn.execute(update(Job).where(Job.id == job.id).values(**values))
         conn.execute(
             Attempt.__table__.insert().values(job_id=job.id, number=1, status=status.value, finished_at=moment)
@@ -334,7 +334,7 @@ def _job(status: JobStatus, ended_days_ago: float | None, now: datetime) -> str:
 
 
 def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
-    now = db.utcnow()
+    now = utcnow()
     jobs_dir, processed = store / "jobs", store / "broker" / "processed"
     old = {
         s: _job(s, 8, now) for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
@@ -346,7 +346,7 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
         (jobs_dir / job_id / "scratch").mkdir(parents=True)
         (jobs_dir / job_id / "output.log").write_text("log")
     schedule = make("s", interval_seconds=10)
-    with db.engine().begin() as conn:
+    with engine().begin() as conn:
         conn.execute(
             LogChunk.__table__.insert(), [{"job_id": j, "start": 0, "data": b"log"} for j in [*old.values(), *kept]]
         )
@@ -375,6 +375,6 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     assert count(ScheduleRun) == 0
     assert not orphan.exists() and young_orphan.exists()
     assert (processed / "1_abc.default.msg").exists()  # a message consumed just now stays a minute
-    in_two_minutes = db.utcnow() + timedelta(minutes=2)
+    in_two_minutes = utcnow() + timedelta(minutes=2)
     assert retention.remove_processed_messages(in_two_minutes, processed) == 1
     assert list(processed.iterdir()) == []

@@ -54,7 +54,8 @@ def test_migrations_build_exactly_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from robotni.store.models import Base, create_schema, make_engine
+    from robotni.store.engine import create_schema, make_engine
+    from robotni.store.models import Base
 
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     create_schema(engine)

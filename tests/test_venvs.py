@@ -18,6 +18,7 @@ import pytest
 from robotni import config
 from robotni.errors import DeclarationError, EnvNotReady
 from robotni.worktypes import environments
+from robotni.worktypes.environments import EnvSpec
 from robotni.worktypes.registry import WorkerType, parse_type
 from tests.stack import ROOT, Stack
 
@@ -182,11 +183,11 @@ def test_bad_environment_declarations_are_refused(tmp_path, header, tool, reason
 
 def test_dependencies_are_normalized_so_equal_sets_share_an_environment(tmp_path):
     wtype = _declare(tmp_path, 'dependencies = ["tabulate >= 0.9", "six", "six"]')
-    assert wtype.dependencies == ("six", "tabulate>=0.9")
+    assert wtype.env.dependencies == ("six", "tabulate>=0.9")
     assert wtype.has_own_environment
-    assert environments.env_key(["tabulate>=0.9", "six"]) == environments.env_key(wtype.dependencies)
-    assert environments.env_key(["six"]) != environments.env_key(wtype.dependencies)
-    assert _declare(tmp_path, "").dependencies is None  # no declaration: Robotni's interpreter, as before
+    assert environments.env_key(["tabulate>=0.9", "six"]) == environments.env_key(wtype.env.dependencies)
+    assert environments.env_key(["six"]) != environments.env_key(wtype.env.dependencies)
+    assert _declare(tmp_path, "").env.dependencies is None  # no declaration: Robotni's interpreter, as before
 
 
 @pytest.fixture
@@ -196,18 +197,18 @@ def settings(tmp_path, monkeypatch):
 
 
 def test_requires_python_that_excludes_this_interpreter_is_reported_not_built(settings):
-    wtype = WorkerType("future", None, dependencies=(), requires_python=">=4")
-    assert environments.build_types([wtype], settings) == []
-    current = environments.status(wtype, settings)
+    wtype = WorkerType("future", None, env=EnvSpec(dependencies=(), requires_python=">=4"))
+    assert environments.build_types([(wtype.name, wtype.env)], settings) == []
+    current = environments.status(wtype.env, settings)
     assert not current.ready and "requires-python '>=4' excludes" in current.error
     with pytest.raises(EnvNotReady, match="excludes"):
-        environments.interpreter(wtype, settings)
+        environments.interpreter(wtype.name, wtype.env, settings)
 
 
 def test_an_unbuilt_environment_says_how_to_build_it(settings):
-    wtype = WorkerType("later", None, dependencies=("six",))
+    wtype = WorkerType("later", None, env=EnvSpec(dependencies=("six",)))
     with pytest.raises(EnvNotReady, match="robotni venvs build"):
-        environments.interpreter(wtype, settings)
+        environments.interpreter(wtype.name, wtype.env, settings)
 
 
 def test_two_builders_at_once_build_once(settings):
@@ -236,9 +237,9 @@ def test_a_build_over_its_time_is_stopped_and_recorded(settings, monkeypatch):
     result = environments.build(("six",), config.load_settings(), "pip")
     assert not result.ok and "timed out" in result.error
     assert not (settings.built_envs_dir / result.key).exists()
-    wtype = WorkerType("slow", None, dependencies=("six",))
+    wtype = WorkerType("slow", None, env=EnvSpec(dependencies=("six",)))
     with pytest.raises(EnvNotReady, match="timed out"):
-        environments.interpreter(wtype, settings)
+        environments.interpreter(wtype.name, wtype.env, settings)
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])

@@ -13,7 +13,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from robotni import __version__, logsetup
 from robotni.api import auth, metrics
 from robotni.config import settings
-from robotni.store.models import engine
+from robotni.store.engine import engine
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 

@@ -25,22 +25,17 @@ from robotni.api.schemas import (
     LogChunkSchema,
     LogQuerySchema,
 )
+from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
-from robotni.errors import InterpreterError, InvalidParams, UnknownType, UnsafeScript, UnsafeVenv
 from robotni.status import WAITING, JobStatus
 from robotni.store import jobs, queries
 from robotni.store.models import Job
+from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
-from robotni.worker.execution import job_argv
-from robotni.worker.tasks import enqueue, revoke
-from robotni.worktypes.registry import registry
+from robotni.worktypes.registry import WorkerType, registry
 
 log = logging.getLogger(__name__)
 blp = Blueprint("jobs", __name__, url_prefix="/api/worker", description="Submit jobs and follow them")
-# Deeper params are refused before validation: they are never needed and recursion has a price.
-MAX_PARAMS_DEPTH = 32
-# Params travel in the job row and on stdin; large inputs belong in files the script fetches.
-MAX_PARAMS_BYTES = 256 * 1024
 
 
 def job_or_404(job_id: str) -> Job:
@@ -52,43 +47,12 @@ def job_or_404(job_id: str) -> Job:
     return job
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
-
-
-def _reject(field: str, message: str):
-    abort(422, errors={"json": {field: [message]}}, message=f"{field}: {message}")
-
-
-def _checked_params(body: dict) -> tuple[Any, dict]:
-    """The worker type and params with defaults, or 422 naming what is wrong."""
-    params = body["params"]
-    if _depth(params) > MAX_PARAMS_DEPTH:
-        _reject("params", f"nested deeper than {MAX_PARAMS_DEPTH} levels")
-    if len(json.dumps(params)) > MAX_PARAMS_BYTES:
-        _reject("params", f"larger than {MAX_PARAMS_BYTES} bytes as JSON")
+def checked_request(body: dict) -> tuple[WorkerType, dict[str, Any]]:
+    """The worker type and params with defaults, or 422 naming what is wrong (robotni/submission/check.py)."""
     try:
-        wtype = registry()[body["type"]]
-        params = wtype.validate(params)
-    except UnknownType as exc:
-        _reject("type", str(exc))
-    except InvalidParams as exc:
-        abort(422, errors={"json": {"params": exc.args[0]}}, message="params do not match the type's schema")
-    try:
-        job_argv(wtype, params, body["venv"], settings())
-    except UnsafeScript as exc:
-        abort(422, errors={"json": {"params": {"script": [str(exc)]}}}, message=f"params.script: {exc}")
-    except (UnsafeVenv, InterpreterError) as exc:  # the interpreter checked is the venv's, or the worker's own
-        _reject("venv", str(exc))
-    return wtype, params
+        return check.checked(registry(), body["type"], body["params"], body["venv"], settings())
+    except check.RefusedRequest as exc:
+        abort(422, errors={"json": exc.errors}, message=str(exc))
 
 
 def _count_waiting(project: str) -> int:
@@ -158,7 +122,7 @@ class Jobs(MethodView):
     def post(self, body, headers):
         """Submit a job"""
         auth.require(body["project"])
-        wtype, params = _checked_params(body)
+        wtype, params = checked_request(body)
         _check_waiting(body["project"])
         job, created = jobs.create(
             type=wtype.name,

@@ -30,7 +30,7 @@ from prometheus_client.utils import floatToGoString  # noqa: E402
 
 from robotni.status import TERMINAL  # noqa: E402
 from robotni.store import tallies, worker_beats  # noqa: E402
-from robotni.store.models import engine  # noqa: E402
+from robotni.store.engine import engine  # noqa: E402
 from robotni.worktypes.registry import registry  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import text
@@ -14,8 +16,10 @@ from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.status import JobStatus
 from robotni.store import queries, worker_beats
-from robotni.store.models import Job, engine
-from robotni.worktypes.registry import registry
+from robotni.store.engine import engine
+from robotni.store.models import Job
+from robotni.worktypes import environments
+from robotni.worktypes.registry import WorkerType, registry
 
 blp = Blueprint("ops", __name__, url_prefix="/api/worker", description="Workers, queues and worker types")
 health = Blueprint("health", __name__, description="Probes for orchestrators and load balancers")
@@ -46,7 +50,7 @@ class Types(MethodView):
     @blp.response(200, TypeSchema(many=True))
     def get(self):
         """Every worker type: description, queue, params JSON Schema, limits, retry policy"""
-        return [wtype.describe() for _, wtype in sorted(registry().items())]
+        return [_described(wtype) for _, wtype in sorted(registry().items())]
 
 
 @blp.route("/queue")
@@ -100,3 +104,23 @@ class Readyz(MethodView):
         except Exception as exc:
             abort(503, message=f"broker unreachable: {exc.__class__.__name__}")
         return {"status": "ready"}
+
+
+def _described(wtype: WorkerType) -> dict[str, Any]:
+    """A worker type as GET /types shows it, with whether its environment is ready."""
+    env = environments.status(wtype.env, settings())
+    return {
+        "name": wtype.name,
+        "description": wtype.description,
+        "queue": wtype.queue,
+        "soft_time_limit": wtype.soft_time_limit,
+        "hard_time_limit": wtype.hard_time_limit,
+        "params_schema": wtype.params_schema,
+        "retry": vars(wtype.retry),
+        "limits": vars(wtype.limits),
+        "environment": env.environment,
+        "isolation": wtype.isolation.value,
+        "preload": list(wtype.preload),
+        "ready": env.ready,
+        "error": env.error,
+    }

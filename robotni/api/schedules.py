@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint
-from robotni.api.jobs import _checked_params
+from robotni.api.jobs import checked_request
 from robotni.api.schedule_schemas import (
     RunQuerySchema,
     ScheduleCreateSchema,
@@ -37,7 +37,7 @@ def schedule_or_404(schedule_id: str) -> Schedule:
 
 def _checked(values: dict) -> None:
     """422 naming the field unless the type, params, venv and timing hold, exactly as for a job."""
-    _checked_params(values)
+    checked_request(values)
     try:
         Timing(values["cron"], values["timezone"], values["interval_seconds"]).check(utcnow())
     except InvalidSchedule as exc:

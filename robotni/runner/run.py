@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robotni.errors import InterpreterError
+from robotni import process_spec
+from robotni.process_spec import Isolation, check_interpreter
 from robotni.runner import confinement, spawn
-from robotni.runner.spawn import Isolation
 from robotni.status import JobStatus
 
 EX_TEMPFAIL = 75  # sysexits.h: the script asks to be retried later
@@ -48,7 +48,7 @@ class RunSpec:
     log_max_bytes: int = 10 * 1024 * 1024
     result_max_bytes: int = 1024 * 1024
     env: Mapping[str, str] = field(default_factory=dict)
-    limits: confinement.Limits | None = None  # None: the worker's own (tests of the runner alone)
+    limits: process_spec.Limits | None = None  # None: the worker's own (tests of the runner alone)
     user: confinement.JobUser | None = None  # None or not switching: the worker's own user
     # FORK: argv[:3] (interpreter, -I, -u) start the type's fork server, whose child runs argv[3:] (the script).
     isolation: Isolation = Isolation.PROCESS
@@ -83,20 +83,6 @@ class Outcome:
     @property
     def wants_retry(self) -> bool:
         return self.exit_code == EX_TEMPFAIL
-
-
-def check_interpreter(path: str) -> str:
-    """Refuse a relative path or a shell-script shim: every job would pay its start-up and PATH games."""
-    if not os.path.isabs(path):
-        raise InterpreterError(f"interpreter path must be absolute: {path!r}")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError as exc:
-        raise InterpreterError(f"interpreter {path!r} cannot be read: {exc.strerror}") from None
-    if head == b"#!" or not os.access(path, os.X_OK):
-        raise InterpreterError(f"interpreter {path!r} is a script or not executable (a shim?)")
-    return path
 
 
 def script_argv(interpreter: str, script: Path, args: list[str] = ()) -> list[str]:
@@ -204,7 +190,7 @@ def run(
                 spec.argv, _clean_env(spec), scratch, rlimits, spec.user, stdin, spec.isolation, spec.preload
             )
         except OSError as exc:  # e.g. the job user may not run the interpreter: the job fails, not the worker
-            return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, exc), 0)
+            return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, exc))
         finally:
             os.close(stdin)  # the job has its own copy
         try:

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from robotni.process_spec import Isolation
 from robotni.runner import confinement, forkserver
 
 PR_SET_PDEATHSIG = 1
@@ -27,11 +27,6 @@ PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 # The params' memfd cannot be written, grown or shrunk once sealed, nor the seals removed.
 PARAMS_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-
-
-class Isolation(str, Enum):
-    PROCESS = "process"  # a new interpreter per job (the default)
-    FORK = "fork"  # a child of the type's fork server, which has its preload modules imported
 
 
 def params_file(params: Any) -> int:

@@ -15,12 +15,12 @@ import time
 
 from celery.signals import beat_init
 
+from robotni.broker.publish import enqueue
 from robotni.celery import app
 from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.schedules import dispatch, file
 from robotni.store import retention
 from robotni.store.models import utcnow
-from robotni.worker.tasks import enqueue
 
 log = logging.getLogger(__name__)
 CLEANUP_TASK = "robotni.store.retention"

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from robotni.errors import InvalidParams, RobotniError, UnknownType
 from robotni.store import jobs
-from robotni.store.models import Job, Schedule, ScheduleRun, engine
+from robotni.store.engine import engine
+from robotni.store.models import Job, Schedule, ScheduleRun
 from robotni.worktypes.registry import WorkerType, registry
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from marshmallow import ValidationError
 
 from robotni.api.schedule_schemas import ScheduleCreateSchema
 from robotni.config import settings
-from robotni.errors import InterpreterError, InvalidParams, RobotniError, UnknownType, UnsafePath
+from robotni.errors import RobotniError
 from robotni.schedules import dispatch
-from robotni.worker.execution import job_argv
+from robotni.submission import check
 from robotni.worktypes.registry import WorkerType, registry
 
 Types = Mapping[str, WorkerType] | None
@@ -56,16 +56,13 @@ def checked(path: Path, entries: list[dict[str, Any]], now: datetime, types: Typ
         try:
             values = ScheduleCreateSchema().load(entry)
             dispatch.Timing(values["cron"], values["timezone"], values["interval_seconds"]).check(now)
-            wtype = types[values["type"]]
-            job_argv(wtype, wtype.validate(values["params"]), values["venv"], settings())
+            check.checked(types, values["type"], values["params"], values["venv"], settings())
         except ValidationError as exc:
             raise ScheduleFileError(f"{where}: {exc.messages}") from None
-        except KeyError as exc:
-            raise ScheduleFileError(f"{where}: unknown worker type {exc}") from None
-        except (dispatch.InvalidSchedule, UnknownType, InterpreterError, UnsafePath) as exc:
+        except check.RefusedRequest as exc:
+            raise ScheduleFileError(f"{where}: {exc.errors}") from None
+        except dispatch.InvalidSchedule as exc:
             raise ScheduleFileError(f"{where}: {exc}") from None
-        except InvalidParams as exc:
-            raise ScheduleFileError(f"{where}: params: {exc.args[0]}") from None
         if values["name"] in names:
             raise ScheduleFileError(f"{where}: the name is used twice")
         names.add(values["name"])

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
-from robotni.store.models import Attempt, Job, LogChunk, engine, utcnow
+from robotni.store.engine import engine
+from robotni.store.models import Attempt, Job, LogChunk, utcnow
 
 
 def new_job(

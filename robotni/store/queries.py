@@ -8,8 +8,9 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
+from robotni.store.engine import engine
 from robotni.store.jobs import status_in
-from robotni.store.models import Job, engine, utcnow
+from robotni.store.models import Job, utcnow
 
 
 def search(

@@ -16,8 +16,9 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from robotni.status import TERMINAL
+from robotni.store.engine import engine
 from robotni.store.jobs import status_in
-from robotni.store.models import Attempt, Job, LogChunk, ScheduleRun, engine
+from robotni.store.models import Attempt, Job, LogChunk, ScheduleRun
 
 log = logging.getLogger(__name__)
 # Rows deleted per transaction, so a first cleanup after months does not hold SQLite's write lock for long.

@@ -1,20 +1,17 @@
-"""Workers announce themselves in the job store, so /status sees them on every broker."""
+"""Worker heartbeat rows: workers announce themselves in the job store, so /status sees them on every broker."""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
-import time
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from robotni.store.models import WorkerBeat, engine, utcnow
+from robotni.store.engine import engine
+from robotni.store.models import WorkerBeat, utcnow
 from robotni.store.queries import running_on
 
-log = logging.getLogger(__name__)
 # A worker is alive while its last beat is younger than this many beats.
 ALIVE_BEATS = 3
 
@@ -55,31 +52,3 @@ def alive(beat_seconds: float) -> list[dict]:
 def free_queues(beat_seconds: float) -> list[str]:
     """Queues that some live worker could take a job from right now."""
     return sorted({q for w in alive(beat_seconds) if len(w["running"]) < w["concurrency"] for q in w["queues"]})
-
-
-class Heartbeat(threading.Thread):
-    """Beats from the worker's main process until stopped, running `chores` each `chores_every` seconds."""
-
-    def __init__(self, name: str, queues: list[str], concurrency: int, every: float, chores, chores_every: float):
-        super().__init__(name="robotni-heartbeat", daemon=True)
-        self.args = (name, queues, concurrency)
-        self.every, self.chores, self.chores_every = every, chores, chores_every
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        last_chores = 0.0
-        while True:
-            try:
-                beat(*self.args)
-                if time.monotonic() - last_chores >= self.chores_every:
-                    last_chores = time.monotonic()
-                    self.chores()
-            except Exception:  # the store may be down for a moment; the next beat tries again
-                log.exception("worker heartbeat failed")
-            if self.stopped.wait(self.every):
-                return
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join()
-        forget(self.args[0])

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from robotni.config import Settings
-from robotni.errors import RobotniError, UnsafeVenv
+from robotni.errors import RobotniError
+from robotni.process_spec import Isolation
 from robotni.runner import confinement, forkserver
 from robotni.runner.run import Outcome, RunSpec, run, script_argv
-from robotni.runner.spawn import Isolation
 from robotni.store import jobs
 from robotni.store.models import Job, LogChunk
-from robotni.submission.paths import script_in, venv_python
+from robotni.submission import check
 from robotni.worktypes import environments
 from robotni.worktypes.registry import WorkerType
 
@@ -28,28 +28,20 @@ def job_dir(settings: Settings, job_id: str):
     return settings.jobs_dir / job_id
 
 
-def job_argv(
-    wtype: WorkerType, params: dict[str, Any], venv: str | None, settings: Settings, starting: bool = False
-) -> list[str]:
-    """The job's command line; raises UnsafePath or InterpreterError for a script or venv it must not run.
+def job_argv(wtype: WorkerType, params: dict[str, Any], venv: str | None, settings: Settings) -> list[str]:
+    """The job's command line as it starts; UnsafePath, InterpreterError or EnvNotReady when it must not run.
 
-    Checked at submit (so the client hears why) and again when the job starts (the folders may have changed).
-    A type's own environment is looked up only when the job starts (EnvNotReady, and the job fails, when it is not
-    ready): at submit a worker may not have built it yet.
+    The folders are checked again (robotni/submission/check.py checked them at submit; they may have changed),
+    and a type's own environment is looked up now: at submit a worker may not have built it yet.
     """
-    if venv is not None and wtype.has_own_environment:
-        raise UnsafeVenv(f"type {wtype.name!r} runs in its own environment; a job cannot choose another")
-    if venv is not None:
-        interpreter = venv_python(settings.venvs_dir, venv)
-    elif not starting:
-        interpreter = sys.executable
+    chosen = check.program(wtype, params, venv, settings)
+    if chosen.venv_interpreter is not None:
+        interpreter = chosen.venv_interpreter
     elif wtype.has_own_environment:
-        interpreter = environments.interpreter(wtype, settings)
+        interpreter = environments.interpreter(wtype.name, wtype.env, settings)
     else:
         interpreter = stdlib_python(settings)
-    if wtype.script is None:
-        return script_argv(interpreter, script_in(settings.scripts_dir, params["script"]), params["args"])
-    return script_argv(interpreter, wtype.script)
+    return script_argv(interpreter, chosen.script, params["args"] if wtype.script is None else [])
 
 
 _stdlib_failed: set[Path] = set()
@@ -90,7 +82,7 @@ def start_fork_servers(types: list[WorkerType], settings: Settings) -> None:
     for wtype in types:
         if wtype.isolation is Isolation.FORK and wtype.script is not None:
             try:
-                argv = job_argv(wtype, {}, None, settings, starting=True)
+                argv = job_argv(wtype, {}, None, settings)
             except RobotniError as exc:  # its environment is not ready: its jobs fail saying so
                 log.warning("no fork server for type %s: %s", wtype.name, exc)
                 continue
@@ -99,7 +91,7 @@ def start_fork_servers(types: list[WorkerType], settings: Settings) -> None:
 
 def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
     return RunSpec(
-        argv=job_argv(wtype, job.params, job.venv, settings, starting=True),
+        argv=job_argv(wtype, job.params, job.venv, settings),
         params=job.params,
         workdir=job_dir(settings, job.id),
         soft_limit=wtype.soft_time_limit,

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from robotni.errors import UnknownType
 from robotni.status import JobStatus
 from robotni.store import jobs
-from robotni.store.models import Job, engine, utcnow
+from robotni.store.engine import engine
+from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import RetryPolicy, registry
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Celery tasks and worker hooks: thin, they only move job state and hand the work to robotni.execution."""
+"""Celery tasks and worker hooks: thin, they only move job state and hand the work to robotni.worker.execution."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
-from robotni.broker import cleaning
+from robotni.broker import cleaning, publish
 from robotni.celery import app
 from robotni.config import settings
 from robotni.errors import RobotniError, SchemaOutdated
@@ -29,9 +29,10 @@ from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
 from robotni.store import jobs, worker_beats
-from robotni.store.models import Job, engine
+from robotni.store.engine import engine
+from robotni.store.models import Job
 from robotni.store.queries import running_on
-from robotni.worker import execution, orphan_sweep, reaper
+from robotni.worker import execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
@@ -39,26 +40,7 @@ from robotni.worktypes.registry import registry
 log = get_task_logger(__name__)
 # Between tries to record an outcome while the job store is down.
 STORE_RETRY_SECONDS = 0.5
-# Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
-CELERY_LIMIT_MARGIN = 30
-_heartbeat: list[worker_beats.Heartbeat] = []
-
-
-def enqueue(job: Job) -> None:
-    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs."""
-    wtype = registry()[job.type]
-    run_job.apply_async(
-        (job.id,),
-        task_id=job.id,
-        queue=job.queue,
-        time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,
-        headers={"robotni_type": job.type, "robotni_project": job.project},
-    )
-
-
-def revoke(job_id: str) -> None:
-    """Stop a running job now where the broker broadcasts; the cancel mark on its row does it otherwise."""
-    app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+_heartbeat: list[heartbeat.Heartbeat] = []
 
 
 # Broker cleaning looks at every file of the folder: a few times per stale period is enough.
@@ -77,26 +59,12 @@ def _due(chore: str, every: float) -> bool:
     return True
 
 
-def _broker_depth(queue: str) -> int | None:
-    """Messages waiting in the broker for a queue (not those reserved by workers); None when it cannot tell."""
-    with app.connection_for_write() as conn:  # its own connection: a failed passive declare spoils a channel
-        try:
-            conn.ensure_connection(max_retries=1)
-            with conn.channel() as channel:
-                return channel.queue_declare(queue=queue, passive=True).message_count
-        except conn.channel_errors:
-            return 0  # Redis keeps no empty list: a queue it does not know is an empty one
-        except conn.connection_errors:
-            log.warning("broker unreachable: no lost message is resent this time", exc_info=True)
-            return None
-
-
 def _chores() -> None:
     """The worker main process's periodic duties: recovery, a dead worker's leftover processes, and keeping the
     filesystem broker bounded."""
     current = settings()
-    idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if _broker_depth(queue) == 0]
-    reaper.reap(enqueue, idle, current.republish_after)
+    idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
+    reaper.reap(publish.enqueue, idle, current.republish_after)
     if _due("orphans", ORPHAN_SWEEP_SECONDS):
         orphan_sweep.kill_orphans()
     if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
@@ -109,7 +77,7 @@ def _chores() -> None:
 def _build_environments(sender, instance, **_) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)
-    environments.build_types([t for t in registry().values() if t.queue in queues], settings())
+    environments.build_types([(t.name, t.env) for t in registry().values() if t.queue in queues], settings())
     execution.prepare(settings())  # the standard-library environment of types without one of their own
 
 
@@ -150,7 +118,7 @@ def _start_fork_servers(**_) -> None:
 def _start_heartbeat(sender, **_) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     current = settings()
-    beat = worker_beats.Heartbeat(
+    beat = heartbeat.Heartbeat(
         sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
     )
     beat.start()
@@ -223,7 +191,7 @@ def _until_stored(write, patience: float):
             time.sleep(STORE_RETRY_SECONDS)
 
 
-@app.task(name="robotni.run_job", bind=True)
+@app.task(name=publish.RUN_JOB_TASK, bind=True)
 def run_job(self, job_id: str) -> str:
     job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
     if job is None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -33,9 +33,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from robotni.config import Settings
 from robotni.errors import DeclarationError, EnvNotReady, UnsafePath
 from robotni.submission.paths import VENV_NAME_RE, venv_python
-
-if TYPE_CHECKING:
-    from robotni.worktypes.registry import WorkerType
 
 log = logging.getLogger(__name__)
 # Written last, atomically: an env folder without it is a build that has not finished (or died half-way).
@@ -46,6 +43,19 @@ ERROR_MAX_CHARS = 2000
 PIP_SOCKET_TIMEOUT = 30
 PIP_RETRIES = 1
 NOT_BUILT = "not built yet: a worker of its queue builds it when it starts, or run `robotni venvs build`"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Where a type's jobs get their interpreter, as its declaration says: a value the registry holds per type."""
+
+    dependencies: tuple[str, ...] | None = None  # PEP 723; None: no environment built for it
+    requires_python: str | None = None
+    venv: str | None = None  # a pre-made venv in ROBOTNI_VENVS_DIR, by name
+
+    @property
+    def is_own(self) -> bool:
+        return self.dependencies is not None or self.venv is not None
 
 
 class EnvKind(str, Enum):
@@ -131,24 +141,24 @@ def python_mismatch(requires_python: str | None) -> str | None:
     return f"requires-python {requires_python!r} excludes this interpreter's Python {version}"
 
 
-def status(wtype: WorkerType, settings: Settings) -> EnvStatus:
+def status(spec: EnvSpec, settings: Settings) -> EnvStatus:
     """The type's environment, whether its jobs can start, and why not; reads a few files, never builds."""
-    if wtype.venv is not None:
-        shown = {"kind": EnvKind.VENV.value, "venv": wtype.venv}
+    if spec.venv is not None:
+        shown = {"kind": EnvKind.VENV.value, "venv": spec.venv}
         try:
-            return EnvStatus(shown, True, interpreter=venv_python(settings.venvs_dir, wtype.venv))
+            return EnvStatus(shown, True, interpreter=venv_python(settings.venvs_dir, spec.venv))
         except UnsafePath as exc:
             return EnvStatus(shown, False, str(exc))
-    if wtype.dependencies is None:
+    if spec.dependencies is None:
         return EnvStatus({"kind": EnvKind.ROBOTNI.value}, True)
-    key = env_key(wtype.dependencies)
+    key = env_key(spec.dependencies)
     shown = {
         "kind": EnvKind.DEPENDENCIES.value,
-        "dependencies": list(wtype.dependencies),
-        "requires_python": wtype.requires_python,
+        "dependencies": list(spec.dependencies),
+        "requires_python": spec.requires_python,
         "key": key,
     }
-    mismatch = python_mismatch(wtype.requires_python)
+    mismatch = python_mismatch(spec.requires_python)
     if mismatch:
         return EnvStatus(shown, False, mismatch)
     folder = settings.built_envs_dir / key
@@ -161,11 +171,11 @@ def status(wtype: WorkerType, settings: Settings) -> EnvStatus:
     return EnvStatus(shown, False, error)
 
 
-def interpreter(wtype: WorkerType, settings: Settings) -> str:
+def interpreter(type_name: str, spec: EnvSpec, settings: Settings) -> str:
     """The absolute interpreter for the type's jobs; EnvNotReady with the reason when its environment is not."""
-    current = status(wtype, settings)
+    current = status(spec, settings)
     if not current.ready:
-        raise EnvNotReady(f"the environment of type {wtype.name!r} is not ready: {current.error}")
+        raise EnvNotReady(f"the environment of type {type_name!r} is not ready: {current.error}")
     return current.interpreter or sys.executable
 
 
@@ -177,12 +187,14 @@ def pick_installer() -> str:
     return "uv" if shutil.which("uv") else "pip"
 
 
-def build_types(types: Iterable[WorkerType], settings: Settings, installer: str | None = None) -> list[BuildResult]:
-    """Build each distinct environment these types need; a failure stays with its own types, the rest go on."""
+def build_types(
+    specs: Iterable[tuple[str, EnvSpec]], settings: Settings, installer: str | None = None
+) -> list[BuildResult]:
+    """Build each distinct environment these (type name, spec) need; a failure stays with its own types."""
     wanted: dict[tuple[str, ...], list[str]] = {}
-    for wtype in types:
-        if wtype.dependencies is not None and python_mismatch(wtype.requires_python) is None:
-            wanted.setdefault(wtype.dependencies, []).append(wtype.name)
+    for name, spec in specs:
+        if spec.dependencies is not None and python_mismatch(spec.requires_python) is None:
+            wanted.setdefault(spec.dependencies, []).append(name)
     results = []
     for dependencies, names in wanted.items():
         result = replace(build(dependencies, settings, installer), types=names)

@@ -17,9 +17,9 @@ from jsonschema.validators import Draft202012Validator, extend
 
 from robotni.config import settings
 from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
-from robotni.runner.confinement import Limits
-from robotni.runner.spawn import Isolation
+from robotni.process_spec import Isolation, Limits
 from robotni.worktypes import environments
+from robotni.worktypes.environments import EnvSpec
 
 # PEP 723's reference regular expression.
 BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -104,15 +104,13 @@ class WorkerType:
     params_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: Limits = field(default_factory=Limits)  # what its process may use (robotni/runner/confinement.py)
-    dependencies: tuple[str, ...] | None = None  # PEP 723; None: Robotni's interpreter, else its own built venv
-    requires_python: str | None = None
-    venv: str | None = None  # a pre-made venv in ROBOTNI_VENVS_DIR, by name
+    env: EnvSpec = field(default_factory=EnvSpec)  # its own environment, if any (robotni/worktypes/environments.py)
     isolation: Isolation = Isolation.PROCESS  # FORK: each job is a child of a server with `preload` imported
     preload: tuple[str, ...] = ()
 
     @property
     def has_own_environment(self) -> bool:
-        return self.dependencies is not None or self.venv is not None
+        return self.env.is_own
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
@@ -121,24 +119,6 @@ class WorkerType:
         if errors:
             raise InvalidParams(_error_map(errors))
         return filled
-
-    def describe(self) -> dict[str, Any]:
-        env = environments.status(self, settings())
-        return {
-            "name": self.name,
-            "description": self.description,
-            "queue": self.queue,
-            "soft_time_limit": self.soft_time_limit,
-            "hard_time_limit": self.hard_time_limit,
-            "params_schema": self.params_schema,
-            "retry": vars(self.retry),
-            "limits": vars(self.limits),
-            "environment": env.environment,
-            "isolation": self.isolation.value,
-            "preload": list(self.preload),
-            "ready": env.ready,
-            "error": env.error,
-        }
 
 
 def _field_name(error: jsonschema.ValidationError) -> str:
@@ -271,9 +251,11 @@ def parse_type(path: Path) -> WorkerType:
         params_schema=_params_schema(meta.get("params", {})),
         retry=_retry_policy(meta.get("retry", {})),
         limits=_limits(meta.get("limits", {})),
-        dependencies=dependencies,
-        requires_python=environments.parse_requires_python(block.get("requires-python")),
-        venv=environments.parse_venv(meta.get("venv"), dependencies),
+        env=EnvSpec(
+            dependencies=dependencies,
+            requires_python=environments.parse_requires_python(block.get("requires-python")),
+            venv=environments.parse_venv(meta.get("venv"), dependencies),
+        ),
         isolation=isolation,
         preload=preload,
     )

@@ -1,0 +1,50 @@
+"""What the API, beat and the reaper say to workers through the broker: run this job, stop that one.
+
+Messages go by task name, so a publishing process never imports the worker's tasks (robotni/worker/tasks.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from robotni.celery import app
+from robotni.config import settings
+from robotni.store.models import Job
+from robotni.worktypes.registry import registry
+
+log = logging.getLogger(__name__)
+RUN_JOB_TASK = "robotni.run_job"
+# Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
+CELERY_LIMIT_MARGIN = 30
+
+
+def enqueue(job: Job) -> None:
+    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs."""
+    wtype = registry()[job.type]
+    app.send_task(
+        RUN_JOB_TASK,
+        (job.id,),
+        task_id=job.id,
+        queue=job.queue,
+        time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,
+        headers={"robotni_type": job.type, "robotni_project": job.project},
+    )
+
+
+def revoke(job_id: str) -> None:
+    """Stop a running job now where the broker broadcasts; the cancel mark on its row does it otherwise."""
+    app.control.revoke(job_id, terminate=True, signal="SIGTERM")
+
+
+def depth(queue: str) -> int | None:
+    """Messages waiting in the broker for a queue (not those reserved by workers); None when it cannot tell."""
+    with app.connection_for_write() as conn:  # its own connection: a failed passive declare spoils a channel
+        try:
+            conn.ensure_connection(max_retries=1)
+            with conn.channel() as channel:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+        except conn.channel_errors:
+            return 0  # Redis keeps no empty list: a queue it does not know is an empty one
+        except conn.connection_errors:
+            log.warning("broker unreachable: no lost message is resent this time", exc_info=True)
+            return None
