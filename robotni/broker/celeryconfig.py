@@ -2,6 +2,7 @@
 
 from kombu import Queue
 
+from robotni.broker import CLEANUP_TASK
 from robotni.broker.transport import transport_class, transport_options
 from robotni.config import settings
 from robotni.worktypes.registry import registry
@@ -42,7 +43,7 @@ enable_utc = True
 # message that waited a whole period behind busy pool processes is dropped: the next one does the same work.
 beat_schedule = {
     "robotni-cleanup": {
-        "task": "robotni.store.retention",
+        "task": CLEANUP_TASK,
         "schedule": _settings.cleanup_seconds,
         "options": {"queue": "default", "expires": _settings.cleanup_seconds},
     },

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 
+from robotni.broker import RUN_JOB_TASK
 from robotni.celery import app
 from robotni.config import settings
 from robotni.store.models import Job
 from robotni.worktypes.registry import registry
 
 log = logging.getLogger(__name__)
-RUN_JOB_TASK = "robotni.run_job"
 # Celery's own hard limit sits this far above the runner's, as a net for a runner that hangs.
 CELERY_LIMIT_MARGIN = 30
 

@@ -1,10 +1,11 @@
-"""What beat does: dispatch due schedules each second in its own process, and send the cleanup task.
+"""What beat does: dispatch due schedules each second in its own process (and send the cleanup task).
 
 Dispatch runs in beat, not as a task: a task would wait for a free pool slot of a `default` worker, and with
 every slot busy with long jobs, schedules of other queues would start late. Beat runs exactly once, and two by
-mistake still make one job per due time (robotni/schedules/dispatch.py). Cleanup is a task on a worker of the `default`
-queue (celeryconfig.beat_schedule): it removes that machine's job folders, and minutes late do no harm. Both are
-thin: the decisions live in robotni/schedules/dispatch.py and robotni/store/retention.py, which take the current time.
+mistake still make one job per due time (robotni/schedules/dispatch.py). Cleanup is a task on a worker of the
+`default` queue (beat_schedule in robotni/broker/celeryconfig.py; the task in robotni/worker/tasks.py): it removes
+that machine's job folders, and minutes late do no harm. The decisions live in robotni/schedules/dispatch.py and
+robotni/store/retention.py, which take the current time.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ import time
 from celery.signals import beat_init
 
 from robotni.broker.publish import enqueue
-from robotni.celery import app
 from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.schedules import dispatch, file
-from robotni.store import retention
 from robotni.store.models import utcnow
 
 log = logging.getLogger(__name__)
-CLEANUP_TASK = "robotni.store.retention"
 
 
 def _dispatch_forever() -> None:
@@ -37,14 +35,6 @@ def _dispatch_forever() -> None:
             continue
         for job in made:
             log.info("schedule job %s (%s) created", job.id, job.type)
-
-
-@app.task(name=CLEANUP_TASK)
-def cleanup_old() -> dict[str, int]:
-    """Remove finished jobs past the retention, their folders, and the broker's consumed messages."""
-    current = settings()
-    processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
-    return retention.run(utcnow(), current.retention_days, current.jobs_dir, processed)
 
 
 @beat_init.connect

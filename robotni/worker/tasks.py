@@ -21,16 +21,16 @@ from celery.utils.log import get_task_logger
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
-from robotni.broker import cleaning, publish
+from robotni.broker import CLEANUP_TASK, RUN_JOB_TASK, cleaning, publish
 from robotni.celery import app
 from robotni.config import settings
 from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import jobs, worker_beats
+from robotni.store import jobs, retention, worker_beats
 from robotni.store.engine import engine
-from robotni.store.models import Job
+from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
 from robotni.worker import execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
@@ -191,7 +191,7 @@ def _until_stored(write, patience: float):
             time.sleep(STORE_RETRY_SECONDS)
 
 
-@app.task(name=publish.RUN_JOB_TASK, bind=True)
+@app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self, job_id: str) -> str:
     job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
     if job is None:
@@ -211,3 +211,11 @@ def run_job(self, job_id: str) -> str:
         return "lost"
     log.info("job %s: attempt %d ended %s, job is %s", job.id, job.attempts, outcome.status.value, ended.status)
     return ended.status
+
+
+@app.task(name=CLEANUP_TASK)
+def cleanup_old() -> dict[str, int]:
+    """Remove finished jobs past the retention, their folders, and the broker's consumed messages."""
+    current = settings()
+    processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
+    return retention.run(utcnow(), current.retention_days, current.jobs_dir, processed)
