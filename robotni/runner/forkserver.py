@@ -55,9 +55,10 @@ class ForkServerError(RobotniError):
 class Server:
     """One helper process and our end of its socket."""
 
-    def __init__(self, prefix: Sequence[str], preload: Sequence[str] = ()):
+    def __init__(self, prefix: Sequence[str], preload: Sequence[str] = ()) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [*prefix, str(PROGRAM), str(theirs.fileno()), str(os.getpid()), json.dumps(list(preload))]
+        self.interpreter = argv[0]
         try:
             # Own session: a Ctrl-C or a signal to the worker's process group must not end it before its jobs.
             self.proc = subprocess.Popen(
@@ -83,7 +84,7 @@ class Server:
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.proc.poll() is None
 
-    def _ask(self, request: dict | None, timeout: float, fds: list[int] | None = None) -> dict:
+    def _ask(self, request: dict[str, Any] | None, timeout: float, fds: list[int] | None = None) -> dict[str, Any]:
         """Send request (if any) and read one answer; ForkServerError, and the server is stopped, if that fails."""
         try:
             if request is not None:
@@ -93,7 +94,7 @@ class Server:
             return program.receive(self.sock)[0]
         except (OSError, EOFError, ValueError) as exc:
             self.stop()
-            raise ForkServerError(f"fork server {self.proc.args[0]} failed: {exc}") from None
+            raise ForkServerError(f"fork server {self.interpreter} failed: {exc}") from None
 
     def start(self, job: dict[str, Any], stdin: int) -> ServerJob:
         """Start a job (argv: the script and its arguments; env, cwd, rlimits, user) with stdin and new pipes
@@ -128,7 +129,7 @@ class ServerJob:
     """A job process that is the server's child: its output comes on our pipes, its exit over the server's
     socket, like waitid(WNOWAIT): the runner supervises it as it does its own children."""
 
-    def __init__(self, server: Server, pid: int, stdout: int, stderr: int):
+    def __init__(self, server: Server, pid: int, stdout: int, stderr: int) -> None:
         self.server, self.pid, self.stdout, self.stderr = server, pid, stdout, stderr
         self.returncode: int | None = None
         self.lost: str | None = None  # why the job's status is unknown (its server died)
@@ -175,8 +176,8 @@ class ServerJob:
 
 
 # Servers of this process by (interpreter and flags, preload); a forked pool process starts its own.
-_servers: dict[tuple, Server] = {}
-_failed: dict[tuple, float] = {}
+_servers: dict[tuple[tuple[str, ...], tuple[str, ...]], Server] = {}
+_failed: dict[tuple[tuple[str, ...], tuple[str, ...]], float] = {}
 
 
 def server_for(prefix: Sequence[str], preload: Sequence[str] = ()) -> Server | None:

@@ -27,6 +27,8 @@ import signal
 import socket
 import struct
 import sys
+from types import TracebackType
+from typing import Any, NoReturn
 
 HEADER = struct.Struct("!I")
 MAX_FDS = 3  # stdin, stdout, stderr
@@ -39,7 +41,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # --- messages: a length, JSON, and descriptors with the first bytes ----------------------------------------
 
 
-def send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
     data = json.dumps(message).encode()
     header = HEADER.pack(len(data))
     if fds:
@@ -60,7 +62,7 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def receive(sock: socket.socket) -> tuple[dict, list[int]]:
+def receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """The next message and the descriptors that came with it; EOFError when the other end has gone."""
     header, fds, _flags, _address = socket.recv_fds(sock, HEADER.size, MAX_FDS)
     if not header:
@@ -82,7 +84,7 @@ def _die_with(parent: int) -> None:
         os._exit(EXEC_FAILED)
 
 
-def _set_up(job: dict, fds: list[int], server: int) -> None:
+def _set_up(job: dict[str, Any], fds: list[int], server: int) -> None:
     """Everything the runner's subprocess set-up did, in the same order: session, files, cwd, user, limits."""
     os.setsid()
     for target, fd in enumerate(fds):
@@ -101,7 +103,7 @@ def _set_up(job: dict, fds: list[int], server: int) -> None:
     _die_with(server)  # after the user switch: a credential change clears the death signal
 
 
-def _fail(errors: int, exc: BaseException) -> None:
+def _fail(errors: int, exc: BaseException) -> NoReturn:
     errno = exc.errno if isinstance(exc, OSError) else None
     message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     filename = exc.filename if isinstance(exc, OSError) else None
@@ -111,7 +113,7 @@ def _fail(errors: int, exc: BaseException) -> None:
         os._exit(EXEC_FAILED)
 
 
-def _become_job(job: dict, errors: int) -> dict:
+def _become_job(job: dict[str, Any], errors: int) -> dict[str, Any]:
     """The child turns into the job's interpreter state, then returns to run the script."""
     os.environ.clear()
     os.environ.update(job["env"])
@@ -119,7 +121,7 @@ def _become_job(job: dict, errors: int) -> dict:
     script = job["argv"][0]
     _libc.prctl(PR_SET_NAME, os.path.basename(script).encode()[:15])  # `ps` and `top` show the script's name
 
-    def hook(kind, value, tb):
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         """Tracebacks start at the script, as they would with `python script.py`."""
         first = tb
         while first is not None and first.tb_frame.f_code.co_filename != script:
@@ -139,6 +141,7 @@ def _become_job(job: dict, errors: int) -> dict:
 def _exit_status(pid: int) -> int:
     """Wait for the job to exit without reaping it: a returncode as subprocess gives it (negative: signal)."""
     info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert info is not None  # only WNOHANG returns None
     return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
 
 
@@ -149,7 +152,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _start(sock: socket.socket, job: dict, fds: list[int]) -> int | dict:
+def _start(sock: socket.socket, job: dict[str, Any], fds: list[int]) -> int | dict[str, Any]:
     """Fork the job's child: its pid in the server; in the child, the job (to run the script)."""
     server = os.getpid()
     errors_in, errors_out = os.pipe2(os.O_CLOEXEC)
@@ -182,7 +185,7 @@ class _Refused(Exception):
     """The job's child could not be set up; its reason goes back to the runner."""
 
 
-def serve(sock: socket.socket) -> dict | None:
+def serve(sock: socket.socket) -> dict[str, Any] | None:
     """Start one job after the other until the socket closes; returns only in a job's child."""
     while True:
         try:
@@ -209,7 +212,7 @@ def serve(sock: socket.socket) -> dict | None:
             os.waitpid(started, 0)
 
 
-def main(argv: list[str]) -> dict | None:
+def main(argv: list[str]) -> dict[str, Any] | None:
     fd, parent, preload = int(argv[1]), int(argv[2]), json.loads(argv[3])
     _die_with(parent)
     # Run as a script, this program's folder heads sys.path: neither a preload nor a job may import Robotni's files.

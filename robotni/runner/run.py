@@ -6,6 +6,7 @@ Never imports Celery: the tasks call it, and it is tested on its own.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import selectors
@@ -14,7 +15,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ TRUNCATION_MARK = "\n[robotni: output truncated at {} bytes]\n"
 # A progress report is a fraction and a short message; anything bigger is not read.
 PROGRESS_MAX_BYTES = 64 * 1024
 # What a kernel limit's signal means, for the job's error.
-LIMIT_SIGNALS = {signal.SIGXCPU: "CPU time limit (cpu_seconds) reached", signal.SIGXFSZ: "file size limit reached"}
+LIMIT_SIGNALS: dict[int, str] = {
+    signal.SIGXCPU: "CPU time limit (cpu_seconds) reached",
+    signal.SIGXFSZ: "file size limit reached",
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Outcome:
         return self.exit_code == EX_TEMPFAIL
 
 
-def script_argv(interpreter: str, script: Path, args: list[str] = ()) -> list[str]:
+def script_argv(interpreter: str, script: Path, args: Sequence[str] = ()) -> list[str]:
     # -I: no user site, no PYTHON* variables, no script folder on sys.path tricks; -u: logs stream live.
     return [check_interpreter(interpreter), "-I", "-u", str(script), *args]
 
@@ -99,9 +103,10 @@ def _prepare(spec: RunSpec) -> Path:
     if spec.out_dir.exists():
         shutil.rmtree(spec.out_dir)  # a retry starts clean; rmtree does not follow the job's symlinks
     spec.out_dir.mkdir()
+    user = spec.user
     for folder in (scratch, spec.out_dir):
-        if spec.user is not None and spec.user.switches:
-            os.chown(folder, spec.user.uid, spec.user.gid)
+        if user is not None and user.uid is not None and user.gid is not None:  # a switching user
+            os.chown(folder, user.uid, user.gid)
         folder.chmod(0o700)
     return scratch
 
@@ -131,8 +136,9 @@ class _Log:
     empty), and creating a file is the dearest thing the runner does on some file systems.
     """
 
-    def __init__(self, path: Path, cap: int):
-        self.path, self.file = path, None
+    def __init__(self, path: Path, cap: int) -> None:
+        self.path = path
+        self.file: io.FileIO | None = None
         self.cap = cap
         self.written = 0
         self.truncated = False
@@ -155,8 +161,9 @@ class _Log:
 
 
 class _Progress:
-    def __init__(self, path: Path, callback: Callable[[dict], None] | None):
-        self.path, self.callback, self.seen = path, callback, None
+    def __init__(self, path: Path, callback: Callable[[dict[str, Any]], None] | None) -> None:
+        self.path, self.callback = path, callback
+        self.seen: tuple[int, int] | None = None
 
     def poll(self) -> None:
         if self.callback is None:
@@ -176,7 +183,7 @@ class _Progress:
 def run(
     spec: RunSpec,
     cancel: threading.Event | None = None,
-    on_progress: Callable[[dict], None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Outcome:
     """Run the script to its end and say how it ended. Nothing it started outlives this call."""
     cancel = cancel or threading.Event()
@@ -215,7 +222,9 @@ def _cannot_start(spec: RunSpec, reason: object) -> str:
     return f"cannot start {spec.argv[0]}{who}: {reason}"
 
 
-def _supervise(child: spawn.Child, spec: RunSpec, log: _Log, cancel: threading.Event, progress: _Progress):
+def _supervise(
+    child: spawn.Child, spec: RunSpec, log: _Log, cancel: threading.Event, progress: _Progress
+) -> tuple[JobStatus | None, str]:
     """Pump output until the script exits; enforce limits and cancellation on the whole group."""
     started = time.monotonic()
     tail: deque[bytes] = deque()

@@ -103,8 +103,10 @@ class Popened:
     exit_fd = None
     lost = None
 
-    def __init__(self, proc: subprocess.Popen):
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None  # start() opens both as pipes
         self.proc, self.pid = proc, proc.pid
+        self.pipes = proc.stdout, proc.stderr
         self.stdout, self.stderr = proc.stdout.fileno(), proc.stderr.fileno()
 
     def exited(self) -> bool:
@@ -120,8 +122,8 @@ class Popened:
 
     def finish(self) -> int:
         self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        for pipe in self.pipes:
+            pipe.close()
         return self.proc.returncode
 
 
