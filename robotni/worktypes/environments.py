@@ -144,7 +144,7 @@ def python_mismatch(requires_python: str | None) -> str | None:
 def status(spec: EnvSpec, settings: Settings) -> EnvStatus:
     """The type's environment, whether its jobs can start, and why not; reads a few files, never builds."""
     if spec.venv is not None:
-        shown = {"kind": EnvKind.VENV.value, "venv": spec.venv}
+        shown: dict[str, Any] = {"kind": EnvKind.VENV.value, "venv": spec.venv}
         try:
             return EnvStatus(shown, True, interpreter=venv_python(settings.venvs_dir, spec.venv))
         except UnsafePath as exc:

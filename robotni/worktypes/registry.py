@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from jsonschema.protocols import Validator
 from jsonschema.validators import Draft202012Validator, extend
 
 from robotni.config import settings
@@ -60,18 +61,22 @@ MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
 
-def _with_defaults(validator_class: type) -> type:
+def _with_defaults(validator_class: type[Validator]) -> type[Validator]:
     """A validator that also fills in each property's `default`, as jsonschema's FAQ shows."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
-    def properties(validator, props, instance, schema):
+    def properties(
+        validator: Validator, props: dict[str, Any], instance: Any, schema: dict[str, Any]
+    ) -> Iterator[jsonschema.ValidationError]:
         if isinstance(instance, dict):
             for name, subschema in props.items():
                 if isinstance(subschema, dict) and "default" in subschema:
                     instance.setdefault(name, copy.deepcopy(subschema["default"]))
         yield from validate_properties(validator, props, instance, schema)
 
-    return extend(validator_class, {"properties": properties})
+    # types-jsonschema leaves extend() unannotated; it returns a validator class like the one it extends.
+    filling: type[Validator] = extend(validator_class, {"properties": properties})  # type: ignore[no-untyped-call]
+    return filling
 
 
 FillingValidator = _with_defaults(Draft202012Validator)
@@ -90,7 +95,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds before the next attempt: doubling from `backoff`, capped, with jitter so retries spread."""
-        return min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        return min(self.backoff_max, self.backoff * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class WorkerType:
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
-        filled = copy.deepcopy(params)
+        filled: dict[str, Any] = copy.deepcopy(params)  # a dict once valid: every params schema is an object's
         errors = sorted(FillingValidator(self.params_schema).iter_errors(filled), key=lambda e: list(e.path))
         if errors:
             raise InvalidParams(_error_map(errors))
@@ -123,7 +128,7 @@ class WorkerType:
 
 def _field_name(error: jsonschema.ValidationError) -> str:
     path = [str(p) for p in error.path]
-    if error.validator == "required" and isinstance(error.instance, dict):
+    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(error.validator_value, list):
         path += [n for n in error.validator_value if n not in error.instance][:1]
     return ".".join(path) or "_schema"
 
@@ -179,7 +184,7 @@ def _retry_policy(table: Any) -> RetryPolicy:
     )
 
 
-def _params_schema(schema: Any) -> dict[str, Any]:
+def _params_schema(schema: object) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise DeclarationError("params must be a table holding a JSON Schema")
     schema = {"type": "object", **schema}
