@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
+from fcntl import LOCK_EX
 from pathlib import Path
 
-from kombu.transport.filesystem import LOCK_EX, lock, unlock
+from kombu.transport.filesystem import lock, unlock
 
 # Files written by kombu are named `<ms>_<uuid>.<queue>.msg`.
 MESSAGE_SUFFIX = ".msg"
@@ -62,7 +64,7 @@ def unbind(control_dir: Path, queues: set[str]) -> int:
     return removed
 
 
-def _remove(paths) -> int:
+def _remove(paths: Iterable[str]) -> int:
     removed = 0
     for path in paths:
         try:

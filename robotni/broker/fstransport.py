@@ -18,16 +18,19 @@ import os
 import shutil
 import uuid
 from collections import deque
+from queue import Empty
 from time import monotonic
+from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
 
 class Channel(filesystem.Channel):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, connection: Any, **kwargs: Any) -> None:
+        super().__init__(connection, **kwargs)
         self._batches: dict[str, deque[str]] = {}  # queue -> names of its messages from the last listing
         self._listed_at = float("-inf")
 
@@ -38,7 +41,8 @@ class Channel(filesystem.Channel):
             if dot and not name.startswith(".") and rest.endswith(".msg"):
                 self._batches.setdefault(rest[: -len(".msg")], deque()).append(name)
 
-    def _get(self, queue):
+    # kombu's filesystem Channel narrows _get and _put from the virtual Channel's signatures as well.
+    def _get(self, queue: str) -> dict[str, Any]:  # type: ignore[override]
         stale = monotonic() - self._listed_at >= (self.connection.polling_interval or 0) / 2
         if stale and not self._batches.get(queue):
             self._list()
@@ -51,12 +55,13 @@ class Channel(filesystem.Channel):
                 continue  # another consumer took it
             try:
                 with open(os.path.join(self.processed_folder, name), "rb") as f:
-                    return loads(bytes_to_str(f.read()))
+                    message: dict[str, Any] = loads(bytes_to_str(f.read()))
+                    return message
             except OSError as exc:
-                raise filesystem.ChannelError(f"Cannot read file {name!r} from queue.") from exc
-        raise filesystem.Empty()
+                raise ChannelError(f"Cannot read file {name!r} from queue.") from exc
+        raise Empty()
 
-    def _put(self, queue, payload, **kwargs):
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         hidden = os.path.join(self.data_folder_out, f".{name}")
@@ -65,7 +70,7 @@ class Channel(filesystem.Channel):
                 f.write(str_to_bytes(dumps(payload)))
             os.rename(hidden, final)
         except OSError as exc:
-            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
 
 class Transport(filesystem.Transport):

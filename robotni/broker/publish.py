@@ -26,7 +26,8 @@ def enqueue(job: Job) -> None:
         (job.id,),
         task_id=job.id,
         queue=job.queue,
-        time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,
+        # celery-types says int; Celery hands the seconds to its pool as they are, fractions too.
+        time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,  # type: ignore[arg-type]
         headers={"robotni_type": job.type, "robotni_project": job.project},
     )
 
@@ -42,7 +43,9 @@ def depth(queue: str) -> int | None:
         try:
             conn.ensure_connection(max_retries=1)
             with conn.channel() as channel:
-                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+                # Every transport's channel declares queues; kombu's StdChannel, what channel() is typed as, does not.
+                declared = channel.queue_declare(queue=queue, passive=True)  # type: ignore[attr-defined]
+                return int(declared.message_count)
         except conn.channel_errors:
             return 0  # Redis keeps no empty list: a queue it does not know is an empty one
         except conn.connection_errors:
