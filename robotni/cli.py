@@ -1,18 +1,26 @@
-"""The `robotni` command: everyday use from a terminal, through the HTTP API like any client."""
+"""The `robotni` command: a project folder and its stack, and everyday use through the HTTP API like any client."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 import urllib.error
 import urllib.request
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import click
+from honcho.environ import parse, parse_procfile
+from honcho.manager import Manager
 
 from robotni import config
+from robotni.errors import RobotniError
+from robotni.runner import confinement
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
@@ -51,6 +59,84 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.group()
 def main() -> None:
     """Robotni: run registered Python scripts as jobs."""
+
+
+def _template(folder: Traversable, prefix: str = "") -> dict[str, bytes]:
+    """Relative path -> content of each file `init` writes (pip byte-compiles the example workers: not those)."""
+    found: dict[str, bytes] = {}
+    for entry in folder.iterdir():
+        if entry.is_dir() and entry.name != "__pycache__":
+            found.update(_template(entry, f"{prefix}{entry.name}/"))
+        elif entry.is_file():
+            found[prefix + entry.name] = entry.read_bytes()
+    return found
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a project: workers/, Procfile, .env."""
+    template = _template(files("robotni") / "project_template")
+    taken = sorted(name for name in template if os.path.lexists(directory / name))
+    if taken:
+        raise click.ClickException(f"{directory}: {', '.join(taken)} already exist; nothing was written")
+    for name, content in sorted(template.items()):
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        with open(directory / name, "xb") as f:  # x: never overwrite, even a file created since the check
+            f.write(content)
+        click.echo(f"created {directory / name}")
+    cd = "" if directory.resolve() == Path.cwd() else f"cd {shlex.quote(str(directory))} && "
+    click.echo(f"next: {cd}robotni start   (the API on http://127.0.0.1:8000/, Flower on :5555)")
+
+
+def _read_dotenv(path: Path) -> None:
+    """The folder's .env under the environment: a variable set in the shell wins, as with python-dotenv."""
+    if path.is_file():
+        for name, value in parse(path.read_text()).items():
+            os.environ.setdefault(name, value)
+
+
+def _keep_jobs_as_root_if_nobody_cannot_run_python() -> None:
+    """As `make start`: a root stack whose Python nobody cannot run (a pyenv under /root) would fail every job."""
+    if os.geteuid() != 0 or "ROBOTNI_JOB_USER" in os.environ:
+        return
+    problem = confinement.check_interpreter_for(confinement.job_user(""), sys.executable)
+    if problem:
+        os.environ["ROBOTNI_JOB_USER"] = "root"
+        click.echo(f"jobs run as root: nobody cannot run {sys.executable} (ROBOTNI_JOB_USER overrides)", err=True)
+
+
+def processes(procfile: str, queues: list[str]) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, shell command, extra environment) per process: the Procfile's `worker` line once per queue."""
+    found = []
+    for name, command in parse_procfile(procfile).processes.items():
+        if name == "worker":
+            found += [(f"worker.{queue}", command, {"ROBOTNI_QUEUE": queue}) for queue in queues]
+        else:
+            found.append((name, command, {}))
+    return found
+
+
+@main.command()
+def start() -> None:
+    """Run web, a worker per queue, beat and Flower."""
+    # Settings first: ROBOTNI_WORKERS_DIR decides the queues, ROBOTNI_JOB_USER the check below.
+    _read_dotenv(Path(".env"))
+    _keep_jobs_as_root_if_nobody_cannot_run_python()
+    try:
+        queues = registry().queues
+    except RobotniError as exc:
+        raise click.ClickException(f"{exc} (`robotni init` creates a project folder)") from None
+    # The folder's own Procfile if it has one (a user's edits count), else the one `init` writes.
+    local = Path("Procfile")
+    procfile = local.read_text() if local.is_file() else (files("robotni") / "project_template/Procfile").read_text()
+    # A venv need not be activated: celery and gunicorn are installed next to its interpreter.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
+    manager = Manager()
+    for name, command, extra in processes(procfile, queues):
+        manager.add_process(name, command, env={**os.environ, "PATH": path, **extra})
+    manager.loop()  # SIGINT or SIGTERM: SIGTERM to every process group, SIGKILL to what is left after 5 s
+    sys.exit(manager.returncode)
 
 
 @main.command()
@@ -99,10 +185,10 @@ def venvs_group() -> None:
 def venvs_list() -> None:
     """Each type's environment and whether it is ready."""
     for name, wtype in sorted(registry().items()):
-        env = wtype.describe()
-        shown = ", ".join(env["environment"].get("dependencies", [])) or env["environment"].get("venv", "")
-        state = "ready" if env["ready"] else f"NOT READY: {env['error']}"
-        click.echo(f"{name:20} {env['environment']['kind']:12} {shown}  {state}")
+        env = environments.status(wtype.env, config.settings())
+        shown = ", ".join(env.environment.get("dependencies", [])) or env.environment.get("venv", "")
+        state = "ready" if env.ready else f"NOT READY: {env.error}"
+        click.echo(f"{name:20} {env.environment['kind']:12} {shown}  {state}")
 
 
 @venvs_group.command(name="build")
@@ -110,7 +196,7 @@ def venvs_list() -> None:
 def venvs_build(type_names: tuple[str, ...]) -> None:
     """Build the environments of the named types (all by default); exit 1 if any failed."""
     types = [registry()[name] for name in type_names] if type_names else list(registry().values())
-    results = environments.build_types(types, config.settings())
+    results = environments.build_types([(t.name, t.env) for t in types], config.settings())
     for result in results:
         how = "reused" if result.cached else f"built in {result.seconds:.1f} s" if result.ok else result.error
         click.echo(f"{', '.join(result.types)}: {result.key[:12]} {how}")
@@ -127,7 +213,7 @@ def db() -> None:
 def upgrade() -> None:
     """Migrate the job store (ROBOTNI_DATABASE_URL) to this version's schema."""
     from robotni.store import migrate
-    from robotni.store.models import make_engine
+    from robotni.store.engine import make_engine
 
     engine = make_engine(config.settings().database_url)
     migrate.upgrade(engine)
@@ -138,6 +224,6 @@ def upgrade() -> None:
 def current() -> None:
     """Print the job store's schema revision and the one this version needs."""
     from robotni.store import migrate
-    from robotni.store.models import make_engine
+    from robotni.store.engine import make_engine
 
     click.echo(f"database: {migrate.current(make_engine(config.settings().database_url))}, code: {migrate.head()}")
