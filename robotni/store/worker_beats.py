@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from robotni.store.engine import engine
 from robotni.store.models import WorkerBeat, utcnow
@@ -22,7 +23,7 @@ def beat(name: str, queues: list[str], concurrency: int) -> None:
         found = conn.execute(update(WorkerBeat).where(WorkerBeat.name == name).values(last_seen=now)).rowcount
         if not found:
             conn.execute(
-                WorkerBeat.__table__.insert().values(
+                insert(WorkerBeat).values(
                     name=name,
                     hostname=socket.gethostname(),
                     pid=os.getpid(),
@@ -39,7 +40,7 @@ def forget(name: str) -> None:
         conn.execute(delete(WorkerBeat).where(WorkerBeat.name == name))
 
 
-def alive(beat_seconds: float) -> list[dict]:
+def alive(beat_seconds: float) -> list[dict[str, Any]]:
     since = utcnow() - timedelta(seconds=ALIVE_BEATS * beat_seconds)
     with engine().connect() as conn:
         rows = conn.execute(select(WorkerBeat).where(WorkerBeat.last_seen >= since).order_by(WorkerBeat.name))
