@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from celery.signals import beat_init
 
@@ -38,7 +39,7 @@ def _dispatch_forever() -> None:
 
 
 @beat_init.connect
-def _load_schedules_file(**_) -> None:
+def _load_schedules_file(**_: Any) -> None:
     """A bad schedules file stops beat at start with the reason (SystemExit passes Celery's signal guard)."""
     path = settings().schedules_file
     if path is None:
@@ -51,7 +52,7 @@ def _load_schedules_file(**_) -> None:
 
 
 @beat_init.connect
-def _start_dispatch(**_) -> None:
+def _start_dispatch(**_: Any) -> None:
     """After the schedules file (receivers run in the order they connect). A daemon thread ends with beat; a tick
     cut short leaves a made job queued for the reaper to publish, or a due schedule for the next tick."""
     threading.Thread(target=_dispatch_forever, name="robotni-dispatch", daemon=True).start()

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,6 +77,7 @@ class Timing:
             if self.interval < 1:
                 raise InvalidSchedule("interval_seconds", "must be at least 1")
             return
+        assert self.cron is not None  # exactly one of cron and interval, as tested above
         # croniter also takes 6 and 7 fields (seconds, years) and @aliases; the API promises plain cron.
         if len(self.cron.split()) != 5 or not croniter.is_valid(self.cron):
             raise InvalidSchedule("cron", f"not a 5-field cron expression: {self.cron!r}")
@@ -89,6 +90,7 @@ class Timing:
         """The first due time after now (a new or re-enabled schedule)."""
         if self.interval is not None:
             return now + timedelta(seconds=self.interval)
+        assert self.cron is not None  # a checked timing has a cron expression when it has no interval
         local = _aware(now).astimezone(zone(self.timezone))
         return _naive(croniter(self.cron, local).get_next(datetime))
 
@@ -165,8 +167,8 @@ def values_of(schedule: Schedule) -> dict[str, Any]:
 def remove(schedule_id: str) -> bool:
     """Delete a schedule and its run records; the jobs it made stay (cleanup removes them in time)."""
     with engine().begin() as conn:
-        conn.execute(ScheduleRun.__table__.delete().where(ScheduleRun.schedule_id == schedule_id))
-        return conn.execute(Schedule.__table__.delete().where(Schedule.id == schedule_id)).rowcount == 1
+        conn.execute(delete(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id))
+        return conn.execute(delete(Schedule).where(Schedule.id == schedule_id)).rowcount == 1
 
 
 def runs(schedule_id: str, limit: int) -> list[tuple[ScheduleRun, Job | None]]:
@@ -236,6 +238,7 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
     A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error.
     """
     due_at = schedule.next_run_at
+    assert due_at is not None  # only a schedule with a due time fires (due())
     try:
         job, error = _job_for(schedule, types, now), None
     except (UnknownType, KeyError, InvalidParams) as exc:
@@ -260,7 +263,8 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
     try:
         with Session(engine(), expire_on_commit=False) as session, session.begin():
             # The update comes first: on SQLite it takes the write lock before anything is read.
-            if session.execute(moved).rowcount != 1:
+            # Session.execute() is typed as returning a Result; an UPDATE's is a CursorResult, with rowcount.
+            if cast(CursorResult[Any], session.execute(moved)).rowcount != 1:
                 return None
             if job is not None:
                 session.add(ScheduleRun(schedule_id=schedule.id, due_at=due_at, job_id=job.id, created_at=now))
