@@ -12,6 +12,9 @@ class JobStatus(str, Enum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
 
+    def __str__(self) -> str:  # the value, not "JobStatus.QUEUED": logs, f-strings and marshmallow show it
+        return self.value
+
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL

@@ -82,7 +82,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return datetime.fromisoformat(created), str(job_id)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: "[[[[…" nested past json's limit
         abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")
 
 
@@ -138,7 +138,7 @@ class Jobs(MethodView):
         logsetup.bind_job(job)
         if not created:
             return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
-        if job.status == JobStatus.SCHEDULED.value:  # deferred: a worker's reaper publishes it when due
+        if job.status == JobStatus.SCHEDULED:  # deferred: a worker's reaper publishes it when due
             return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
         try:
             enqueue(job)
@@ -170,13 +170,13 @@ class JobById(MethodView):
         job = jobs.cancel(job_id)
         if job is None:
             abort(404, message=f"no job with id {job_id}")
-        if job.status == JobStatus.RUNNING.value:
+        if job.status == JobStatus.RUNNING:
             try:
                 revoke(job.id)
             except Exception:  # the cancel mark on the row stops it anyway, one heartbeat later
                 log.warning("job %s: revoke broadcast failed", job.id, exc_info=True)
             return job, 202
-        if job.status != JobStatus.CANCELLED.value:
+        if job.status != JobStatus.CANCELLED:
             abort(409, message=f"job {job_id} already ended as {job.status}; there is nothing to cancel")
         return job
 

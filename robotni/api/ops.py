@@ -15,7 +15,7 @@ from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, Sta
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.status import JobStatus
-from robotni.store import queries, worker_beats
+from robotni.store import jobs, queries, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job
 from robotni.worktypes import environments
@@ -36,7 +36,7 @@ class Status(MethodView):
     def get(self):
         """Queue depths, live workers with their running jobs, job counts per status"""
         auth.require_all()
-        waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED.value])
+        waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED])
         return {
             "version": __version__,
             "queues": {name: waiting.get(name, 0) for name in registry().queues} | waiting,
@@ -76,7 +76,7 @@ class QueueFlush(MethodView):
         for project in body.get("project") or ():
             auth.require(project)
         projects = auth.project_filter(body.get("project"))  # a scoped token flushes only its own projects
-        return {"cancelled": queries.flush(types=body.get("type"), projects=projects)}
+        return {"cancelled": jobs.flush(types=body.get("type"), projects=projects)}
 
 
 @health.route("/healthz")

@@ -35,7 +35,7 @@ def new_job(
         queue=queue,
         params=params,
         venv=venv,
-        status=JobStatus.SCHEDULED.value if run_at else JobStatus.QUEUED.value,
+        status=JobStatus.SCHEDULED if run_at else JobStatus.QUEUED,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
@@ -100,7 +100,7 @@ def _expire_idempotency_key(project: str, key: str, older_than: datetime) -> Non
 def discard(job_id: str) -> None:
     """Undo a create whose message could not be published: the client was told no, so it must never run."""
     with engine().begin() as conn:
-        conn.execute(delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED.value))
+        conn.execute(delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED))
 
 
 def get(job_id: str) -> Job | None:
@@ -146,7 +146,7 @@ def transition(
 
 
 def status_in(statuses: Iterable[JobStatus]):
-    return Job.status.in_([s.value for s in statuses])
+    return Job.status.in_(list(statuses))
 
 
 def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
@@ -154,8 +154,8 @@ def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     now = utcnow()
     return transition(
         job_id,
-        [Job.status == JobStatus.QUEUED.value],
-        status=JobStatus.RUNNING.value,
+        [Job.status == JobStatus.QUEUED],
+        status=JobStatus.RUNNING,
         worker=worker,
         attempts=Job.attempts + 1,
         started_at=now,
@@ -167,7 +167,7 @@ def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
 
 def owned_by(job: Job) -> list:
     """The running row as this attempt left it: a reaped or requeued attempt can no longer write."""
-    return [Job.status == JobStatus.RUNNING.value, Job.worker == job.worker, Job.attempts == job.attempts]
+    return [Job.status == JobStatus.RUNNING, Job.worker == job.worker, Job.attempts == job.attempts]
 
 
 def renew(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: LogChunk | None) -> bool | None:
@@ -183,20 +183,32 @@ def renew(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: Lo
     return None if row is None else row.cancel_requested
 
 
-def finish(job: Job, status: JobStatus, **values: Any) -> Job | None:
+def _owned(job: Job, lease_expired_by: datetime | None) -> list:
+    """owned_by(job), and with lease_expired_by (the reaper's clock) only while the lease is still expired."""
+    expired = [] if lease_expired_by is None else [Job.lease_expires_at < lease_expired_by]
+    return [*owned_by(job), *expired]
+
+
+def finish(job: Job, status: JobStatus, lease_expired_by: datetime | None = None, **values: Any) -> Job | None:
     """running → a terminal status, only if this attempt still owns the row."""
     return transition(
-        job.id, owned_by(job), ended=job, status=status.value, finished_at=utcnow(), lease_expires_at=None, **values
+        job.id,
+        _owned(job, lease_expired_by),
+        ended=job,
+        status=status,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+        **values,
     )
 
 
-def retry_later(job: Job, delay: float, **values: Any) -> Job | None:
+def retry_later(job: Job, delay: float, lease_expired_by: datetime | None = None, **values: Any) -> Job | None:
     """running → scheduled for another attempt after delay seconds, keeping this attempt's outcome."""
     return transition(
         job.id,
-        owned_by(job),
+        _owned(job, lease_expired_by),
         ended=job,
-        status=JobStatus.SCHEDULED.value,
+        status=JobStatus.SCHEDULED,
         run_at=utcnow() + timedelta(seconds=delay),
         lease_expires_at=None,
         worker=None,
@@ -208,7 +220,7 @@ def republished(job: Job) -> bool:
     """Note a new message for a job still queued since its last one; False if something else moved it."""
     with engine().begin() as conn:
         statement = update(Job).where(
-            Job.id == job.id, Job.status == JobStatus.QUEUED.value, Job.published_at == job.published_at
+            Job.id == job.id, Job.status == JobStatus.QUEUED, Job.published_at == job.published_at
         )
         return conn.execute(statement.values(published_at=utcnow())).rowcount == 1
 
@@ -217,8 +229,8 @@ def release(job_id: str, due_by) -> Job | None:
     """scheduled → queued once due; the caller publishes the message."""
     return transition(
         job_id,
-        [Job.status == JobStatus.SCHEDULED.value, Job.run_at <= due_by],
-        status=JobStatus.QUEUED.value,
+        [Job.status == JobStatus.SCHEDULED, Job.run_at <= due_by],
+        status=JobStatus.QUEUED,
         run_at=None,
         published_at=utcnow(),
     )
@@ -230,7 +242,7 @@ def requeue(job: Job, **values: Any) -> Job | None:
         job.id,
         owned_by(job),
         ended=job,
-        status=JobStatus.QUEUED.value,
+        status=JobStatus.QUEUED,
         worker=None,
         lease_expires_at=None,
         published_at=None,
@@ -238,21 +250,24 @@ def requeue(job: Job, **values: Any) -> Job | None:
     )
 
 
+def _cancelled_waiting(error: str) -> dict[str, Any]:
+    """What a waiting job becomes when cancelled: it ends now and never starts."""
+    return {
+        "status": JobStatus.CANCELLED,
+        "cancel_requested": True,
+        "finished_at": utcnow(),
+        "run_at": None,
+        "error": error,
+    }
+
+
 def cancel(job_id: str) -> Job | None:
     """A waiting job ends now; a running one is marked for its worker to stop. None: no such job."""
-    ended = transition(
-        job_id,
-        [status_in(WAITING)],
-        status=JobStatus.CANCELLED.value,
-        cancel_requested=True,
-        finished_at=utcnow(),
-        run_at=None,
-        error="cancelled before it started",
-    )
+    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting("cancelled before it started"))
     if ended is not None:
         return ended
     marked = transition(
-        job_id, [Job.status == JobStatus.RUNNING.value, Job.cancel_requested.is_(False)], cancel_requested=True
+        job_id, [Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)], cancel_requested=True
     )
     return marked or get(job_id)
 
@@ -277,3 +292,17 @@ def output_of(job_id: str, offset: int, limit: int) -> bytes:
         return b""
     skip = offset - chunks[0].start  # chunks begin at 0, so the first one starts at or before offset
     return b"".join(data for _, data in chunks)[skip : skip + limit]
+
+
+def flush(types: list[str] | None = None, projects: list[str] | None = None) -> int:
+    """Cancel every waiting job (optionally of some types or projects) in one statement; how many were."""
+    statement = update(Job).where(status_in(WAITING))
+    if types:
+        statement = statement.where(Job.type.in_(types))
+    if projects:
+        statement = statement.where(Job.project.in_(projects))
+    values = _cancelled_waiting("cancelled by a queue flush")
+    with engine().begin() as conn:
+        return conn.execute(
+            statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
+        ).rowcount

@@ -16,12 +16,29 @@ from sqlalchemy import (
     String,
     Text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from robotni.status import JobStatus
 
 
 def utcnow() -> datetime:
     """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns store without surprises."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class StatusColumn(TypeDecorator[JobStatus]):
+    """A JobStatus in Python, its plain value (VARCHAR 16) in the store: no database enum type to migrate."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobStatus | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
+        return None if value is None else JobStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -37,7 +54,7 @@ class Job(Base):
     queue: Mapped[str] = mapped_column(String(64))
     params: Mapped[Any] = mapped_column(JSON)
     venv: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(StatusColumn)
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)

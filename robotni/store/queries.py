@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus
+from robotni.status import JobStatus
 from robotni.store.engine import engine
-from robotni.store.jobs import status_in
-from robotni.store.models import Job, utcnow
+from robotni.store.models import Job
 
 
 def search(
@@ -48,26 +47,5 @@ def counts(column, where=()) -> dict[str, int]:
 
 def running_on(worker: str) -> list[str]:
     with engine().connect() as conn:
-        rows = conn.execute(select(Job.id).where(Job.worker == worker, Job.status == JobStatus.RUNNING.value))
+        rows = conn.execute(select(Job.id).where(Job.worker == worker, Job.status == JobStatus.RUNNING))
         return [r[0] for r in rows]
-
-
-def flush(types: list[str] | None = None, projects: list[str] | None = None) -> int:
-    """Cancel every waiting job (optionally of some types or projects); how many were cancelled."""
-    statement = update(Job).where(status_in(WAITING))
-    if types:
-        statement = statement.where(Job.type.in_(types))
-    if projects:
-        statement = statement.where(Job.project.in_(projects))
-    now = utcnow()
-    statement = statement.values(
-        status=JobStatus.CANCELLED.value,
-        cancel_requested=True,
-        finished_at=now,
-        updated_at=now,
-        run_at=None,
-        version=Job.version + 1,
-        error="cancelled by a queue flush",
-    )
-    with engine().begin() as conn:
-        return conn.execute(statement).rowcount

@@ -208,10 +208,10 @@ def snapshot(eng: Engine, now: datetime | None = None, settle: float = SETTLE_SE
     result = Snapshot(tallies, defaultdict(int), defaultdict(int), defaultdict(int))
     for row in _live(eng, watermark):
         tallies[row.type, row.status].add(_values(row))
-        if row.status == JobStatus.QUEUED.value:
+        if row.status == JobStatus.QUEUED:
             result.queued[row.queue] += row.jobs
-        elif row.status == JobStatus.RUNNING.value:
+        elif row.status == JobStatus.RUNNING:
             result.running[row.type] += row.jobs
-        elif row.status == JobStatus.SCHEDULED.value:
+        elif row.status == JobStatus.SCHEDULED:
             result.scheduled[row.type] += row.jobs
     return result

@@ -58,30 +58,17 @@ def recover_expired() -> int:
     be safe to repeat); declare `retry.max_retries` to have it run again.
     """
     now = utcnow()
-    query = select(Job).where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now).limit(BATCH)
+    query = select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now).limit(BATCH)
     recovered = 0
     for job in _rows(query):
-        where = [*jobs.owned_by(job), Job.lease_expires_at < now]
         lost = f"worker {job.worker} lost during attempt {job.attempts}"
         if job.cancel_requested:
-            row = jobs.transition(
-                job.id, where, ended=job, status=JobStatus.CANCELLED.value, error=f"cancelled; {lost}", finished_at=now
-            )
+            row = jobs.finish(job, JobStatus.CANCELLED, lease_expired_by=now, error=f"cancelled; {lost}")
         elif job.attempts < job.max_attempts:
-            delay = _policy(job).delay(job.attempts)
-            row = jobs.transition(
-                job.id,
-                where,
-                ended=job,
-                status=JobStatus.SCHEDULED.value,
-                run_at=now + timedelta(seconds=delay),
-                worker=None,
-                lease_expires_at=None,
-                error=lost,
-            )
+            row = jobs.retry_later(job, _policy(job).delay(job.attempts), lease_expired_by=now, error=lost)
         else:
             error = f"{lost} of {job.max_attempts}; no attempts left"
-            row = jobs.transition(job.id, where, ended=job, status=JobStatus.FAILED.value, error=error, finished_at=now)
+            row = jobs.finish(job, JobStatus.FAILED, lease_expired_by=now, error=error)
         recovered += row is not None
     return recovered
 
@@ -89,7 +76,7 @@ def recover_expired() -> int:
 def release_due(publish: Publish) -> int:
     """Scheduled jobs (retries, deferred starts) whose time has come: queued, and their message sent."""
     now = utcnow()
-    query = select(Job.id).where(Job.status == JobStatus.SCHEDULED.value, Job.run_at <= now).limit(BATCH)
+    query = select(Job.id).where(Job.status == JobStatus.SCHEDULED, Job.run_at <= now).limit(BATCH)
     with engine().connect() as conn:
         due = [row[0] for row in conn.execute(query)]
     released = 0
@@ -114,7 +101,7 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
     query = (
         select(Job)
         .where(
-            Job.status == JobStatus.QUEUED.value,
+            Job.status == JobStatus.QUEUED,
             or_(Job.published_at.is_(None), Job.published_at < stale_before),
             Job.queue.in_(idle_queues),
         )
