@@ -16,14 +16,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from robotni.config import LOG_FORMATS, settings
 from robotni.errors import ConfigError
+
+if TYPE_CHECKING:  # for annotations only: the functions import Flask and Celery where they use them
+    from celery import Task
+    from celery.apps.worker import Worker
+    from flask import Flask, Response
 
 requests_log = logging.getLogger("robotni.requests")
 JOB_FIELDS = ("job_id", "type", "project", "attempt")
@@ -159,7 +164,7 @@ def configure(level: int | str = logging.INFO, path: str | None = None) -> None:
 # --- the API ----------------------------------------------------------------------------------------------
 
 
-def install_flask(app) -> None:
+def install_flask(app: Flask) -> None:
     """JSON (or text) lines for the API; a request id and one line per request."""
     from flask.logging import default_handler
 
@@ -179,7 +184,7 @@ def _request_started() -> None:
     g.robotni_log_started = time.perf_counter()
 
 
-def _request_done(response):
+def _request_done(response: Response) -> Response:
     from flask import g, request
 
     request_id = _request_id.get() or uuid.uuid4().hex
@@ -221,18 +226,22 @@ def _setup_celery_logging(loglevel: int | str | None = None, logfile: str | None
     configure(loglevel or logging.INFO, logfile or None)
 
 
-def _banner_as_a_line(sender: str, instance, **_: Any) -> None:
+def _banner_as_a_line(sender: str, instance: Worker, **_: Any) -> None:
     """In JSON, the worker's start-up banner (printed to stdout next) is one line like the rest instead."""
     robotni_handlers = [h for h in logging.getLogger().handlers if getattr(h, "robotni", False)]
-    if instance.quiet or not all(isinstance(h.formatter, JsonFormatter) for h in robotni_handlers):
+    in_json = all(isinstance(h.formatter, JsonFormatter) for h in robotni_handlers)
+    # celery-types leaves out Worker.quiet (set by its on_before_init).
+    if instance.quiet or not in_json:  # type: ignore[attr-defined]
         return
-    instance.quiet = True
+    instance.quiet = True  # type: ignore[attr-defined]
     logging.getLogger("celery.apps.worker").info(
         "%s starting", sender, extra={"startup": instance.startup_info(artlines=False)}
     )
 
 
-def _task_started(task=None, task_id: str | None = None, args=None, **_: Any) -> None:
+def _task_started(
+    task: Task[Any, Any] | None = None, task_id: str | None = None, args: Sequence[Any] | None = None, **_: Any
+) -> None:
     clear()
     if task is not None and task.name == RUN_JOB:
         # The type and project travel as message headers (robotni.broker.publish.enqueue); the attempt is known once

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 PROGRESS_MESSAGE_MAX = 500
 
 
-def job_dir(settings: Settings, job_id: str):
+def job_dir(settings: Settings, job_id: str) -> Path:
     return settings.jobs_dir / job_id
 
 
@@ -183,7 +183,7 @@ class LeaseKeeper(threading.Thread):
         self.start()
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stopped.set()
         self.join()
 

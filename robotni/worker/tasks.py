@@ -6,9 +6,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
+from celery import Task
+from celery.apps.worker import Worker
 from celery.signals import (
     celeryd_after_setup,
     worker_init,
@@ -18,6 +21,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 from celery.utils.log import get_task_logger
+from celery.worker.consumer import Consumer
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
@@ -74,7 +78,7 @@ def _chores() -> None:
 
 
 @celeryd_after_setup.connect
-def _build_environments(sender, instance, **_) -> None:
+def _build_environments(sender: str, instance: Worker, **_: Any) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)
     environments.build_types([(t.name, t.env) for t in registry().values() if t.queue in queues], settings())
@@ -82,7 +86,7 @@ def _build_environments(sender, instance, **_) -> None:
 
 
 @worker_init.connect
-def _refuse_outdated_schema(**_) -> None:
+def _refuse_outdated_schema(**_: Any) -> None:
     """Stop here with the reason: Celery would log an exception from a signal handler and carry on."""
     try:
         engine()
@@ -92,14 +96,14 @@ def _refuse_outdated_schema(**_) -> None:
 
 
 @worker_init.connect
-def _sandbox_jobs(**_) -> None:
+def _sandbox_jobs(**_: Any) -> None:
     """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
     engine()  # creates the store now, so its file gets its mode before a job could open it
     confinement.prepare_worker(settings())
 
 
 @worker_process_init.connect
-def _open_store(**_) -> None:
+def _open_store(**_: Any) -> None:
     """Each pool process opens the store as it starts, so its schema check is not logged as part of a first job."""
     try:
         engine()
@@ -108,25 +112,27 @@ def _open_store(**_) -> None:
 
 
 @worker_process_init.connect
-def _start_fork_servers(**_) -> None:
+def _start_fork_servers(**_: Any) -> None:
     """Each pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
     queues = set(app.amqp.queues.consume_from)
     execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings())
 
 
 @worker_ready.connect
-def _start_heartbeat(sender, **_) -> None:
+def _start_heartbeat(sender: Consumer, **_: Any) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     current = settings()
+    # celery-types leaves out Consumer.controller: the worker (a WorkController) that started the consumer.
+    concurrency: int = sender.controller.concurrency  # type: ignore[attr-defined]
     beat = heartbeat.Heartbeat(
-        sender.hostname, queues, sender.controller.concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
+        sender.hostname, queues, concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
     )
     beat.start()
     _heartbeat.append(beat)
 
 
 @worker_shutting_down.connect
-def _requeue_after_grace(sender, **_) -> None:
+def _requeue_after_grace(sender: str, **_: Any) -> None:
     """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
 
     It leaves the list of live workers at once, so no reaper (its own included) sends it new messages.
@@ -148,7 +154,7 @@ def _requeue_running(worker: str) -> None:
 
 
 @worker_shutdown.connect
-def _stop_heartbeat(**_) -> None:
+def _stop_heartbeat(**_: Any) -> None:
     while _heartbeat:
         _heartbeat.pop().stop()
 
@@ -163,7 +169,7 @@ def _sigterm_sets(event: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
+def _record(job: Job, outcome: Outcome, visible: dict[str, Any]) -> Job | None:
     """The attempt's end: a retry when the script asks for one (or timed out, if allowed) and attempts remain."""
     policy = registry()[job.type].retry
     values = {"result": outcome.result, "error": outcome.error, "exit_code": outcome.exit_code, **visible}
@@ -175,7 +181,10 @@ def _record(job: Job, outcome: Outcome, visible: dict) -> Job | None:
     return jobs.finish(job, outcome.status, **values)
 
 
-def _until_stored(write, patience: float):
+T = TypeVar("T")
+
+
+def _until_stored(write: Callable[[], T], patience: float) -> T:
     """Retry a write while the job store is unreachable (a restart): the outcome of a run must not be dropped.
 
     Past `patience` (the lease) the row is the reaper's anyway, and the compare-and-set would refuse the write.
@@ -192,8 +201,10 @@ def _until_stored(write, patience: float):
 
 
 @app.task(name=RUN_JOB_TASK, bind=True)
-def run_job(self, job_id: str) -> str:
-    job = jobs.claim(job_id, worker=self.request.hostname, lease_seconds=settings().lease_seconds)
+def run_job(self: Task[Any, Any], job_id: str) -> str:
+    worker = self.request.hostname
+    assert worker is not None  # a worker's request names its worker (and apply()'s the host)
+    job = jobs.claim(job_id, worker=worker, lease_seconds=settings().lease_seconds)
     if job is None:
         log.info("job %s: not queued (done, cancelled or taken): duplicate message skipped", job_id)
         return "skipped"
