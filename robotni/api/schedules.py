@@ -15,13 +15,13 @@ from robotni.api.blueprint import Blueprint
 from robotni.api.jobs import checked_request
 from robotni.api.schedule_schemas import (
     RunQuerySchema,
-    ScheduleCreateSchema,
     ScheduleQuerySchema,
     ScheduleRunSchema,
     ScheduleSchema,
     ScheduleUpdateSchema,
 )
 from robotni.schedules import dispatch
+from robotni.schedules.declaration import ScheduleCreateSchema
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.store.models import Schedule, utcnow
 

@@ -8,11 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from robotni.status import JobStatus
 from robotni.store.models import utcnow
-
-NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)")
-DEFAULT_PROJECT = "default"
-# A start further off than this is a mistake, not a plan (and would overflow date arithmetic).
-MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600
+from robotni.submission.check import DEFAULT_PROJECT, MAX_WAIT_SECONDS, NAME
 
 
 class UTCDateTime(fields.DateTime):
@@ -92,12 +88,24 @@ class JobSchema(Schema):
     updated_at = UTCDateTime()
 
 
+def _in_utc_range(moment: datetime) -> None:
+    """Year 1 at +01:00 or year 9999 at -01:00 has no UTC time (OverflowError): out of range, not a 500."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("out of range") from None
+
+
 class JobQuerySchema(Schema):
     type = fields.List(fields.String(), metadata={"description": "one or more types (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in JobStatus])))
     project = fields.List(fields.String())
-    created_after = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, inclusive"})
-    created_before = fields.AwareDateTime(default_timezone=UTC, metadata={"description": "ISO 8601, exclusive"})
+    created_after = fields.AwareDateTime(
+        default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, inclusive"}
+    )
+    created_before = fields.AwareDateTime(
+        default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, exclusive"}
+    )
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
     cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
 

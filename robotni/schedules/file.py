@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from robotni.api.schedule_schemas import ScheduleCreateSchema
 from robotni.config import settings
 from robotni.errors import RobotniError
 from robotni.schedules import dispatch
+from robotni.schedules.declaration import ScheduleCreateSchema
 from robotni.submission import check
 from robotni.worktypes.registry import WorkerType, registry
 

@@ -8,12 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marshmallow import validate
+
 from robotni.config import Settings
 from robotni.errors import InterpreterError, InvalidParams, RobotniError, UnknownType, UnsafeScript, UnsafeVenv
+from robotni.paths import script_in, venv_python
 from robotni.process_spec import check_interpreter
-from robotni.submission.paths import script_in, venv_python
 from robotni.worktypes.registry import WorkerType
 
+# Names of projects and schedules: safe in URLs, file names and metric labels.
+NAME = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", error="use letters, digits, '_', '.', '-' (at most 128)")
+DEFAULT_PROJECT = "default"
+# A start further off than this is a mistake, not a plan (and would overflow date arithmetic).
+MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600
 # Deeper params are refused before validation: they are never needed and recursion has a price.
 MAX_PARAMS_DEPTH = 32
 # Params travel in the job row and on stdin; large inputs belong in files the script fetches.

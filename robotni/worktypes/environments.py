@@ -32,7 +32,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from robotni.config import Settings
 from robotni.errors import DeclarationError, EnvNotReady, UnsafePath
-from robotni.submission.paths import VENV_NAME_RE, venv_python
+from robotni.paths import VENV_NAME_RE, venv_python
 
 log = logging.getLogger(__name__)
 # Written last, atomically: an env folder without it is a build that has not finished (or died half-way).

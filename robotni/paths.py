@@ -1,4 +1,4 @@
-"""Names from a request that become paths: only inside the configured folders, never a free path."""
+"""Names from a request or a declaration that become paths: only inside the configured folders, never a free path."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def script_in(folder: Path, relative: str) -> Path:
     parts = Path(relative).parts
     if Path(relative).is_absolute() or ".." in parts:
         raise UnsafeScript("script path must be relative to the scripts folder, without '..'")
+    if not parts:  # ".", "./": the scripts folder itself
+        raise UnsafeScript(f"script {relative!r} is the scripts folder, not a script in it")
     path = folder
     for part in parts:
         path = path / part
