@@ -30,6 +30,16 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check robotni tests bench celeryconfig.py
 	$(BIN)/ruff format --check robotni tests bench celeryconfig.py
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning, such as a broken link.
+.PHONY: docs
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(BIN)/mkdocs build --strict --site-dir site

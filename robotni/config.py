@@ -189,6 +189,11 @@ def settings() -> Settings:
     return load_settings()
 
 
+def reset() -> None:
+    """Forget this process's settings: the next `settings()` reads the environment again (tests, tools)."""
+    settings.cache_clear()
+
+
 def describe() -> list[tuple[str, str]]:
     """(variable, current value) pairs, for `robotni config`."""
     current = settings()

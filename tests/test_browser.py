@@ -33,7 +33,7 @@ JOB_URL = "/api/worker/jobs/"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def embedded_stack(tmp_path_factory):
     """Gunicorn and one worker on the embedded default: the page does not depend on the backend, so once is enough."""
     with running_stack(tmp_path_factory.mktemp("browser")) as running:
         yield running
@@ -48,7 +48,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, stack):
+def page(browser, embedded_stack):
     """A fresh tab on the page; fails the test if the page threw or broke its content security policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     tab = context.new_page()
@@ -59,7 +59,7 @@ def page(browser, stack):
         "console",
         lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text and problems.append(msg.text),
     )
-    tab.goto(stack.url + "/")
+    tab.goto(embedded_stack.url + "/")
     expect(tab.locator("#type-select option[value='fakejob']")).to_be_attached()
     try:
         yield tab
@@ -100,7 +100,7 @@ def test_form_follows_the_schema_and_shows_field_errors(page):
     expect(page.locator("[data-error-for='project']")).to_contain_text("letters, digits")
 
 
-def test_submit_and_watch_a_job_complete(page, stack):
+def test_submit_and_watch_a_job_complete(page, embedded_stack):
     page.locator("#project-input").fill("browser")
     job_id = submit(page, "fakejob", delay_seconds="1")
     expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
@@ -108,11 +108,11 @@ def test_submit_and_watch_a_job_complete(page, stack):
     expect(page.locator("#job-log")).to_have_text("Fake job completed\n")
     expect(page.locator("#job-progress")).to_have_attribute("aria-valuenow", "100")
     expect(row_status(page, job_id)).to_have_text("completed")
-    job = stack.job(job_id)
+    job = embedded_stack.job(job_id)
     assert job["status"] == "completed" and job["project"] == "browser" and job["params"] == {"delay_seconds": 1}
 
 
-def test_data_is_inserted_as_text_never_as_html(page, stack):
+def test_data_is_inserted_as_text_never_as_html(page, embedded_stack):
     page.locator("#type-select").select_option("helloworld")
     page.locator("#params-fields summary").click()
     page.locator("#params-extra").fill('{"note": "<img id=pwned src=x onerror=alert(1)>"}')
@@ -123,7 +123,7 @@ def test_data_is_inserted_as_text_never_as_html(page, stack):
     expect(page.locator("#job-log")).to_have_text("Hello, World!\n")
 
 
-def test_polls_are_304_while_nothing_changes_and_a_running_job_cancels(page, stack):
+def test_polls_are_304_while_nothing_changes_and_a_running_job_cancels(page, embedded_stack):
     job_id = submit(page, "sleeper", seconds="30")
     expect(page.locator("#job-status")).to_have_text("running", timeout=20_000)
     expect(page.locator("#job-log")).to_have_text("sleeping\n")
@@ -132,15 +132,15 @@ def test_polls_are_304_while_nothing_changes_and_a_running_job_cancels(page, sta
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
     expect(page.locator("#cancel-button")).to_be_hidden()
-    assert stack.job(job_id)["status"] == "cancelled"
+    assert embedded_stack.job(job_id)["status"] == "cancelled"
 
 
-def test_cancel_a_fakejob_from_the_page(page, stack):
+def test_cancel_a_fakejob_from_the_page(page, embedded_stack):
     # fakejob waits a random 1 to 30 s: cancel at once, so it cannot finish first (queued or running, both cancel).
     job_id = submit(page, "fakejob", delay_seconds="30")
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
     expect(row_status(page, job_id)).to_have_text("cancelled")
-    assert stack.job(job_id)["status"] == "cancelled"
+    assert embedded_stack.job(job_id)["status"] == "cancelled"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "page.png", full_page=True)

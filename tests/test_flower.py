@@ -15,11 +15,11 @@ from tests.stack import Stack, free_port, wait_until
 QUICK_CLEAN = {"ROBOTNI_BROKER_STALE_SECONDS": "3", "ROBOTNI_HEARTBEAT_SECONDS": "0.5"}
 
 
-def start_flower(stack: Stack, name: str = "flower"):
+def start_flower(flower_stack: Stack, name: str = "flower"):
     """Flower as the Procfile starts it (robotni.flower), with its HTTP API open (it is off without auth)."""
     port = free_port()
     env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}", "FLOWER_UNAUTHENTICATED_API": "true"}
-    proc = stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
+    proc = flower_stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url + "/healthcheck"), 30, f"flower on {url}\n{proc.log()}", every=0.2)
     return proc, url
@@ -48,7 +48,7 @@ def _get_json(url: str):
 
 
 @pytest.fixture
-def stack(tmp_path):
+def flower_stack(tmp_path):
     running = Stack(tmp_path, QUICK_CLEAN)
     try:
         running.start_web()
@@ -58,12 +58,12 @@ def stack(tmp_path):
         running.stop()
 
 
-def test_flower_shows_workers_and_a_finished_job(stack):
-    flower, url = start_flower(stack)
+def test_flower_shows_workers_and_a_finished_job(flower_stack):
+    flower, url = start_flower(flower_stack)
     workers = listed_workers(flower, url)
     assert any(name.startswith("main@") for name in workers)
-    job = stack.submit("add", {"x": 1, "y": 2}, project="flowers")
-    stack.wait_for(job["id"])
+    job = flower_stack.submit("add", {"x": 1, "y": 2}, project="flowers")
+    flower_stack.wait_for(job["id"])
     task = wait_until(
         lambda: (t := _get_json(f"{url}/api/task/info/{job['id']}")) and t.get("state") == "SUCCESS" and t,
         30,
@@ -73,8 +73,8 @@ def test_flower_shows_workers_and_a_finished_job(stack):
     assert job["id"] in task["args"]
 
 
-def broker_files(stack: Stack) -> int:
-    broker = stack.data_dir / "broker"
+def broker_files(flower_stack: Stack) -> int:
+    broker = flower_stack.data_dir / "broker"
     bindings = sum(len(json_list(p)) for p in (broker / "control").glob("*.exchange"))
     # `processed` holds consumed messages, which beat's retention cleanup removes (tests/test_schedules.py).
     return len(os.listdir(broker / "queue")) + bindings
@@ -86,15 +86,17 @@ def json_list(path: Path) -> list:
     return json.loads(path.read_text() or "[]")
 
 
-def test_broker_folder_stays_bounded_across_restarts(stack):
-    stack.submit("helloworld")
+def test_broker_folder_stays_bounded_across_restarts(flower_stack):
+    flower_stack.submit("helloworld")
     for round_ in range(3):
-        flower, url = start_flower(stack, f"flower{round_}")
+        flower, url = start_flower(flower_stack, f"flower{round_}")
         listed_workers(flower, url)
-        extra = stack.start_worker(f"extra{round_}", concurrency=1)
+        extra = flower_stack.start_worker(f"extra{round_}", concurrency=1)
         for proc in (flower, extra):
             proc.stop()
-    grown = broker_files(stack)
+    grown = broker_files(flower_stack)
     # The live worker's cleaner removes what the stopped workers and Flowers left: bindings, events, pings.
-    settled = wait_until(lambda: ((n := broker_files(stack)) <= 8 and n) or None, 60, "the broker folder to shrink")
+    settled = wait_until(
+        lambda: ((n := broker_files(flower_stack)) <= 8 and n) or None, 60, "the broker folder to shrink"
+    )
     assert settled <= 8, (grown, settled)

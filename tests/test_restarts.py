@@ -39,7 +39,7 @@ def redis_answers() -> bool:
 
 
 @pytest.fixture
-def stack(tmp_path):
+def redis_stack(tmp_path):
     backend = backends.provision("redis")
     running = Stack(tmp_path, {"ROBOTNI_HEARTBEAT_SECONDS": "0.5", **backend.env})
     try:
@@ -55,34 +55,34 @@ def stack(tmp_path):
         backend.release()
 
 
-def test_redis_restart_loses_no_job(stack):
-    running = [stack.submit("patient", {"seconds": 3}) for _ in range(2)]
+def test_redis_restart_loses_no_job(redis_stack):
+    running = [redis_stack.submit("patient", {"seconds": 3}) for _ in range(2)]
     for job in running:
-        stack.wait_for(job["id"], {"running"})
-    queued = [stack.submit("helloworld") for _ in range(4)]  # waiting behind the running ones, in Redis only
+        redis_stack.wait_for(job["id"], {"running"})
+    queued = [redis_stack.submit("helloworld") for _ in range(4)]  # waiting behind the running ones, in Redis only
     subprocess.run(["redis-cli", "shutdown", "nosave"], check=False)
     wait_until(lambda: not redis_answers(), 10, "Redis to stop")
     subprocess.run(REDIS_START, check=True)
     wait_until(redis_answers, 10, "Redis to answer")
     for job in running + queued:
-        assert stack.wait_for(job["id"], timeout=60)["status"] == "completed"
+        assert redis_stack.wait_for(job["id"], timeout=60)["status"] == "completed"
 
 
-def test_postgres_restart_gives_503_then_records_the_outcome(stack):
-    job = stack.submit("patient", {"seconds": 4})
-    stack.wait_for(job["id"], {"running"})
+def test_postgres_restart_gives_503_then_records_the_outcome(redis_stack):
+    job = redis_stack.submit("patient", {"seconds": 4})
+    redis_stack.wait_for(job["id"], {"running"})
     postgres_ctl("stop")
     try:
-        response = stack.http.get(stack.api(f"/jobs/{job['id']}"))
+        response = redis_stack.http.get(redis_stack.api(f"/jobs/{job['id']}"))
         assert response.status_code == 503, response.text
         assert "unavailable" in response.json()["message"]
-        assert stack.http.post(stack.api("/jobs"), json={"type": "helloworld"}).status_code == 503
+        assert redis_stack.http.post(redis_stack.api("/jobs"), json={"type": "helloworld"}).status_code == 503
     finally:
         postgres_ctl("start")
 
     def ended():
         try:
-            return (found := stack.job(job["id"]))["status"] in TERMINAL and found
+            return (found := redis_stack.job(job["id"]))["status"] in TERMINAL and found
         except (AssertionError, requests.RequestException):
             return None  # still reconnecting
 

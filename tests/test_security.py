@@ -59,7 +59,7 @@ def job_python_venv(venvs: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(base):
+def secured_stack(base):
     """Tokens, CORS, jobs as nobody (the default for a root worker), a poisoned worker environment."""
     (base / "inject").mkdir()
     (base / "inject" / "sitecustomize.py").write_text(
@@ -78,80 +78,84 @@ def stack(base):
         yield running
 
 
-def run_job(stack: Stack, type: str, params: dict, **fields) -> dict:
-    job = stack.submit(type, params, venv="jobpy", **fields)
-    return stack.wait_for(job["id"])
+def run_job(secured_stack: Stack, type: str, params: dict, **fields) -> dict:
+    job = secured_stack.submit(type, params, venv="jobpy", **fields)
+    return secured_stack.wait_for(job["id"])
 
 
 # --- tokens and scopes ------------------------------------------------------------------------------------
 
 
-def test_missing_or_wrong_token_is_401_and_probes_need_none(stack):
+def test_missing_or_wrong_token_is_401_and_probes_need_none(secured_stack):
     for headers in ({}, bearer("wrong-token-" + "x" * 20), {"Authorization": f"Basic {ADMIN}"}):
-        response = requests.get(stack.api("/jobs"), headers=headers)
+        response = requests.get(secured_stack.api("/jobs"), headers=headers)
         assert response.status_code == 401, response.text
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert response.json()["code"] == 401
-    response = requests.post(stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}})
+    response = requests.post(secured_stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}})
     assert response.status_code == 401
     for path in ("/healthz", "/readyz", "/openapi.json"):
-        assert requests.get(stack.url + path).status_code == 200, path
+        assert requests.get(secured_stack.url + path).status_code == 200, path
 
 
-def test_scoped_token_sees_and_submits_only_its_projects(stack):
-    blog = stack.submit("add", {"x": 1, "y": 2}, project="blog")
+def test_scoped_token_sees_and_submits_only_its_projects(secured_stack):
+    blog = secured_stack.submit("add", {"x": 1, "y": 2}, project="blog")
     shop = requests.post(
-        stack.api("/jobs"), headers=bearer(SHOP), json={"type": "add", "params": {"x": 1, "y": 1}, "project": "shop"}
+        secured_stack.api("/jobs"),
+        headers=bearer(SHOP),
+        json={"type": "add", "params": {"x": 1, "y": 1}, "project": "shop"},
     )
     assert shop.status_code == 202, shop.text
     shop = shop.json()
     refused = requests.post(
-        stack.api("/jobs"), headers=bearer(SHOP), json={"type": "add", "params": {"x": 1, "y": 1}, "project": "blog"}
+        secured_stack.api("/jobs"),
+        headers=bearer(SHOP),
+        json={"type": "add", "params": {"x": 1, "y": 1}, "project": "blog"},
     )
     assert refused.status_code == 403 and "blog" in refused.json()["message"]
     # Default project "default" is outside the shop token too.
     assert (
         requests.post(
-            stack.api("/jobs"), headers=bearer(SHOP), json={"type": "add", "params": {"x": 1, "y": 1}}
+            secured_stack.api("/jobs"), headers=bearer(SHOP), json={"type": "add", "params": {"x": 1, "y": 1}}
         ).status_code
         == 403
     )
 
     # Another project's job is not found (404, not 403: ids of other projects are not confirmed).
     for method, path in (("get", ""), ("delete", ""), ("get", "/logs"), ("get", "/attempts")):
-        response = requests.request(method, stack.api(f"/jobs/{blog['id']}{path}"), headers=bearer(SHOP))
+        response = requests.request(method, secured_stack.api(f"/jobs/{blog['id']}{path}"), headers=bearer(SHOP))
         assert response.status_code == 404, (method, path, response.text)
-    assert requests.get(stack.api(f"/jobs/{shop['id']}"), headers=bearer(SHOP)).status_code == 200
+    assert requests.get(secured_stack.api(f"/jobs/{shop['id']}"), headers=bearer(SHOP)).status_code == 200
 
-    listed = requests.get(stack.api("/jobs"), headers=bearer(SHOP)).json()["jobs"]
+    listed = requests.get(secured_stack.api("/jobs"), headers=bearer(SHOP)).json()["jobs"]
     assert listed and {j["project"] for j in listed} == {"shop"}
-    assert requests.get(stack.api("/jobs?project=blog"), headers=bearer(SHOP)).json()["jobs"] == []
-    both = requests.get(stack.api("/jobs?project=blog&project=shop"), headers=bearer(BOTH)).json()["jobs"]
+    assert requests.get(secured_stack.api("/jobs?project=blog"), headers=bearer(SHOP)).json()["jobs"] == []
+    both = requests.get(secured_stack.api("/jobs?project=blog&project=shop"), headers=bearer(BOTH)).json()["jobs"]
     assert {j["id"] for j in both} >= {blog["id"], shop["id"]}
-    everything = stack.http.get(stack.api("/jobs")).json()["jobs"]
+    everything = secured_stack.http.get(secured_stack.api("/jobs")).json()["jobs"]
     assert {j["id"] for j in everything} >= {blog["id"], shop["id"]}
 
 
-def test_machine_views_are_for_all_project_tokens_and_queue_ops_are_scoped(stack):
-    assert requests.get(stack.api("/status"), headers=bearer(SHOP)).status_code == 403
-    assert stack.http.get(stack.api("/status")).status_code == 200
-    assert requests.get(stack.api("/types"), headers=bearer(SHOP)).status_code == 200
+def test_machine_views_are_for_all_project_tokens_and_queue_ops_are_scoped(secured_stack):
+    assert requests.get(secured_stack.api("/status"), headers=bearer(SHOP)).status_code == 403
+    assert secured_stack.http.get(secured_stack.api("/status")).status_code == 200
+    assert requests.get(secured_stack.api("/types"), headers=bearer(SHOP)).status_code == 200
 
-    waiting_blog = stack.submit("parked", project="blog")
-    waiting_shop = stack.submit("parked", project="shop")
-    queue = requests.get(stack.api("/queue"), headers=bearer(SHOP)).json()
+    waiting_blog = secured_stack.submit("parked", project="blog")
+    waiting_shop = secured_stack.submit("parked", project="shop")
+    queue = requests.get(secured_stack.api("/queue"), headers=bearer(SHOP)).json()
     assert {j["project"] for j in queue["pending"]} == {"shop"}
 
-    flush = requests.post(stack.api("/queue/flush"), headers=bearer(SHOP), json={"project": ["blog"]})
+    flush = requests.post(secured_stack.api("/queue/flush"), headers=bearer(SHOP), json={"project": ["blog"]})
     assert flush.status_code == 403
-    flush = requests.post(stack.api("/queue/flush"), headers=bearer(SHOP), json={})
+    flush = requests.post(secured_stack.api("/queue/flush"), headers=bearer(SHOP), json={})
     assert flush.status_code == 200 and flush.json()["cancelled"] >= 1
-    assert stack.job(waiting_shop["id"])["status"] == "cancelled"
-    assert stack.job(waiting_blog["id"])["status"] == "queued"
-    stack.http.delete(stack.api(f"/jobs/{waiting_blog['id']}"))
+    assert secured_stack.job(waiting_shop["id"])["status"] == "cancelled"
+    assert secured_stack.job(waiting_blog["id"])["status"] == "queued"
+    secured_stack.http.delete(secured_stack.api(f"/jobs/{waiting_blog['id']}"))
 
 
-def test_schedules_are_scoped_like_jobs(stack):
+def test_schedules_are_scoped_like_jobs(secured_stack):
     body = {
         "name": "blog-nightly",
         "type": "add",
@@ -159,44 +163,49 @@ def test_schedules_are_scoped_like_jobs(stack):
         "project": "blog",
         "interval_seconds": 3600,
     }
-    blog = stack.http.post(stack.api("/schedules"), json={**body, "enabled": False})
+    blog = secured_stack.http.post(secured_stack.api("/schedules"), json={**body, "enabled": False})
     assert blog.status_code == 201, blog.text
     blog_id = blog.json()["id"]
     shop = requests.post(
-        stack.api("/schedules"),
+        secured_stack.api("/schedules"),
         headers=bearer(SHOP),
         json={**body, "name": "shop-hourly", "project": "shop", "enabled": False},
     )
     assert shop.status_code == 201, shop.text
     assert (
-        requests.post(stack.api("/schedules"), headers=bearer(SHOP), json={**body, "name": "sneaky"}).status_code == 403
+        requests.post(
+            secured_stack.api("/schedules"), headers=bearer(SHOP), json={**body, "name": "sneaky"}
+        ).status_code
+        == 403
     )
-    listed = requests.get(stack.api("/schedules"), headers=bearer(SHOP)).json()
+    listed = requests.get(secured_stack.api("/schedules"), headers=bearer(SHOP)).json()
     assert [s["project"] for s in listed] == ["shop"]
     for method, path in (("get", ""), ("delete", ""), ("patch", ""), ("post", "/enable"), ("get", "/runs")):
         response = requests.request(
             method,
-            stack.api(f"/schedules/{blog_id}{path}"),
+            secured_stack.api(f"/schedules/{blog_id}{path}"),
             headers=bearer(SHOP),
             json={} if method == "patch" else None,
         )
         assert response.status_code == 404, (method, path, response.text)
-    moved = requests.patch(stack.api(f"/schedules/{shop.json()['id']}"), headers=bearer(SHOP), json={"project": "blog"})
+    moved = requests.patch(
+        secured_stack.api(f"/schedules/{shop.json()['id']}"), headers=bearer(SHOP), json={"project": "blog"}
+    )
     assert moved.status_code == 403
 
 
-def test_tokens_are_never_logged_or_printed(stack):
-    requests.get(stack.api("/jobs"), headers=bearer(SHOP))
-    requests.get(stack.api("/jobs"), headers=bearer("wrong-token-" + "x" * 20))
+def test_tokens_are_never_logged_or_printed(secured_stack):
+    requests.get(secured_stack.api("/jobs"), headers=bearer(SHOP))
+    requests.get(secured_stack.api("/jobs"), headers=bearer("wrong-token-" + "x" * 20))
     shown = subprocess.run(
         [str(Path(sys.executable).parent / "robotni"), "config"],
-        env=stack.env,
+        env=secured_stack.env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert "ROBOTNI_API_TOKENS" in shown
-    for text in [shown, *(p.log() for p in stack.processes)]:
+    for text in [shown, *(p.log() for p in secured_stack.processes)]:
         for token in (ADMIN, SHOP, BOTH):
             assert token not in text
 
@@ -204,59 +213,63 @@ def test_tokens_are_never_logged_or_printed(stack):
 # --- CORS ---------------------------------------------------------------------------------------------------
 
 
-def test_cors_allows_only_the_configured_origin_without_credentials(stack):
+def test_cors_allows_only_the_configured_origin_without_credentials(secured_stack):
     preflight = {
         "Origin": ORIGIN,
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization",
     }
-    response = requests.options(stack.api("/jobs"), headers=preflight)
+    response = requests.options(secured_stack.api("/jobs"), headers=preflight)
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     assert "Access-Control-Allow-Credentials" not in response.headers
 
-    response = requests.get(stack.api("/jobs"), headers={"Origin": ORIGIN, **bearer(SHOP)})
+    response = requests.get(secured_stack.api("/jobs"), headers={"Origin": ORIGIN, **bearer(SHOP)})
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN and "Origin" in response.headers["Vary"]
     assert "Location" in response.headers["Access-Control-Expose-Headers"]
     # The page can read a refusal too, but a refusal it stays.
-    assert requests.get(stack.api("/jobs"), headers={"Origin": ORIGIN}).status_code == 401
+    assert requests.get(secured_stack.api("/jobs"), headers={"Origin": ORIGIN}).status_code == 401
 
     for origin in ("https://evil.example.com", "https://app.example.com.evil.net", "null"):
-        response = requests.options(stack.api("/jobs"), headers={**preflight, "Origin": origin})
+        response = requests.options(secured_stack.api("/jobs"), headers={**preflight, "Origin": origin})
         assert "Access-Control-Allow-Origin" not in response.headers, origin
 
 
 # --- paths, environment, pickle -----------------------------------------------------------------------------
 
 
-def test_unsafe_paths_and_names_are_refused_and_nothing_runs(stack):
-    scripts = stack.data_dir / "scripts"
+def test_unsafe_paths_and_names_are_refused_and_nothing_runs(secured_stack):
+    scripts = secured_stack.data_dir / "scripts"
     scripts.mkdir(exist_ok=True)
     (scripts / "out").symlink_to("/etc")
     (scripts / "link.py").symlink_to("/etc/hostname")
-    before = len(stack.http.get(stack.api("/jobs?limit=500")).json()["jobs"])
+    before = len(secured_stack.http.get(secured_stack.api("/jobs?limit=500")).json()["jobs"])
     for script in ("../x.py", "/etc/passwd", "a/../../x.py", "ok\x00.py", "x" * 5000, "out/hostname", "link.py"):
-        response = stack.http.post(stack.api("/jobs"), json={"type": "python-script", "params": {"script": script}})
+        response = secured_stack.http.post(
+            secured_stack.api("/jobs"), json={"type": "python-script", "params": {"script": script}}
+        )
         assert response.status_code == 422, (script, response.text)
     for venv in ("../jobpy", "/usr", "a" * 200, "job\x00py", "."):
-        response = stack.http.post(stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}, "venv": venv})
+        response = secured_stack.http.post(
+            secured_stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}, "venv": venv}
+        )
         assert response.status_code == 422, (venv, response.text)
     for project in ("../shop", "a" * 300, "", "sh op"):
-        response = stack.http.post(
-            stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}, "project": project}
+        response = secured_stack.http.post(
+            secured_stack.api("/jobs"), json={"type": "add", "params": {"x": 1, "y": 2}, "project": project}
         )
         assert response.status_code == 422, (project, response.text)
-    assert len(stack.http.get(stack.api("/jobs?limit=500")).json()["jobs"]) == before
+    assert len(secured_stack.http.get(secured_stack.api("/jobs?limit=500")).json()["jobs"]) == before
 
 
-def test_worker_environment_cannot_be_injected_into_a_job(stack, base):
-    response = stack.http.post(
-        stack.api("/jobs"), json={"type": "prober", "params": {}, "env": {"LD_PRELOAD": "/x.so"}}
+def test_worker_environment_cannot_be_injected_into_a_job(secured_stack, base):
+    response = secured_stack.http.post(
+        secured_stack.api("/jobs"), json={"type": "prober", "params": {}, "env": {"LD_PRELOAD": "/x.so"}}
     )
     assert response.status_code == 422  # no such field: a client cannot pass environment variables
-    job = run_job(stack, "prober", {})
+    job = run_job(secured_stack, "prober", {})
     assert job["status"] == "completed", job
     report = job["result"]
     allowed = {"PATH", "LANG", "HOME", "TMPDIR", "ROBOTNI_RESULT", "ROBOTNI_PROGRESS", "ROBOTNI_JOB_ID"}
@@ -266,7 +279,7 @@ def test_worker_environment_cannot_be_injected_into_a_job(stack, base):
     assert not (base / "injected").exists()  # the worker's PYTHONPATH sitecustomize never ran in the job
 
 
-def test_pickle_message_is_refused_and_the_worker_stays_healthy(stack, base):
+def test_pickle_message_is_refused_and_the_worker_stays_healthy(secured_stack, base):
     marker = base / "pickled"
     publish = textwrap.dedent(
         f"""
@@ -284,17 +297,17 @@ def test_pickle_message_is_refused_and_the_worker_stays_healthy(stack, base):
         """
     )
     sys_path = f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-    subprocess.run([sys.executable, "-c", sys_path + publish], env=stack.env, check=True, timeout=60)
-    worker = stack.processes[-1]
+    subprocess.run([sys.executable, "-c", sys_path + publish], env=secured_stack.env, check=True, timeout=60)
+    worker = secured_stack.processes[-1]
     wait_until(lambda: "pickle" in worker.log(), 15, "the worker to refuse the pickle message")
     assert not marker.exists()
     assert worker.popen.poll() is None
-    assert run_job(stack, "add", {"x": 2, "y": 3})["result"] == {"sum": 5}
+    assert run_job(secured_stack, "add", {"x": 2, "y": 3})["result"] == {"sum": 5}
 
 
-def test_results_are_stored_as_json(stack):
-    job = run_job(stack, "add", {"x": 4, "y": 5})
-    with sqlite3.connect(stack.data_dir / "robotni.db") as db:
+def test_results_are_stored_as_json(secured_stack):
+    job = run_job(secured_stack, "add", {"x": 4, "y": 5})
+    with sqlite3.connect(secured_stack.data_dir / "robotni.db") as db:
         (raw,) = db.execute("SELECT result FROM jobs WHERE id = ?", (job["id"],)).fetchone()
     assert json.loads(raw) == {"sum": 9}
 
@@ -303,9 +316,9 @@ def test_results_are_stored_as_json(stack):
 
 
 @needs_root
-def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(stack):
-    other = run_job(stack, "add", {"x": 1, "y": 1})
-    data, other_dir = stack.data_dir, stack.data_dir / "jobs" / other["id"]
+def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(secured_stack):
+    other = run_job(secured_stack, "add", {"x": 1, "y": 1})
+    data, other_dir = secured_stack.data_dir, secured_stack.data_dir / "jobs" / other["id"]
     protected = [
         data / "robotni.db",
         data / "robotni.db-wal",
@@ -316,7 +329,7 @@ def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(
         other_dir / "out" / "result.json",
     ]
     job = run_job(
-        stack,
+        secured_stack,
         "prober",
         {
             "write": [str(p) for p in protected],
@@ -330,13 +343,13 @@ def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(
     assert {p: r for p, r in report["write"].items() if r == "ok"} == {}
     assert report["read"][str(data / "robotni.db")] == "PermissionError"
     assert set(report["list"].values()) == {"PermissionError"}
-    own = run_job(stack, "prober", {"write": ["own-scratch-file"]})
+    own = run_job(secured_stack, "prober", {"write": ["own-scratch-file"]})
     assert own["result"]["write"] == {"own-scratch-file": "ok"}
 
 
 @needs_root
-def test_a_result_symlink_is_not_followed(stack):
-    job = run_job(stack, "prober", {"symlink_result_to": str(stack.data_dir / "robotni.db")})
+def test_a_result_symlink_is_not_followed(secured_stack):
+    job = run_job(secured_stack, "prober", {"symlink_result_to": str(secured_stack.data_dir / "robotni.db")})
     assert job["status"] == "failed" and "result.json" in job["error"]
     assert job["result"] is None
 
@@ -350,20 +363,20 @@ def test_a_result_symlink_is_not_followed(stack):
         ("files", "Too many open files"),
     ],
 )
-def test_a_job_over_its_limits_fails_alone(stack, mode, error):
-    job = run_job(stack, "hog", {"mode": mode})
+def test_a_job_over_its_limits_fails_alone(secured_stack, mode, error):
+    job = run_job(secured_stack, "hog", {"mode": mode})
     assert job["status"] == "failed" and error in job["error"], job
-    assert stack.processes[-1].popen.poll() is None
-    assert run_job(stack, "add", {"x": 1, "y": 2})["status"] == "completed"
+    assert secured_stack.processes[-1].popen.poll() is None
+    assert run_job(secured_stack, "add", {"x": 1, "y": 2})["status"] == "completed"
 
 
 @needs_root
-def test_a_fork_bomb_kills_only_its_job(stack):
-    job = run_job(stack, "hog", {"mode": "fork"})
+def test_a_fork_bomb_kills_only_its_job(secured_stack):
+    job = run_job(secured_stack, "hog", {"mode": "fork"})
     assert job["status"] == "failed" and job["exit_code"] == 3, job
-    log = stack.http.get(stack.api(f"/jobs/{job['id']}/logs")).json()["data"]
+    log = secured_stack.http.get(secured_stack.api(f"/jobs/{job['id']}/logs")).json()["data"]
     assert "fork refused after" in log
-    pids = (stack.data_dir / "jobs" / job["id"] / "scratch" / "children.txt").read_text().split()
+    pids = (secured_stack.data_dir / "jobs" / job["id"] / "scratch" / "children.txt").read_text().split()
     assert 0 < len(pids) < 32
 
     def all_gone():
@@ -377,12 +390,12 @@ def test_a_fork_bomb_kills_only_its_job(stack):
         return not alive
 
     wait_until(all_gone, 10, "the bomb's children to be killed")
-    assert stack.processes[-1].popen.poll() is None
-    assert run_job(stack, "add", {"x": 1, "y": 2})["result"] == {"sum": 3}
+    assert secured_stack.processes[-1].popen.poll() is None
+    assert run_job(secured_stack, "add", {"x": 1, "y": 2})["result"] == {"sum": 3}
 
 
-def test_types_show_their_limits(stack):
-    types = {t["name"]: t for t in stack.http.get(stack.api("/types")).json()}
+def test_types_show_their_limits(secured_stack):
+    types = {t["name"]: t for t in secured_stack.http.get(secured_stack.api("/types")).json()}
     assert types["hog"]["limits"] == {
         "memory_mb": 256,
         "cpu_seconds": 1,

@@ -58,13 +58,15 @@ def _robotni(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def _marks(stack: Stack) -> dict[Path, int]:
-    return {path: path.stat().st_mtime_ns for path in (stack.data_dir / "envs").glob(f"*/{environments.READY_MARK}")}
+def _marks(env_stack: Stack) -> dict[Path, int]:
+    return {
+        path: path.stat().st_mtime_ns for path in (env_stack.data_dir / "envs").glob(f"*/{environments.READY_MARK}")
+    }
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """A stack whose types need environments, built by the command first; the worker then starts on them."""
+def env_stack(tmp_path_factory):
+    """A env_stack whose types need environments, built by the command first; the worker then starts on them."""
     running = Stack(tmp_path_factory.mktemp("venvs"))
     for name, (header, tool) in TYPES.items():
         (running.workers_dir / f"{name}.py").write_text(_probe(header, tool))
@@ -88,33 +90,33 @@ def test_robotni_does_not_have_the_package():
     assert probe.returncode != 0 and b"ModuleNotFoundError" in probe.stderr
 
 
-def test_two_versions_run_side_by_side_isolated_from_robotni(stack):
-    old, new = stack.submit("tab_old")["id"], stack.submit("tab_new")["id"]
-    old, new = stack.wait_for(old, timeout=60), stack.wait_for(new, timeout=60)
+def test_two_versions_run_side_by_side_isolated_from_robotni(env_stack):
+    old, new = env_stack.submit("tab_old")["id"], env_stack.submit("tab_new")["id"]
+    old, new = env_stack.wait_for(old, timeout=60), env_stack.wait_for(new, timeout=60)
     assert old["status"] == new["status"] == "completed", (old, new)
     assert (old["result"]["version"], new["result"]["version"]) == (OLD, NEW)
-    envs = stack.data_dir / "envs"
+    envs = env_stack.data_dir / "envs"
     assert Path(old["result"]["prefix"]).parent == Path(new["result"]["prefix"]).parent == envs
     assert old["result"]["prefix"] != new["result"]["prefix"]
     assert old["result"]["visible"] == new["result"]["visible"] == []
     assert old["result"]["isolated"] == 1
 
 
-def test_empty_dependencies_still_get_an_environment_of_their_own(stack):
-    job = stack.wait_for(stack.submit("bare")["id"], timeout=60)
+def test_empty_dependencies_still_get_an_environment_of_their_own(env_stack):
+    job = env_stack.wait_for(env_stack.submit("bare")["id"], timeout=60)
     assert job["status"] == "completed", job
     assert job["result"]["version"] is None and job["result"]["visible"] == []
-    assert Path(job["result"]["prefix"]).parent == stack.data_dir / "envs"
+    assert Path(job["result"]["prefix"]).parent == env_stack.data_dir / "envs"
 
 
-def test_a_named_venv_type_runs_with_that_venv(stack):
-    job = stack.wait_for(stack.submit("named")["id"], timeout=60)
+def test_a_named_venv_type_runs_with_that_venv(env_stack):
+    job = env_stack.wait_for(env_stack.submit("named")["id"], timeout=60)
     assert job["status"] == "completed", job
-    assert job["result"]["prefix"] == str(stack.data_dir / "venvs" / "plain")
+    assert job["result"]["prefix"] == str(env_stack.data_dir / "venvs" / "plain")
 
 
-def test_types_show_their_environment_and_whether_it_is_ready(stack):
-    types = {t["name"]: t for t in stack.http.get(stack.api("/types")).json()}
+def test_types_show_their_environment_and_whether_it_is_ready(env_stack):
+    types = {t["name"]: t for t in env_stack.http.get(env_stack.api("/types")).json()}
     new = types["tab_new"]
     assert new["ready"] is True and new["error"] is None
     assert new["environment"]["kind"] == "dependencies"
@@ -127,30 +129,30 @@ def test_types_show_their_environment_and_whether_it_is_ready(stack):
     assert MISSING in types["missing"]["error"] and "build failed" in types["missing"]["error"]
 
 
-def test_a_failed_build_fails_its_jobs_at_once_and_spares_the_others(stack):
-    assert f"missing: {environments.env_key([MISSING])[:12]} build failed" in stack.build_output
-    failed = stack.wait_for(stack.submit("missing")["id"])
+def test_a_failed_build_fails_its_jobs_at_once_and_spares_the_others(env_stack):
+    assert f"missing: {environments.env_key([MISSING])[:12]} build failed" in env_stack.build_output
+    failed = env_stack.wait_for(env_stack.submit("missing")["id"])
     assert failed["status"] == "failed" and failed["exit_code"] is None
     assert failed["error"].startswith("cannot start: the environment of type 'missing' is not ready")
     assert MISSING in failed["error"]
     took = datetime.fromisoformat(failed["finished_at"]) - datetime.fromisoformat(failed["started_at"])
     assert took.total_seconds() < 2  # no build, no process: it never started
-    assert stack.wait_for(stack.submit("helloworld")["id"])["status"] == "completed"
+    assert env_stack.wait_for(env_stack.submit("helloworld")["id"])["status"] == "completed"
 
 
-def test_the_worker_reuses_what_the_command_built(stack):
-    assert _marks(stack) == stack.marks
-    log = stack.processes[-1].log()
+def test_the_worker_reuses_what_the_command_built(env_stack):
+    assert _marks(env_stack) == env_stack.marks
+    log = env_stack.processes[-1].log()
     assert "tab_new: reused" in log and "missing failed" in log
 
 
-def test_a_job_cannot_choose_a_venv_for_a_type_with_its_own_environment(stack):
-    response = stack.http.post(stack.api("/jobs"), json={"type": "tab_new", "venv": "plain"})
+def test_a_job_cannot_choose_a_venv_for_a_type_with_its_own_environment(env_stack):
+    response = env_stack.http.post(env_stack.api("/jobs"), json={"type": "tab_new", "venv": "plain"})
     assert response.status_code == 422, response.text
     assert "own environment" in response.json()["errors"]["json"]["venv"][0]
 
 
-# --- declarations and building, without a stack -------------------------------------------------------------
+# --- declarations and building, without a env_stack -------------------------------------------------------------
 
 
 def _declare(tmp_path: Path, header: str, tool: str = "") -> WorkerType:
