@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, request
-from flask_smorest import Api, abort
+from flask.typing import ResponseReturnValue
+from flask_smorest import Api
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import ServiceUnavailable
 
 from robotni import __version__, logsetup
 from robotni.api import auth, metrics
+from robotni.api.blueprint import abort
 from robotni.config import settings
 from robotni.store.engine import engine
 
@@ -49,14 +51,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _require_json_body():
+def _require_json_body() -> None:
     if request.method in BODY_METHODS and request.content_length and not request.is_json:
         abort(415, message=f"send the body as application/json, not {request.mimetype or 'no content type'}")
 
 
-def _database_unavailable(api: Api, exc: OperationalError):
+def _database_unavailable(api: Api, exc: OperationalError) -> ResponseReturnValue:
     """A locked or unreachable job store is the service being unavailable, not a bug: 503, never 500."""
     current_app.logger.warning("job store unavailable: %s", exc.orig)
     error = ServiceUnavailable()
-    error.data = {"message": "the job store is unavailable (locked or down); try again shortly"}
-    return api.handle_http_exception(error)
+    # flask-smorest's handler reads the body from an HTTPException's `data`, which werkzeug does not declare.
+    error.data = {"message": "the job store is unavailable (locked or down); try again shortly"}  # type: ignore[attr-defined]
+    answer: ResponseReturnValue = api.handle_http_exception(error)  # (body, status, headers)
+    return answer

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, Response, g, request
-from flask_smorest import abort
 
+from robotni.api.blueprint import abort
 from robotni.config import Settings, settings
 from robotni.errors import ConfigError
 
@@ -61,7 +61,7 @@ class Bucket:
     level: float = 0.0
     stamp: float = field(default_factory=time.monotonic)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.level = self.burst
 
     def take(self) -> float:

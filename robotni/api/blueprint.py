@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import flask
 import flask_smorest
 from webargs.flaskparser import FlaskParser
 
+View = TypeVar("View")
+
+# flask-smorest ships no types; its abort() always raises (an HTTPException with the JSON error body).
+abort: Callable[..., NoReturn] = flask_smorest.abort
+
 
 class Parser(FlaskParser):
-    def _raw_load_json(self, req):
+    def _raw_load_json(self, req: flask.Request) -> Any:
         try:
             return super()._raw_load_json(req)
         except RecursionError as exc:  # "[[[[…" a hundred thousand deep: a bad body, not a server error
-            return self._handle_invalid_json_error(exc, req)
+            # webargs types the error as a JSON or Unicode one; it only hands it on to abort().
+            return self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
 
 
 # What robotni/api/auth.py may answer before any view runs, documented on every /api operation.
@@ -23,13 +33,15 @@ REFUSALS = {
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 
-class Blueprint(flask_smorest.Blueprint):
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest ships no types
     ARGUMENTS_PARSER = Parser()
 
-    def route(self, rule, *, parameters=None, tags=None, **options):
+    def route(
+        self, rule: str, *, parameters: list[Any] | None = None, tags: list[str] | None = None, **options: Any
+    ) -> Callable[[View], View]:
         register = super().route(rule, parameters=parameters, tags=tags, **options)
 
-        def decorator(view):
+        def decorator(view: View) -> View:
             if (self.url_prefix or "").startswith("/api/") and isinstance(view, type):
                 for name in HTTP_METHODS:
                     method = getattr(view, name, None)
@@ -39,6 +51,7 @@ class Blueprint(flask_smorest.Blueprint):
                             method = self.alt_response(code, description=description)(method)
                     if method is not None:
                         setattr(view, name, method)
-            return register(view)
+            registered: View = register(view)  # the view itself
+            return registered
 
         return decorator

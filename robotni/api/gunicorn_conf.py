@@ -7,7 +7,10 @@ worker that exits.
 
 from __future__ import annotations
 
+from gunicorn.arbiter import Arbiter
+from gunicorn.config import Config
 from gunicorn.glogging import Logger
+from gunicorn.workers.base import Worker
 
 from robotni import logsetup  # metrics first sets PROMETHEUS_MULTIPROC_DIR, for the workers too
 from robotni.api import metrics
@@ -16,7 +19,7 @@ from robotni.api import metrics
 class RobotniLogger(Logger):
     """gunicorn's error and access loggers, formatted as Robotni's (JSON, or text at a terminal)."""
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
@@ -26,9 +29,10 @@ class RobotniLogger(Logger):
 logger_class = RobotniLogger
 
 
-def on_starting(server) -> None:
+def on_starting(server: Arbiter) -> None:
     metrics.reset_multiprocess_dir()
 
 
-def child_exit(server, worker) -> None:
-    metrics.process_exited(worker.pid)
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    # types-gunicorn says str, after the "[booting]" placeholder; the arbiter set the child's pid at the fork.
+    metrics.process_exited(worker.pid)  # type: ignore[arg-type]

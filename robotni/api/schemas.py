@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -14,7 +15,7 @@ from robotni.submission.check import DEFAULT_PROJECT, MAX_WAIT_SECONDS, NAME
 class UTCDateTime(fields.DateTime):
     """The store keeps naive UTC; the API always says so (ISO 8601 with +00:00)."""
 
-    def _serialize(self, value: datetime | None, attr, obj, **kwargs):
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)
@@ -43,12 +44,12 @@ class JobCreateSchema(Schema):
     )
 
     @validates_schema
-    def _one_start_time(self, data, **_):
+    def _one_start_time(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("run_at") is not None and data.get("countdown") is not None:
             raise ValidationError("give run_at or countdown, not both", "run_at")
 
     @post_load
-    def _deferred_until(self, data, **_):
+    def _deferred_until(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         """Both become `run_at`, naive UTC like the store, or None for a job that starts now."""
         now, countdown = utcnow(), data.pop("countdown", None)
         try:
