@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import abort
 from sqlalchemy import text
 
 from robotni import __version__
 from robotni.api import auth
-from robotni.api.blueprint import Blueprint
+from robotni.api.blueprint import Blueprint, abort
 from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
 from robotni.celery import app as celery_app
 from robotni.config import settings
@@ -33,7 +32,7 @@ BROKER_PROBE_SECONDS = 2
 class Status(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(403, description="The token does not cover all projects ('*'): this shows every project")
-    def get(self):
+    def get(self) -> dict[str, Any]:
         """Queue depths, live workers with their running jobs, job counts per status"""
         auth.require_all()
         waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED])
@@ -48,7 +47,7 @@ class Status(MethodView):
 @blp.route("/types")
 class Types(MethodView):
     @blp.response(200, TypeSchema(many=True))
-    def get(self):
+    def get(self) -> list[dict[str, Any]]:
         """Every worker type: description, queue, params JSON Schema, limits, retry policy"""
         return [_described(wtype) for _, wtype in sorted(registry().items())]
 
@@ -56,7 +55,7 @@ class Types(MethodView):
 @blp.route("/queue")
 class Queue(MethodView):
     @blp.response(200, QueueSchema)
-    def get(self):
+    def get(self) -> dict[str, list[Job]]:
         """Jobs waiting to start, waiting for a later start, and cancelled (newest first, 100 each)"""
         sections = {"pending": JobStatus.QUEUED, "scheduled": JobStatus.SCHEDULED, "cancelled": JobStatus.CANCELLED}
         projects = auth.project_filter(None)  # a token's own projects only
@@ -71,7 +70,7 @@ class QueueFlush(MethodView):
     @blp.arguments(FlushSchema)
     @blp.response(200, FlushResultSchema)
     @blp.alt_response(403, description="A named project is not the token's")
-    def post(self, body):
+    def post(self, body: dict[str, Any]) -> dict[str, int]:
         """Cancel every waiting job, optionally only of some types or projects"""
         for project in body.get("project") or ():
             auth.require(project)
@@ -82,7 +81,7 @@ class QueueFlush(MethodView):
 @health.route("/healthz")
 class Healthz(MethodView):
     @health.response(200)
-    def get(self):
+    def get(self) -> dict[str, str]:
         """The process answers"""
         return {"status": "ok"}
 
@@ -91,7 +90,7 @@ class Healthz(MethodView):
 class Readyz(MethodView):
     @health.response(200)
     @health.alt_response(503, description="The job store or the broker cannot be reached; the message says which")
-    def get(self):
+    def get(self) -> dict[str, str]:
         """The job store and the broker can be reached"""
         try:
             with engine().connect() as conn:

@@ -5,13 +5,14 @@ Changes land in the store; the next dispatch tick (about a second later) reads t
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import abort
 from sqlalchemy.exc import IntegrityError
 
 from robotni.api import auth
-from robotni.api.blueprint import Blueprint
+from robotni.api.blueprint import Blueprint, abort
 from robotni.api.jobs import checked_request
 from robotni.api.schedule_schemas import (
     RunQuerySchema,
@@ -35,7 +36,7 @@ def schedule_or_404(schedule_id: str) -> Schedule:
     return schedule
 
 
-def _checked(values: dict) -> None:
+def _checked(values: dict[str, Any]) -> None:
     """422 naming the field unless the type, params, venv and timing hold, exactly as for a job."""
     checked_request(values)
     try:
@@ -44,7 +45,7 @@ def _checked(values: dict) -> None:
         abort(422, errors={"json": {exc.field: [exc.message]}}, message=str(exc))
 
 
-def _name_taken(name: str):
+def _name_taken(name: str) -> NoReturn:
     abort(409, message=f"a schedule named {name!r} exists already")
 
 
@@ -56,7 +57,7 @@ def _location(schedule: Schedule) -> dict[str, str]:
 class Schedules(MethodView):
     @blp.arguments(ScheduleQuerySchema, location="query")
     @blp.response(200, ScheduleSchema(many=True))
-    def get(self, query):
+    def get(self, query: dict[str, Any]) -> list[Schedule]:
         """List schedules by name, optionally of some projects"""
         projects = auth.project_filter(query.get("project"))
         return [] if projects == [] else dispatch.listing(projects)
@@ -66,7 +67,7 @@ class Schedules(MethodView):
     @blp.alt_response(403, description="The token does not cover this project")
     @blp.alt_response(409, description="The name is taken")
     @blp.alt_response(422, description="Unknown type, bad params, bad cron, unknown timezone or bad interval")
-    def post(self, body):
+    def post(self, body: dict[str, Any]) -> tuple[Schedule, int, dict[str, str]]:
         """Create a schedule: a cron expression in a timezone, or an interval in seconds"""
         auth.require(body["project"])
         _checked(body)
@@ -81,7 +82,7 @@ class Schedules(MethodView):
 class ScheduleById(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
-    def get(self, schedule_id):
+    def get(self, schedule_id: str) -> Schedule:
         """Get a schedule with its next and last run"""
         return schedule_or_404(schedule_id)
 
@@ -91,7 +92,7 @@ class ScheduleById(MethodView):
     @blp.alt_response(404, description="No such schedule")
     @blp.alt_response(409, description="The name is taken, or the schedule is declared in the schedules file")
     @blp.alt_response(422, description="The schedule as changed would not be valid")
-    def patch(self, body, schedule_id):
+    def patch(self, body: dict[str, Any], schedule_id: str) -> Schedule:
         """Change a schedule; a new timing counts from now, and the next tick uses it"""
         schedule = _editable(schedule_or_404(schedule_id))
         if "project" in body:
@@ -111,7 +112,7 @@ class ScheduleById(MethodView):
     @blp.response(204)
     @blp.alt_response(404, description="No such schedule")
     @blp.alt_response(409, description="The schedule is declared in the schedules file")
-    def delete(self, schedule_id):
+    def delete(self, schedule_id: str) -> None:
         """Delete a schedule; the jobs it made stay"""
         dispatch.remove(_editable(schedule_or_404(schedule_id)).id)
 
@@ -136,7 +137,7 @@ class ScheduleEnable(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
     @blp.alt_response(422, description="Its stored timing no longer holds (a timezone gone from tzdata)")
-    def post(self, schedule_id):
+    def post(self, schedule_id: str) -> Schedule:
         """Enable a schedule: its next run counts from now (missed runs are not made up)"""
         return _switch(schedule_id, True)
 
@@ -145,7 +146,7 @@ class ScheduleEnable(MethodView):
 class ScheduleDisable(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
-    def post(self, schedule_id):
+    def post(self, schedule_id: str) -> Schedule:
         """Disable a schedule: it makes no job until enabled again"""
         return _switch(schedule_id, False)
 
@@ -155,7 +156,7 @@ class ScheduleRuns(MethodView):
     @blp.arguments(RunQuerySchema, location="query")
     @blp.response(200, ScheduleRunSchema(many=True))
     @blp.alt_response(404, description="No such schedule")
-    def get(self, query, schedule_id):
+    def get(self, query: dict[str, Any], schedule_id: str) -> list[dict[str, Any]]:
         """The jobs a schedule made, newest due time first, each with its due time"""
         schedule_or_404(schedule_id)
         return [
