@@ -17,10 +17,26 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, insert, null, select, union_all, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from robotni.status import JobStatus
@@ -84,7 +100,7 @@ def _moment(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
 
 
-def _seconds(dialect: str):
+def _seconds(dialect: str) -> ColumnElement[Any]:
     """The run time of the attempt that ended the job, in SQL; negative (hosts' clocks differ) counts as 0."""
     if dialect == "sqlite":
         raw = (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
@@ -95,7 +111,7 @@ def _seconds(dialect: str):
     return case((and_(timed, raw < 0), 0.0), (timed, raw), else_=null())
 
 
-def _aggregate(where: list, dialect: str):
+def _aggregate(where: Sequence[ColumnElement[bool]], dialect: str) -> Select[*tuple[Any, ...]]:
     """type, queue, status, jobs, timed, seconds and one count per bucket, over the rows matching where."""
     inner = select(Job.type, Job.queue, Job.status, _seconds(dialect).label("d")).where(*where).subquery()
     d = inner.c.d
@@ -110,12 +126,12 @@ def _aggregate(where: list, dialect: str):
     ).group_by(inner.c.type, inner.c.queue, inner.c.status)
 
 
-def _values(row) -> dict[str, float]:
+def _values(row: Row[*tuple[Any, ...]]) -> dict[str, float]:
     """The counts of an aggregate row (PostgreSQL sums durations as numeric: made float here)."""
     return {k: float(v or 0) for k, v in row._mapping.items() if k not in ("type", "queue", "status")}
 
 
-def _key(type_: str, status: str, name: str):
+def _key(type_: str, status: str, name: str) -> ColumnElement[bool]:
     return and_(MetricTotal.type == type_, MetricTotal.status == status, MetricTotal.name == name)
 
 
@@ -160,7 +176,7 @@ def rollup(eng: Engine, now: datetime | None = None, settle: float = SETTLE_SECO
     return True
 
 
-def _move_watermark(conn, old: float | None, new: float) -> bool:
+def _move_watermark(conn: Connection, old: float | None, new: float) -> bool:
     if old is None:
         conn.execute(insert(MetricTotal).values(type="", status="", name="watermark", value=new))
         return True
@@ -168,7 +184,7 @@ def _move_watermark(conn, old: float | None, new: float) -> bool:
     return moved.rowcount == 1
 
 
-def _add(conn, found) -> None:
+def _add(conn: Connection, found: Sequence[Row[*tuple[Any, ...]]]) -> None:
     deltas: dict[tuple[str, str, str], float] = defaultdict(float)
     for row in found:  # one row per queue too: a type's queue may have changed over time
         for name, value in _values(row).items():
@@ -184,7 +200,7 @@ def _add(conn, found) -> None:
             conn.execute(insert(MetricTotal).values(type=key[0], status=key[1], name=key[2], value=value))
 
 
-def _live(eng: Engine, watermark: float | None):
+def _live(eng: Engine, watermark: float | None) -> Sequence[Row[*tuple[Any, ...]]]:
     """Rows the watermark has not passed: not ended yet, or ended at or after it."""
     # Bounded on both sides, so SQLite's planner (which has no statistics) takes the finished_at index
     # rather than scanning the table in type order for the GROUP BY.
