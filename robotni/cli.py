@@ -33,13 +33,14 @@ def _api_url() -> str:
     return os.environ.get("ROBOTNI_API_URL", f"http://{config.settings().bind}") + "/api/worker"
 
 
-def _call(method: str, path: str, body: Any = None) -> dict:
+def _call(method: str, path: str, body: Any = None) -> dict[str, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(_api_url() + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
+            answer: dict[str, Any] = json.load(response)  # every endpoint the CLI calls answers an object
+            return answer
     except urllib.error.HTTPError as exc:
         raise click.ClickException(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
     except urllib.error.URLError as exc:
