@@ -10,11 +10,10 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import abort
 
 from robotni import logsetup
 from robotni.api import auth
-from robotni.api.blueprint import Blueprint
+from robotni.api.blueprint import Blueprint, abort
 from robotni.api.schemas import (
     AttemptSchema,
     IdempotencyHeaderSchema,
@@ -29,7 +28,7 @@ from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.status import WAITING, JobStatus
 from robotni.store import jobs, queries
-from robotni.store.models import Job
+from robotni.store.models import Attempt, Job
 from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
 from robotni.worktypes.registry import WorkerType, registry
@@ -47,7 +46,7 @@ def job_or_404(job_id: str) -> Job:
     return job
 
 
-def checked_request(body: dict) -> tuple[WorkerType, dict[str, Any]]:
+def checked_request(body: dict[str, Any]) -> tuple[WorkerType, dict[str, Any]]:
     """The worker type and params with defaults, or 422 naming what is wrong (robotni/submission/check.py)."""
     try:
         return check.checked(registry(), body["type"], body["params"], body["venv"], settings())
@@ -94,7 +93,7 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
 class Jobs(MethodView):
     @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
-    def get(self, query):
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, filtered by type, status, project and creation time"""
         limit, projects = query["limit"], auth.project_filter(query.get("project"))
         if projects == []:  # none of the asked projects is the token's
@@ -119,7 +118,7 @@ class Jobs(MethodView):
     @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
     @blp.alt_response(429, description="The project has ROBOTNI_MAX_WAITING_PER_PROJECT jobs waiting, or rate limit")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
-    def post(self, body, headers):
+    def post(self, body: dict[str, Any], headers: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
         """Submit a job"""
         auth.require(body["project"])
         wtype, params = checked_request(body)
@@ -154,7 +153,7 @@ class JobById(MethodView):
     @blp.etag
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No such job")
-    def get(self, job_id):
+    def get(self, job_id: str) -> Job:
         """Get a job: status, result, progress; 304 when If-None-Match holds its current ETag"""
         job = job_or_404(job_id)
         blp.set_etag({"id": job.id, "version": job.version})
@@ -164,7 +163,7 @@ class JobById(MethodView):
     @blp.alt_response(202, schema=JobSchema, description="Running: its process group is being stopped")
     @blp.alt_response(404, description="No such job")
     @blp.alt_response(409, description="The job already ended otherwise")
-    def delete(self, job_id):
+    def delete(self, job_id: str) -> Job | tuple[Job, int]:
         """Cancel a job: a waiting one never starts, a running one is stopped within seconds"""
         job_or_404(job_id)
         job = jobs.cancel(job_id)
@@ -198,7 +197,7 @@ class JobLogs(MethodView):
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, LogChunkSchema)
     @blp.alt_response(404, description="No such job")
-    def get(self, query, job_id):
+    def get(self, query: dict[str, Any], job_id: str) -> dict[str, Any]:
         """Read a job's output from a byte offset; ask again from next_offset to tail it"""
         job = job_or_404(job_id)
         offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
@@ -219,7 +218,7 @@ class JobLogs(MethodView):
 class JobAttempts(MethodView):
     @blp.response(200, AttemptSchema(many=True))
     @blp.alt_response(404, description="No such job")
-    def get(self, job_id):
+    def get(self, job_id: str) -> list[Attempt]:
         """Each ended attempt of a job: worker, outcome, exit code, error, times"""
         job_or_404(job_id)
         return jobs.attempts_of(job_id)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,7 +109,11 @@ def get(job_id: str) -> Job | None:
 
 
 def transition(
-    job_id: str, where: Iterable, ended: Job | None = None, log_chunk: LogChunk | None = None, **values: Any
+    job_id: str,
+    where: Iterable[ColumnElement[bool]],
+    ended: Job | None = None,
+    log_chunk: LogChunk | None = None,
+    **values: Any,
 ) -> Job | None:
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
@@ -145,7 +149,7 @@ def transition(
         return row
 
 
-def status_in(statuses: Iterable[JobStatus]):
+def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
     return Job.status.in_(list(statuses))
 
 
@@ -165,25 +169,27 @@ def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     )
 
 
-def owned_by(job: Job) -> list:
+def owned_by(job: Job) -> list[ColumnElement[bool]]:
     """The running row as this attempt left it: a reaped or requeued attempt can no longer write."""
     return [Job.status == JobStatus.RUNNING, Job.worker == job.worker, Job.attempts == job.attempts]
 
 
 def renew(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: LogChunk | None) -> bool | None:
     """Extend the lease and record visible progress and output; the cancel mark, or None if the lease was lost."""
-    lease = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     if changes:
-        row = transition(job.id, owned_by(job), log_chunk=log_chunk, **lease, **changes)
+        row = transition(job.id, owned_by(job), log_chunk=log_chunk, lease_expires_at=lease_expires_at, **changes)
     else:
         # Lease only: no version bump, so a client polling with an ETag still gets 304.
-        statement = update(Job).where(Job.id == job.id, *owned_by(job)).values(**lease).returning(Job)
+        statement = (
+            update(Job).where(Job.id == job.id, *owned_by(job)).values(lease_expires_at=lease_expires_at).returning(Job)
+        )
         with Session(engine(), expire_on_commit=False) as session, session.begin():
             row = session.execute(statement).scalar_one_or_none()
     return None if row is None else row.cancel_requested
 
 
-def _owned(job: Job, lease_expired_by: datetime | None) -> list:
+def _owned(job: Job, lease_expired_by: datetime | None) -> list[ColumnElement[bool]]:
     """owned_by(job), and with lease_expired_by (the reaper's clock) only while the lease is still expired."""
     expired = [] if lease_expired_by is None else [Job.lease_expires_at < lease_expired_by]
     return [*owned_by(job), *expired]
@@ -225,7 +231,7 @@ def republished(job: Job) -> bool:
         return conn.execute(statement.values(published_at=utcnow())).rowcount == 1
 
 
-def release(job_id: str, due_by) -> Job | None:
+def release(job_id: str, due_by: datetime) -> Job | None:
     """scheduled → queued once due; the caller publishes the message."""
     return transition(
         job_id,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from robotni.status import JobStatus
 from robotni.store.engine import engine
@@ -38,7 +39,7 @@ def search(
         return list(session.scalars(query))
 
 
-def counts(column, where=()) -> dict[str, int]:
+def counts(column: InstrumentedAttribute[str], where: Iterable[ColumnElement[bool]] = ()) -> dict[str, int]:
     """Jobs per value of column (status, queue, ...), among rows matching where."""
     query = select(column, func.count()).where(*where).group_by(column)
     with engine().connect() as conn:

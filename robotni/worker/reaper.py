@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownType
@@ -46,7 +46,7 @@ def _policy(job: Job) -> RetryPolicy:
         return RetryPolicy()
 
 
-def _rows(query) -> list[Job]:
+def _rows(query: Select[Job]) -> list[Job]:
     with Session(engine(), expire_on_commit=False) as session:
         return list(session.scalars(query))
 
