@@ -31,6 +31,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check robotni tests bench celeryconfig.py
 	$(BIN)/ruff format --check robotni tests bench celeryconfig.py
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench

@@ -31,7 +31,7 @@ DEFAULT_QUEUE = "default"
 DEFAULT_SOFT_LIMIT = 300.0
 # Seconds between SIGTERM at the soft limit and SIGKILL, when the type gives no hard limit.
 DEFAULT_HARD_MARGIN = 10.0
-# The generic type: runs a script from ROBOTNI_SCRIPTS_DIR named in its params (robotni.submission.paths checks it).
+# The generic type: runs a script from ROBOTNI_SCRIPTS_DIR named in its params (robotni.paths checks it).
 PYTHON_SCRIPT = "python-script"
 PYTHON_SCRIPT_PARAMS = {
     "type": "object",
@@ -74,8 +74,8 @@ def _with_defaults(validator_class: type[Validator]) -> type[Validator]:
                     instance.setdefault(name, copy.deepcopy(subschema["default"]))
         yield from validate_properties(validator, props, instance, schema)
 
-    # types-jsonschema leaves extend() unannotated; it returns a validator class like the one it extends.
-    filling: type[Validator] = extend(validator_class, {"properties": properties})  # type: ignore[no-untyped-call]
+    # types-jsonschema leaves extend() unannotated ([tool.mypy] untyped_calls_exclude): it makes a validator class.
+    filling: type[Validator] = extend(validator_class, {"properties": properties})
     return filling
 
 
@@ -316,3 +316,8 @@ def load_registry(workers_dir: Path) -> Registry:
 @cache
 def registry() -> Registry:
     return load_registry(settings().workers_dir)
+
+
+def reset_registry() -> None:
+    """Forget this process's registry: the next `registry()` reads the workers folder again (tests, tools)."""
+    registry.cache_clear()
