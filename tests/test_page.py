@@ -8,7 +8,7 @@ import pytest
 
 from tests.stack import ROOT, Stack
 
-STATIC = ROOT / "robotni" / "static"
+STATIC = ROOT / "robotni" / "api" / "static"
 
 
 @pytest.fixture(scope="module")

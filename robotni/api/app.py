@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -21,7 +22,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask("robotni")
+    app = Flask("robotni", root_path=str(Path(__file__).parent))  # its static folder is robotni/api/static
     logsetup.install_flask(app)  # before anything logs; its hooks run before auth's, so a refusal has a request id too
     metrics.install(app)  # /metrics, and every request's latency (refused ones too)
     app.config.update(
@@ -46,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
-    app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/static
+    app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/api/static
     engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
     return app
 
