@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from robotni.broker import RUN_JOB_TASK
 from robotni.config import LOG_FORMATS, settings
 from robotni.errors import ConfigError
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:  # for annotations only: the functions import Flask and Celery
 
 requests_log = logging.getLogger("robotni.requests")
 JOB_FIELDS = ("job_id", "type", "project", "attempt")
-RUN_JOB = "robotni.run_job"
 # A client's X-Request-ID is kept only when it is short and plain, so it cannot forge or flood log lines.
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 # Probes and scrapes come every few seconds: their request lines are debug, not info.
@@ -77,7 +77,7 @@ def _thread_job() -> dict[str, Any] | None:
 def _received_job(record: logging.LogRecord) -> dict[str, Any] | None:
     """Celery's "Task robotni.run_job[<id>] received" line, in the worker's main process: the task id is the job id."""
     data = getattr(record, "data", None)
-    if isinstance(data, dict) and data.get("name") == RUN_JOB and data.get("id"):
+    if isinstance(data, dict) and data.get("name") == RUN_JOB_TASK and data.get("id"):
         return {"job_id": data["id"]}
     return None
 
@@ -243,7 +243,7 @@ def _task_started(
     task: Task[Any, Any] | None = None, task_id: str | None = None, args: Sequence[Any] | None = None, **_: Any
 ) -> None:
     clear()
-    if task is not None and task.name == RUN_JOB:
+    if task is not None and task.name == RUN_JOB_TASK:
         # The type and project travel as message headers (robotni.broker.publish.enqueue); the attempt is known once
         # the task has claimed the row, which then binds the whole job.
         request = task.request
