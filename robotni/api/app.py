@@ -23,6 +23,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("robotni", root_path=str(Path(__file__).parent))  # its static folder is robotni/api/static
+    app.url_map.strict_slashes = False  # `/jobs/` is `/jobs`: clients and proxies add the slash, a 308 loses a POST
     logsetup.install_flask(app)  # before anything logs; its hooks run before auth's, so a refusal has a request id too
     metrics.install(app)  # /metrics, and every request's latency (refused ones too)
     app.config.update(

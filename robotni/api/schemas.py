@@ -64,6 +64,9 @@ class JobCreateSchema(Schema):
 
 class JobSchema(Schema):
     id = fields.String()
+    job_id = fields.Function(
+        lambda job: job.id, dump_only=True, metadata={"type": "string", "description": "id again, for older clients"}
+    )
     type = fields.String()
     project = fields.String()
     queue = fields.String()
