@@ -267,9 +267,13 @@ def _cancelled_waiting(error: str) -> dict[str, Any]:
     }
 
 
-def cancel(job_id: str) -> Job | None:
-    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job."""
-    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting("cancelled before it started"))
+def cancel(job_id: str, asked_by: str = "") -> Job | None:
+    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job.
+
+    `asked_by` names who cancelled when it is not the API (a Celery revoke): the waiting job's error says so.
+    """
+    by = f" by {asked_by}" if asked_by else ""
+    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting(f"cancelled{by} before it started"))
     if ended is not None:
         return ended
     marked = transition(

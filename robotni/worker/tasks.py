@@ -36,7 +36,7 @@ from robotni.store import jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
-from robotni.worker import execution, heartbeat, orphan_sweep, reaper
+from robotni.worker import control, execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
@@ -93,6 +93,12 @@ def _refuse_outdated_schema(**_: Any) -> None:
     except SchemaOutdated as exc:
         print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
         raise SystemExit(1) from None
+
+
+@worker_init.connect
+def _revoke_is_cancel(**_: Any) -> None:
+    """Before the consumer starts its mailbox: Celery's revoke and terminate also cancel the job in the store."""
+    control.install()
 
 
 @worker_init.connect
