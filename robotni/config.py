@@ -34,6 +34,9 @@ DEFAULT_DB_BUSY_TIMEOUT = 10.0
 DEFAULT_BROKER_STALE_SECONDS = 300.0
 # A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
 DEFAULT_SHUTDOWN_GRACE = 60.0
+# A job whose worker dies under it (SIGKILL, OOM, a lost host) runs again this often before the loss counts against
+# its own retries: the script did nothing wrong, but one that kills every worker it runs on must still end.
+DEFAULT_LOST_ATTEMPTS = 2
 # Repeating a POST with the same Idempotency-Key within this window returns the first job.
 DEFAULT_IDEMPOTENCY_SECONDS = 24 * 3600
 # A running job renews its lease and reads its cancel mark this often: cancel lands within beat + grace.
@@ -80,6 +83,7 @@ class Settings:
     max_request_bytes: int
     heartbeat_seconds: float
     shutdown_grace: float
+    lost_attempts: int
     broker_stale_seconds: float
     db_busy_timeout: float
     idempotency_seconds: float
@@ -162,6 +166,7 @@ def load_settings() -> Settings:
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
         broker_stale_seconds=float(_env("BROKER_STALE_SECONDS", str(DEFAULT_BROKER_STALE_SECONDS))),
         shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
+        lost_attempts=int(_env("LOST_ATTEMPTS", str(DEFAULT_LOST_ATTEMPTS))),
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),

@@ -60,6 +60,8 @@ class Job(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Attempts whose worker was lost (killed, host gone): run again without spending the type's retries.
+    lost_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     # When a scheduled job (retry backoff, deferred start) is due.

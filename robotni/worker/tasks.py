@@ -68,7 +68,7 @@ def _chores() -> None:
     filesystem broker bounded."""
     current = settings()
     idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
-    reaper.reap(publish.enqueue, idle, current.republish_after)
+    reaper.reap(publish.enqueue, idle, current.republish_after, current.lost_attempts)
     if _due("orphans", ORPHAN_SWEEP_SECONDS):
         orphan_sweep.kill_orphans()
     if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
