@@ -18,6 +18,8 @@ start: export PATH := $(abspath $(BIN)):$(PATH)
 # A root worker runs jobs as nobody; if nobody cannot run this venv's Python (a pyenv under /root), every job would
 # fail, so a development `make start` keeps jobs as root then. Deployments: see the README's Security section.
 start: export ROBOTNI_JOB_USER ?= $(shell [ "$$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c '$(abspath $(BIN))/python -I -c pass' >/dev/null 2>&1 && echo root)
+# A person reads this console, and honcho's pipes are no terminal (`auto` would pick JSON): text lines.
+start: export ROBOTNI_LOG_FORMAT ?= text
 start: $(VENV)/.installed
 	honcho start
 
