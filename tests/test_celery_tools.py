@@ -45,6 +45,20 @@ def test_a_waiting_job_revoked_through_celery_is_cancelled_and_never_starts(busy
     assert busy_stack.job(waiting["id"]) | {"attempts": 0, "started_at": None} == busy_stack.job(waiting["id"])
 
 
+def test_the_worker_answers_ping_within_a_second_while_busy_with_a_backlog(busy_stack):
+    running = busy_stack.submit("sleeper", {"seconds": 30})
+    busy_stack.wait_for(running["id"], ["running"])
+    backlog = [busy_stack.submit("add", {"x": n, "y": n}) for n in range(3)]  # prefetched and waiting
+    try:
+        argv = [sys.executable, "-m", "celery", "-A", "robotni", "inspect", "ping", "--timeout", "1"]
+        done = subprocess.run(argv, env=busy_stack.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert "pong" in done.stdout, done.stdout + done.stderr
+    finally:
+        for job in [running, *backlog]:
+            busy_stack.http.delete(busy_stack.api(f"/jobs/{job['id']}"))
+    assert busy_stack.wait_for(running["id"])["status"] == "cancelled"
+
+
 def test_a_running_job_revoked_without_terminate_is_stopped(busy_stack):
     job = busy_stack.submit("sleeper", {"seconds": 30})
     busy_stack.wait_for(job["id"], ["running"])

@@ -47,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
     app.before_request(_require_json_body)
+    app.before_request(_refuse_nul)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/api/static
     engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
@@ -56,6 +57,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _require_json_body() -> None:
     if request.method in BODY_METHODS and request.content_length and not request.is_json:
         abort(415, message=f"send the body as application/json, not {request.mimetype or 'no content type'}")
+
+
+def _refuse_nul() -> None:
+    """A NUL (%00) is in no id, filter or header value: PostgreSQL's text cannot even hold one (a 500 there)."""
+    if "\0" in request.path:
+        abort(404, message="no resource has a NUL character in its path")
+    for location, pairs in (("query", request.args.items(multi=True)), ("headers", request.headers.items())):
+        bad = sorted({name for name, value in pairs if "\0" in name or "\0" in value})
+        if bad:
+            abort(422, errors={location: {name: ["contains a NUL character"] for name in bad}}, message="NUL character")
 
 
 def _database_unavailable(api: Api, exc: OperationalError) -> ResponseReturnValue:

@@ -80,6 +80,8 @@ def _encode_cursor(job: Job) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if "\0" in str(job_id):  # in no id, and PostgreSQL's text cannot hold one (a 500 there)
+            raise ValueError("a NUL in the id")
         return datetime.fromisoformat(created), str(job_id)
     except (ValueError, TypeError, RecursionError):  # RecursionError: "[[[[…" nested past json's limit
         abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")

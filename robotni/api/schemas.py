@@ -132,9 +132,13 @@ class LogChunkSchema(Schema):
     complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
 
 
+# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
+
+
 class FlushSchema(Schema):
-    type = fields.List(fields.String())
-    project = fields.List(fields.String())
+    type = fields.List(fields.String(validate=NO_NUL))
+    project = fields.List(fields.String(validate=NO_NUL))
 
 
 class FlushResultSchema(Schema):

@@ -222,6 +222,12 @@ def run_job(self: Task[Any, Any], job_id: str) -> str:
             outcome, visible = execute(job, registry()[job.type], settings(), cancel)
     except RobotniError as exc:  # the type, script or venv went away since submit
         outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
+    except Exception as exc:  # a bug of Robotni's: the job ends saying so now, not when its lease runs out
+        log.exception("job %s: the worker failed around the run", job.id)
+        outcome, visible = (
+            Outcome(JobStatus.FAILED, error=f"Robotni's worker failed: {exc.__class__.__name__}: {exc}"),
+            {},
+        )
     ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
