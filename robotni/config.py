@@ -57,11 +57,13 @@ DEFAULT_RATE_PER_SECOND = 50.0
 DEFAULT_RATE_BURST = 100
 # Waiting (queued + scheduled) jobs per project: one project's flood cannot fill the store and starve the others.
 DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
+# A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class Settings:
     cleanup_seconds: float
     schedules_file: Path | None
     log_format: str
+    webhook_timeout: float
+    webhook_allow_private: bool
+    callback_secret: str
 
     @property
     def jobs_dir(self) -> Path:
@@ -181,6 +186,9 @@ def load_settings() -> Settings:
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
         log_format=_env("LOG_FORMAT", "auto").lower(),
+        webhook_timeout=float(_env("WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))),
+        webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
+        callback_secret=_env("CALLBACK_SECRET", ""),
     )
 
 

@@ -24,6 +24,7 @@ from robotni.api.schemas import (
     LogChunkSchema,
     LogQuerySchema,
 )
+from robotni.api.webhooks import checked_url
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.status import WAITING, JobStatus
@@ -71,6 +72,13 @@ def _check_waiting(project: str) -> None:
     waiting = _waiting_cap.full(project, cap)
     if waiting is not None:
         abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
+
+
+def _check_callback(url: str) -> None:
+    """422 unless callbacks can be signed and the URL is http(s) to public addresses, as for a webhook."""
+    if not settings().callback_secret:
+        abort(422, errors={"json": {"callback_url": ["ROBOTNI_CALLBACK_SECRET is not set"]}}, message="no callbacks")
+    checked_url(url, "callback_url")
 
 
 def _encode_cursor(job: Job) -> str:
@@ -122,6 +130,8 @@ class Jobs(MethodView):
         """Submit a job"""
         auth.require(body["project"])
         wtype, params = checked_request(body)
+        if body["callback_url"] is not None:
+            _check_callback(body["callback_url"])
         _check_waiting(body["project"])
         job, created = jobs.create(
             type=wtype.name,
@@ -133,6 +143,7 @@ class Jobs(MethodView):
             idempotency_key=headers.get("idempotency_key"),
             idempotency_window=settings().idempotency_seconds,
             run_at=body["run_at"],
+            callback_url=body["callback_url"],
         )
         logsetup.bind_job(job)
         if not created:
@@ -180,7 +191,7 @@ class JobById(MethodView):
         return job
 
 
-def _utf8_prefix(chunk: bytes) -> bytes:
+def utf8_prefix(chunk: bytes) -> bytes:
     """Chunk without a multi-byte character cut at its end, so the next read starts on a boundary."""
     for cut in range(min(4, len(chunk) + 1)):
         head = chunk[: len(chunk) - cut]
@@ -202,7 +213,7 @@ class JobLogs(MethodView):
         job = job_or_404(job_id)
         offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
         start = min(offset, size)
-        chunk = _utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        chunk = utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
         next_offset = start + len(chunk)
         ended = JobStatus(job.status).is_terminal
         return {

@@ -36,6 +36,12 @@ class JobCreateSchema(Schema):
         allow_none=True,
         metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
     )
+    callback_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 2048),
+        metadata={"description": "POSTed the job's end, signed with ROBOTNI_CALLBACK_SECRET (Standard Webhooks)"},
+    )
     countdown = fields.Float(
         load_default=None,
         allow_none=True,
@@ -83,6 +89,7 @@ class JobSchema(Schema):
     progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
     progress_message = fields.String(allow_none=True)
     log_bytes = fields.Integer(metadata={"description": "Size of the output log so far"})
+    callback_url = fields.String(allow_none=True)
     created_at = UTCDateTime()
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
