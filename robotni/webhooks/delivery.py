@@ -22,8 +22,6 @@ from robotni.store.models import WebhookDelivery, utcnow
 from robotni.webhooks import addresses, post, signing
 
 log = logging.getLogger(__name__)
-# Waits after each failed try, about a day in all (Standard Webhooks' own schedule); then the delivery failed.
-BACKOFF_SECONDS = (5, 60, 300, 1800, 7200, 18000, 36000, 50400)
 # Each wait is stretched or shrunk by up to this fraction, so receivers coming back are not hit all at once.
 JITTER = 0.1
 # A claim outlives the receiver's timeout by this much: only a dead sender's claim ever expires.
@@ -36,11 +34,11 @@ def lease_seconds(current: Settings) -> float:
     return current.webhook_timeout + LEASE_MARGIN
 
 
-def backoff(attempts: int) -> float | None:
-    """Seconds before the next try after `attempts` failed ones; None when none is left."""
-    if attempts > len(BACKOFF_SECONDS):
+def backoff(attempts: int, waits: tuple[float, ...]) -> float | None:
+    """Seconds before the next try after `attempts` failed ones (ROBOTNI_WEBHOOK_BACKOFF); None when none is left."""
+    if attempts > len(waits):
         return None
-    return BACKOFF_SECONDS[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+    return waits[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
 
 
 def _destination(delivery: WebhookDelivery, current: Settings) -> tuple[str, str] | str:
@@ -82,7 +80,7 @@ def attempt(delivery_id: int, current: Settings) -> int | None:
         subscriptions.change(delivery.subscription_id, enabled=False, disabled_reason=f"410 Gone from {destination[0]}")
         settled = deliveries.settle(delivery, status=FAILED, **outcome)
     else:
-        wait = backoff(delivery.attempts)
+        wait = backoff(delivery.attempts, current.webhook_backoff)
         later = {"next_try_at": utcnow() + timedelta(seconds=wait)} if wait is not None else {"status": FAILED}
         settled = deliveries.settle(delivery, **later, **outcome)
     if settled is None:
