@@ -191,7 +191,9 @@ def load_settings() -> Settings:
         log_format=_env("LOG_FORMAT", "auto").lower(),
         webhook_timeout=float(_env("WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))),
         webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
-        webhook_backoff=tuple(float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()),
+        webhook_backoff=tuple(
+            float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
+        ),
         callback_secret=_env("CALLBACK_SECRET", ""),
     )
 

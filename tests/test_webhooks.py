@@ -72,8 +72,10 @@ def test_a_receiver_down_then_up_gets_every_event_once_in_order(hooks):
     subscription = subscribe(hooks, receiver.url, "outage")
     jobs = [hooks.submit("helloworld", project="outage")["id"] for _ in range(3)]
     wait_until(
-        lambda: sum(d["attempts"] >= 2 and "refused" in (d["last_error"] or "") for d in deliveries(hooks, subscription))
-        >= 3,
+        lambda: (
+            sum(d["attempts"] >= 2 and "refused" in (d["last_error"] or "") for d in deliveries(hooks, subscription))
+            >= 3
+        ),
         30,
         "failed tries while the receiver is down",
     )
@@ -83,7 +85,9 @@ def test_a_receiver_down_then_up_gets_every_event_once_in_order(hooks):
         wait_until(lambda: all(d["status"] == "delivered" for d in deliveries(hooks, subscription)), 10, "delivered")
         assert len(receiver.ids()) == len(set(receiver.ids())) == 6
         for job_id in jobs:
-            types = [json.loads(body)["type"] for _, _, body in receiver.calls if json.loads(body)["data"]["id"] == job_id]
+            types = [
+                json.loads(body)["type"] for _, _, body in receiver.calls if json.loads(body)["data"]["id"] == job_id
+            ]
             assert types == ["job.started", "job.completed"]
     finally:
         receiver.stop()
@@ -106,7 +110,11 @@ def test_a_job_callback_is_signed_with_the_callback_secret(hooks, receiver):
     wait_until(lambda: receiver.calls, 20, "the callback")
     _, headers, body = receiver.calls[0]
     sent = Webhook(CALLBACK_SECRET).verify(body, headers)
-    assert (sent["type"], sent["data"]["id"], sent["data"]["callback_url"]) == ("job.completed", job["id"], receiver.url)
+    assert (sent["type"], sent["data"]["id"], sent["data"]["callback_url"]) == (
+        "job.completed",
+        job["id"],
+        receiver.url,
+    )
     assert len(receiver.calls) == 1  # only the end
 
 

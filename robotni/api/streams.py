@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from flask import Response, request
@@ -32,6 +33,8 @@ KEEPALIVE_SECONDS = 15.0
 # Log bytes per `log` event, and events per read: a stream catching up sends in steps.
 LOG_EVENT_BYTES = 64 * 1024
 EVENTS_PER_READ = 100
+# What a browser waits before it reconnects (and resumes) after a dropped stream.
+RETRY_MILLISECONDS = 1000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # X-Accel-Buffering: nginx passes it through
 STREAM_DOC = "text/event-stream: `status`, `progress`, `log` and `end` events, each with an id"
 
@@ -54,7 +57,8 @@ def _last_event_id(query: dict[str, Any]) -> str | None:
 
 
 def _stream(chunks: Iterator[str]) -> Response:
-    return Response(chunks, mimetype="text/event-stream", headers=HEADERS)
+    """The stream, opened at once: its first line goes out before any event, so the client sees the headers."""
+    return Response(chain([f"retry: {RETRY_MILLISECONDS}\n\n"], chunks), mimetype="text/event-stream", headers=HEADERS)
 
 
 def _parse(text: str, parts: int) -> list[int]:

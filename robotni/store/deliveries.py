@@ -118,7 +118,7 @@ def of_subscription(subscription_id: str, limit: int) -> list[tuple[WebhookDeliv
         .limit(limit)
     )
     with Session(engine(), expire_on_commit=False) as session:
-        return [(delivery, type_) for delivery, type_ in session.execute(query).tuples()]
+        return [(delivery, type_) for delivery, type_ in session.execute(query)]
 
 
 def redeliver(subscription_id: str, delivery_id: int) -> WebhookDelivery | None:
