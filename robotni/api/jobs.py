@@ -97,7 +97,7 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-@blp.route("/jobs")
+@blp.route("/jobs", operations={"get": "listJobs", "post": "submitJob"})
 class Jobs(MethodView):
     @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
@@ -159,7 +159,7 @@ class Jobs(MethodView):
         return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
 
 
-@blp.route("/jobs/<string:job_id>")
+@blp.route("/jobs/<string:job_id>", operations={"get": "getJob", "delete": "cancelJob"})
 class JobById(MethodView):
     @blp.etag
     @blp.response(200, JobSchema)
@@ -203,7 +203,7 @@ def utf8_prefix(chunk: bytes) -> bytes:
     return chunk  # not UTF-8 at all: hand it over as it is, replaced characters and all
 
 
-@blp.route("/jobs/<string:job_id>/logs")
+@blp.route("/jobs/<string:job_id>/logs", operations={"get": "getJobLogs"})
 class JobLogs(MethodView):
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, LogChunkSchema)
@@ -225,7 +225,7 @@ class JobLogs(MethodView):
         }
 
 
-@blp.route("/jobs/<string:job_id>/attempts")
+@blp.route("/jobs/<string:job_id>/attempts", operations={"get": "listJobAttempts"})
 class JobAttempts(MethodView):
     @blp.response(200, AttemptSchema(many=True))
     @blp.alt_response(404, description="No such job")

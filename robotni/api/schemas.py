@@ -22,9 +22,11 @@ class UTCDateTime(fields.DateTime):
 
 
 class JobCreateSchema(Schema):
-    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types", "example": "fakejob"})
     params = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "Checked against the type's schema", "example": {"delay_seconds": 2}},
     )
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
     venv = fields.String(
@@ -69,14 +71,17 @@ class JobCreateSchema(Schema):
 
 
 class JobSchema(Schema):
-    id = fields.String()
-    type = fields.String()
-    project = fields.String()
+    id = fields.String(metadata={"example": "6f0c2a9e-1b7d-4c55-9a3e-2f1d8e4b7c10"})
+    type = fields.String(metadata={"example": "fakejob"})
+    project = fields.String(metadata={"example": "default"})
     queue = fields.String()
     params = fields.Dict()
     venv = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
-    result = fields.Raw(allow_none=True, metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT"})
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]), metadata={"example": "completed"})
+    result = fields.Raw(
+        allow_none=True,
+        metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT", "example": {"waited": 2.4}},
+    )
     error = fields.String(allow_none=True)
     exit_code = fields.Integer(allow_none=True)
     attempts = fields.Integer()

@@ -145,7 +145,7 @@ def follow_projects(projects: list[str] | None, cursor: int) -> Iterator[str]:
             time.sleep(STREAM_POLL_SECONDS)
 
 
-@blp.route("/jobs/<string:job_id>/events")
+@blp.route("/jobs/<string:job_id>/events", operations={"get": "streamJobEvents"})
 class JobEvents(MethodView):
     @blp.arguments(StreamQuerySchema, location="query")
     @blp.response(200, description=STREAM_DOC, content_type="text/event-stream")
@@ -161,7 +161,7 @@ class JobEvents(MethodView):
         return _stream(follow_job(job.id, cursor, offset, current=False))
 
 
-@blp.route("/events")
+@blp.route("/events", operations={"get": "streamEvents"})
 class ProjectEvents(MethodView):
     @blp.arguments(ProjectStreamQuerySchema, location="query")
     @blp.response(

@@ -58,7 +58,7 @@ def _projects(asked: list[str]) -> list[str]:
     return sorted(asked or (scope or []))
 
 
-@blp.route("/webhooks")
+@blp.route("/webhooks", operations={"get": "listWebhooks", "post": "createWebhook"})
 class Webhooks(MethodView):
     @blp.response(200, WebhookSchema(many=True))
     def get(self) -> list[WebhookSubscription]:
@@ -77,7 +77,10 @@ class Webhooks(MethodView):
         return created, 201, {"Location": url_for("webhooks.WebhookById", subscription_id=created.id)}
 
 
-@blp.route("/webhooks/<string:subscription_id>")
+@blp.route(
+    "/webhooks/<string:subscription_id>",
+    operations={"get": "getWebhook", "patch": "updateWebhook", "delete": "deleteWebhook"},
+)
 class WebhookById(MethodView):
     @blp.response(200, WebhookSchema)
     @blp.alt_response(404, description="No such webhook")
@@ -107,7 +110,7 @@ class WebhookById(MethodView):
         subscriptions.remove(subscription_or_404(subscription_id).id)
 
 
-@blp.route("/webhooks/<string:subscription_id>/rotate-secret")
+@blp.route("/webhooks/<string:subscription_id>/rotate-secret", operations={"post": "rotateWebhookSecret"})
 class WebhookSecret(MethodView):
     @blp.response(200, WebhookSecretSchema)
     @blp.alt_response(404, description="No such webhook")
@@ -118,7 +121,7 @@ class WebhookSecret(MethodView):
         return changed or subscription_or_404(subscription_id)
 
 
-@blp.route("/webhooks/<string:subscription_id>/deliveries")
+@blp.route("/webhooks/<string:subscription_id>/deliveries", operations={"get": "listWebhookDeliveries"})
 class Deliveries(MethodView):
     @blp.arguments(DeliveryQuerySchema, location="query")
     @blp.response(200, DeliverySchema(many=True))
@@ -130,7 +133,9 @@ class Deliveries(MethodView):
         return [{**vars(delivery), "event": event} for delivery, event in found]
 
 
-@blp.route("/webhooks/<string:subscription_id>/deliveries/<int:delivery_id>/redeliver")
+@blp.route(
+    "/webhooks/<string:subscription_id>/deliveries/<int:delivery_id>/redeliver", operations={"post": "redeliverWebhook"}
+)
 class Redeliver(MethodView):
     @blp.response(202, DeliverySchema)
     @blp.alt_response(404, description="No such delivery of this webhook")
