@@ -60,11 +60,15 @@ DEFAULT_RATE_PER_SECOND = 50.0
 DEFAULT_RATE_BURST = 100
 # Waiting (queued + scheduled) jobs per project: one project's flood cannot fill the store and starve the others.
 DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
+# A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+# Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
+DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ class Settings:
     cleanup_seconds: float
     schedules_file: Path | None
     log_format: str
+    webhook_timeout: float
+    webhook_allow_private: bool
+    webhook_backoff: tuple[float, ...]
+    callback_secret: str
 
     @property
     def jobs_dir(self) -> Path:
@@ -186,6 +194,12 @@ def load_settings() -> Settings:
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
         log_format=_env("LOG_FORMAT", "auto").lower(),
+        webhook_timeout=float(_env("WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))),
+        webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
+        webhook_backoff=tuple(
+            float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
+        ),
+        callback_secret=_env("CALLBACK_SECRET", ""),
     )
 
 

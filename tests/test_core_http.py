@@ -45,7 +45,9 @@ def test_every_route_answers_with_a_trailing_slash_too(stack):
     assert response.status_code == 202, response.text  # not a redirect that drops the body
     job_id = response.json()["id"]
     assert stack.http.get(stack.api(f"/jobs/{job_id}/")).json()["id"] == job_id
-    assert [j["id"] for j in stack.http.get(stack.api("/jobs/"), params={"project": "slash"}).json()["jobs"]] == [job_id]
+    assert [j["id"] for j in stack.http.get(stack.api("/jobs/"), params={"project": "slash"}).json()["jobs"]] == [
+        job_id
+    ]
     assert stack.http.get(stack.api("/types/")).status_code == 200
     assert stack.http.get(stack.url + "/healthz/").status_code == 200
 

@@ -22,9 +22,11 @@ class UTCDateTime(fields.DateTime):
 
 
 class JobCreateSchema(Schema):
-    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types", "example": "fakejob"})
     params = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "Checked against the type's schema", "example": {"delay_seconds": 2}},
     )
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
     venv = fields.String(
@@ -35,6 +37,12 @@ class JobCreateSchema(Schema):
         load_default=None,
         allow_none=True,
         metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
+    )
+    callback_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 2048),
+        metadata={"description": "POSTed the job's end, signed with ROBOTNI_CALLBACK_SECRET (Standard Webhooks)"},
     )
     countdown = fields.Float(
         load_default=None,
@@ -63,17 +71,20 @@ class JobCreateSchema(Schema):
 
 
 class JobSchema(Schema):
-    id = fields.String()
+    id = fields.String(metadata={"example": "6f0c2a9e-1b7d-4c55-9a3e-2f1d8e4b7c10"})
     job_id = fields.Function(
         lambda job: job.id, dump_only=True, metadata={"type": "string", "description": "id again, for older clients"}
     )
-    type = fields.String()
-    project = fields.String()
+    type = fields.String(metadata={"example": "fakejob"})
+    project = fields.String(metadata={"example": "default"})
     queue = fields.String()
     params = fields.Dict()
     venv = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
-    result = fields.Raw(allow_none=True, metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT"})
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]), metadata={"example": "completed"})
+    result = fields.Raw(
+        allow_none=True,
+        metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT", "example": {"waited": 2.4}},
+    )
     error = fields.String(allow_none=True)
     exit_code = fields.Integer(allow_none=True)
     attempts = fields.Integer()
@@ -86,6 +97,7 @@ class JobSchema(Schema):
     progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
     progress_message = fields.String(allow_none=True)
     log_bytes = fields.Integer(metadata={"description": "Size of the output log so far"})
+    callback_url = fields.String(allow_none=True)
     created_at = UTCDateTime()
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)

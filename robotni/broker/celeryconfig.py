@@ -2,7 +2,7 @@
 
 from kombu import Queue
 
-from robotni.broker import CLEANUP_TASK
+from robotni.broker import CLEANUP_TASK, WEBHOOK_QUEUE
 from robotni.broker.transport import transport_class, transport_options
 from robotni.config import settings
 from robotni.worktypes.registry import registry
@@ -32,7 +32,7 @@ worker_prefetch_multiplier = _settings.prefetch_multiplier
 worker_pool_putlocks = False
 
 task_default_queue = "default"
-task_queues = [Queue(name, routing_key=name) for name in registry().queues]
+task_queues = [Queue(name, routing_key=name) for name in (*registry().queues, WEBHOOK_QUEUE)]
 task_create_missing_queues = True
 
 # Flower and `celery events` see every job live.

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
+from robotni.store import events
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, utcnow
 
@@ -59,6 +60,7 @@ def create(
     idempotency_key: str | None = None,
     idempotency_window: float = 0,
     run_at: datetime | None = None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
 
@@ -68,7 +70,7 @@ def create(
     job = new_job(
         now, type=type, project=project, queue=queue, params=params, venv=venv, max_attempts=max_attempts, run_at=run_at
     )
-    job.idempotency_key = idempotency_key
+    job.idempotency_key, job.callback_url = idempotency_key, callback_url
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():
@@ -118,7 +120,7 @@ def transition(
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
     With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
-    only the attempt that owns the row can add.
+    only the attempt that owns the row can add; so is the event of a status change, with its webhook deliveries.
     """
     now = utcnow()
     statement = (
@@ -146,7 +148,13 @@ def transition(
                     finished_at=now,
                 )
             )
-        return row
+        delivery_ids = (
+            events.record(session, row, events.event_type(row.status, ended is not None), now)
+            if row is not None and "status" in values
+            else []
+        )
+    events.announce(delivery_ids)
+    return row
 
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
@@ -312,7 +320,10 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     if projects:
         statement = statement.where(Job.project.in_(projects))
     values = _cancelled_waiting("cancelled by a queue flush")
-    with engine().begin() as conn:
-        return conn.execute(
-            statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
-        ).rowcount
+    now = values["finished_at"]
+    statement = statement.values(version=Job.version + 1, updated_at=now, **values).returning(Job)
+    with Session(engine(), expire_on_commit=False) as session, session.begin():
+        ended = list(session.execute(statement.execution_options(synchronize_session=False)).scalars())
+        delivery_ids = [i for job in ended for i in events.record(session, job, "job.cancelled", now)]
+    events.announce(delivery_ids)
+    return len(ended)

@@ -25,17 +25,18 @@ from celery.worker.consumer import Consumer
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
-from robotni.broker import CLEANUP_TASK, RUN_JOB_TASK, cleaning, publish
+from robotni.broker import CLEANUP_TASK, DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE, cleaning, publish
 from robotni.celery import app
 from robotni.config import settings
 from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import jobs, retention, worker_beats
+from robotni.store import events, jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
+from robotni.webhooks import delivery
 from robotni.worker import control, execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
 from robotni.worktypes import environments
@@ -52,6 +53,7 @@ BROKER_CLEANS_PER_STALE_PERIOD = 5
 # A dead worker's leftovers are idle processes, not a hazard: a look through /proc this often is plenty.
 ORPHAN_SWEEP_SECONDS = 10.0
 _last_done: dict[str, float] = {}
+events.on_deliveries(publish.deliver_all)  # a job's webhooks go out as soon as its change commits
 
 
 def _due(chore: str, every: float) -> bool:
@@ -69,10 +71,13 @@ def _chores() -> None:
     current = settings()
     idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
     reaper.reap(publish.enqueue, idle, current.republish_after, current.lost_attempts)
+    # Deliveries whose message never went out, or (webhooks queue empty) whose message was lost with a worker.
+    delivery.sweep(publish.deliver, delivery.lease_seconds(current) if publish.depth(WEBHOOK_QUEUE) == 0 else None)
     if _due("orphans", ORPHAN_SWEEP_SECONDS):
         orphan_sweep.kill_orphans()
     if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
-        counts = cleaning.clean(current.broker_dir, set(registry().queues), current.broker_stale_seconds)
+        queues = {*registry().queues, WEBHOOK_QUEUE}
+        counts = cleaning.clean(current.broker_dir, queues, current.broker_stale_seconds)
         if any(counts.values()):
             log.info("broker folder cleaned: %s", counts)
 
@@ -242,3 +247,11 @@ def cleanup_old() -> dict[str, int]:
     current = settings()
     processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
     return retention.run(utcnow(), current.retention_days, current.jobs_dir, processed)
+
+
+@app.task(name=DELIVER_WEBHOOK_TASK)
+def deliver_webhook(delivery_id: int) -> None:
+    """One try of a webhook delivery; the job's next event for the same receiver follows once it is done."""
+    following = delivery.attempt(delivery_id, settings())
+    if following is not None:
+        publish.deliver(following)
