@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from robotni.status import JobStatus
+from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.models import Job
 
@@ -18,6 +18,7 @@ def search(
     types: list[str] | None = None,
     statuses: list[str] | None = None,
     projects: list[str] | None = None,
+    priorities: list[str] | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     after: tuple[datetime, str] | None = None,
@@ -28,6 +29,8 @@ def search(
     for column, values in ((Job.type, types), (Job.status, statuses), (Job.project, projects)):
         if values:
             query = query.where(column.in_(values))
+    if priorities:
+        query = query.where(Job.priority.in_([Priority(p) for p in priorities]))
     if created_after:
         query = query.where(Job.created_at >= created_after)
     if created_before:

@@ -32,7 +32,7 @@ from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import jobs, retention, worker_beats
+from robotni.store import claims, jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
@@ -161,7 +161,11 @@ def _stop_heartbeat(**_: Any) -> None:
 
 @contextmanager
 def _sigterm_sets(event: threading.Event) -> Iterator[None]:
-    """`revoke(terminate=True)` signals this pool process: stop the job cleanly instead of dying with it."""
+    """`revoke(terminate=True)` signals this pool process: read the cancel mark now instead of dying.
+
+    The process may be running another job than the revoked task's (a message wakes a process for the best job
+    of its queue), so only the job's row says whether this job is to stop.
+    """
     previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
     try:
         yield
@@ -200,23 +204,48 @@ def _until_stored(write: Callable[[], T], patience: float) -> T:
             time.sleep(STORE_RETRY_SECONDS)
 
 
+def _wake_waiting(job: Job, limits: claims.Caps) -> None:
+    """A slot of the job's concurrency key (or of its project's cap) is free: wake the next job waiting for one.
+
+    Its message was used up by a process that found it over the limit; the reaper resends it if this one is lost.
+    """
+    keys = [Job.concurrency_key == job.concurrency_key] if job.concurrency_key is not None else None
+    for where in (keys, [Job.project == job.project] if limits.project_max_running else None):
+        waiting = None if where is None else claims.next_waiting(where)
+        if waiting is not None:
+            publish.enqueue(waiting)
+
+
+def _queue_of(job_id: str) -> str | None:
+    """The queue a message without one named came for (sent before queues were named in messages)."""
+    job = jobs.get(job_id)
+    return None if job is None else job.queue
+
+
 @app.task(name=RUN_JOB_TASK, bind=True)
-def run_job(self: Task[Any, Any], job_id: str) -> str:
+def run_job(self: Task[Any, Any], job_id: str, queue: str | None = None) -> str:
+    """Wake-up for a queue: run the best job it may start now (robotni/store/claims.py), often job_id itself."""
     worker = self.request.hostname
     assert worker is not None  # a worker's request names its worker (and apply()'s the host)
-    job = jobs.claim(job_id, worker=worker, lease_seconds=settings().lease_seconds)
+    queue = queue or _queue_of(job_id)
+    limits = claims.caps()
+    job = None if queue is None else claims.claim_next(queue, worker, settings().lease_seconds, limits)
     if job is None:
-        log.info("job %s: not queued (done, cancelled or taken): duplicate message skipped", job_id)
+        log.info("message for job %s: no job of queue %s may start now (taken, ended or over a limit)", job_id, queue)
         return "skipped"
     logsetup.bind_job(job)  # every line until the task ends carries job_id, type, project and attempt
     log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
-    cancel = threading.Event()
+    check_now = threading.Event()
     try:
-        with _sigterm_sets(cancel):
-            outcome, visible = execute(job, registry()[job.type], settings(), cancel)
+        with _sigterm_sets(check_now):
+            outcome, visible = execute(job, registry()[job.type], settings(), check_now)
     except RobotniError as exc:  # the type, script or venv went away since submit
         outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
     ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
+    try:
+        _wake_waiting(job, limits)
+    except Exception:  # the broker is down: the reaper sends the waiting job's message once it is idle
+        log.warning("job %s: no wake-up sent for jobs waiting on its slot", job.id, exc_info=True)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
         return "lost"
