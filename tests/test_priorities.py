@@ -44,6 +44,7 @@ def _submit_many(stack: Stack, count: int, **fields) -> None:
 
 def test_an_urgent_job_starts_before_a_backlog_of_batch_jobs(stack):
     _submit_many(stack, BACKLOG, type="fakejob", params={"delay_seconds": 0.2}, priority="batch", project="bulk")
+    assert stack.http.get(stack.api("/status")).json()["waiting_by_priority"]["batch"] > 0
     urgent = stack.submit("fakejob", {"delay_seconds": 0.2}, priority="urgent", project="bulk")
     assert urgent["priority"] == "urgent"
     started = stack.wait_for(urgent["id"], ("running", *TERMINAL), timeout=30)
@@ -76,6 +77,10 @@ def test_a_concurrency_key_never_has_more_than_its_limit_running(stack):
     sampler.start()
     try:
         ids = [stack.submit("capped", {"account": "acme"})["id"] for _ in range(count)]
+        reason = "concurrency key 'capped:account=\"acme\"': 2 running, at its limit of 2"
+        wait_until(lambda: stack.job(ids[-1])["waiting_for"] == reason, 10, "the last job's reason")
+        keys = stack.http.get(stack.api("/status")).json()["concurrency_keys"]
+        assert keys['capped:account="acme"']["limit"] == 2
         other = stack.submit("capped", {"account": "other"})  # another key is not held back by acme's
         assert stack.wait_for(other["id"], timeout=30)["status"] == "completed"
         ended = [stack.wait_for(job_id, timeout=120) for job_id in ids]
@@ -96,3 +101,12 @@ def test_a_job_whose_queue_no_worker_consumes_says_so(stack):
     status = stack.http.get(stack.api("/status")).json()
     assert "parked" in status["queues_without_worker"] and "default" not in status["queues_without_worker"]
     stack.http.delete(stack.api(f"/jobs/{job['id']}"))
+
+
+def test_a_rate_holds_across_workers_and_drops_no_job(stack):
+    ids = [stack.submit("throttled")["id"] for _ in range(9)]
+    ended = [stack.wait_for(job_id, timeout=60) for job_id in ids]
+    assert {job["status"] for job in ended} == {"completed"}
+    starts = sorted(_when(job["started_at"]) for job in ended)
+    # "3/s": no second-long window holds more than 3 starts.
+    assert all((starts[i + 3] - starts[i]).total_seconds() >= 1 for i in range(len(starts) - 3)), starts

@@ -13,8 +13,8 @@ from robotni.api.blueprint import Blueprint, abort
 from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
 from robotni.celery import app as celery_app
 from robotni.config import settings
-from robotni.status import JobStatus
-from robotni.store import jobs, queries, worker_beats
+from robotni.status import JobStatus, Priority
+from robotni.store import claims, jobs, queries, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job
 from robotni.worktypes import environments
@@ -43,6 +43,9 @@ class Status(MethodView):
             "version": __version__,
             "queues": queues,
             "queues_without_worker": sorted(set(queues) - consumed),
+            "waiting_by_priority": {p.value: 0 for p in Priority}
+            | {p.value: n for p, n in queries.counts(Job.priority, [Job.status == JobStatus.QUEUED]).items()},
+            "concurrency_keys": claims.waiting_by_key(),
             "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
             "workers": workers,
         }

@@ -180,6 +180,14 @@ class StatusSchema(Schema):
     queues_without_worker = fields.List(
         fields.String(), metadata={"description": "queues no live worker consumes: their jobs wait until one starts"}
     )
+    waiting_by_priority = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "queued jobs per priority"}
+    )
+    concurrency_keys = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        metadata={"description": "per concurrency key with jobs queued or running: waiting, running, limit"},
+    )
     jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
     workers = fields.List(fields.Nested(WorkerSchema))
 

@@ -26,6 +26,8 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
+# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY; --autoscale overrides).
+worker_concurrency = _settings.worker_concurrency
 
 task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in registry().queues]

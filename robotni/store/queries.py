@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -11,6 +12,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.models import Job
+
+K = TypeVar("K")
 
 
 def search(
@@ -42,7 +45,7 @@ def search(
         return list(session.scalars(query))
 
 
-def counts(column: InstrumentedAttribute[str], where: Iterable[ColumnElement[bool]] = ()) -> dict[str, int]:
+def counts(column: InstrumentedAttribute[K], where: Iterable[ColumnElement[bool]] = ()) -> dict[K, int]:
     """Jobs per value of column (status, queue, ...), among rows matching where."""
     query = select(column, func.count()).where(*where).group_by(column)
     with engine().connect() as conn:

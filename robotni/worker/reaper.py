@@ -33,6 +33,7 @@ def reap(publish: Publish, idle_queues: list[str], republish_after: float) -> di
         "lost": recover_expired(),
         "released": release_due(publish),
         "republished": republish_stale(publish, idle_queues, republish_after),
+        "rate_woken": wake_rate_limited(publish, idle_queues),
     }
     if any(counts.values()):
         log.info("reaper: %s", counts)
@@ -118,3 +119,30 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
             publish(job)
             republished += 1
     return republished
+
+
+def wake_rate_limited(publish: Publish, idle_queues: list[str]) -> int:
+    """Jobs held back by their type's rate, once it allows starts again: as many messages as it allows now.
+
+    No job's end announces that a rate's window moved on, so each reaper pass looks; a queue that is not idle
+    has messages that wake its processes anyway.
+    """
+    limits = claims.caps()
+    now = utcnow()
+    current = claims.load(limits, now)
+    woken = 0
+    for type_name, rate in limits.rates.items():
+        allowed = rate.count - current.started.get(type_name, 0)
+        if allowed <= 0:
+            continue
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.type == type_name, Job.queue.in_(idle_queues))
+            .order_by(Job.priority, Job.created_at)
+            .limit(min(allowed, BATCH))
+        )
+        for job in _rows(query):
+            if jobs.republished(job):
+                publish(job)
+                woken += 1
+    return woken

@@ -38,6 +38,7 @@ from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
 from robotni.worker import execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
+from robotni.worker.idle_exit import IdleExit
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
@@ -45,6 +46,7 @@ log = get_task_logger(__name__)
 # Between tries to record an outcome while the job store is down.
 STORE_RETRY_SECONDS = 0.5
 _heartbeat: list[heartbeat.Heartbeat] = []
+_idle_exit: list[IdleExit] = []
 
 
 # Broker cleaning looks at every file of the folder: a few times per stale period is enough.
@@ -69,6 +71,8 @@ def _chores() -> None:
     current = settings()
     idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
     reaper.reap(publish.enqueue, idle, current.republish_after)
+    for watch in _idle_exit:
+        watch.check()
     if _due("orphans", ORPHAN_SWEEP_SECONDS):
         orphan_sweep.kill_orphans()
     if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
@@ -123,7 +127,11 @@ def _start_heartbeat(sender: Consumer, **_: Any) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     current = settings()
     # celery-types leaves out Consumer.controller: the worker (a WorkController) that started the consumer.
-    concurrency: int = sender.controller.concurrency  # type: ignore[attr-defined]
+    controller = sender.controller  # type: ignore[attr-defined]
+    # Under --autoscale max,min the pool may grow to max: what a reaper may count on this worker to take.
+    concurrency: int = controller.max_concurrency or controller.concurrency
+    if current.worker_idle_exit > 0:
+        _idle_exit.append(IdleExit(sender.hostname, current.worker_idle_exit))
     beat = heartbeat.Heartbeat(
         sender.hostname, queues, concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
     )
