@@ -1,4 +1,4 @@
-"""Workers that size themselves: ROBOTNI_WORKER_CONCURRENCY, --autoscale, and idle exit; on each stack."""
+"""Workers that size themselves: ROBOTNI_WORKER_CONCURRENCY and idle exit; on each stack."""
 
 from __future__ import annotations
 
@@ -39,23 +39,6 @@ def test_worker_concurrency_comes_from_the_setting(web):
         workers = wait_until(lambda: _workers(web), 20, "the worker's heartbeat")
         assert [w["concurrency"] for w in workers] == [3]
         assert _pool_size(proc) == 3
-    finally:
-        proc.stop()
-
-
-def test_autoscale_grows_under_load_and_shrinks_after(web):
-    proc = _worker(web, "elastic", "--autoscale", "3,1", env={"AUTOSCALE_KEEPALIVE": "1"})
-    try:
-        assert _pool_size(proc) == 1
-        wait_until(lambda: [w["concurrency"] for w in _workers(web)] == [3], 20, "the worker's heartbeat")
-        ids = [web.submit("fakejob", {"delay_seconds": 0.8})["id"] for _ in range(9)]
-
-        def running() -> int:
-            return len(web.http.get(web.api("/jobs"), params={"status": "running"}).json()["jobs"])
-
-        wait_until(lambda: running() == 3, 30, "three jobs running at once")
-        assert {web.wait_for(job_id, timeout=60)["status"] for job_id in ids} == {"completed"}
-        wait_until(lambda: _pool_size(proc) == 1, 30, "the pool to shrink back to one process")
     finally:
         proc.stop()
 

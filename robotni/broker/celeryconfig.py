@@ -26,7 +26,7 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
-# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY; --autoscale overrides).
+# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
 worker_concurrency = _settings.worker_concurrency
 
 task_default_queue = "default"
