@@ -19,6 +19,8 @@ start: export PATH := $(abspath $(BIN)):$(PATH)
 # fail, so a development `make start` keeps jobs as root then. Deployments: see the README's Security section.
 start: export ROBOTNI_JOB_USER ?= $(shell [ "$$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c '$(abspath $(BIN))/python -I -c pass' >/dev/null 2>&1 && echo root)
 # `robotni start` runs the Procfile with honcho, its worker line once per queue the worker types declare.
+# A person reads this console, and honcho's pipes are no terminal (`auto` would pick JSON): text lines.
+start: export ROBOTNI_LOG_FORMAT ?= text
 start: $(VENV)/.installed
 	$(BIN)/robotni start
 

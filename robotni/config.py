@@ -34,6 +34,9 @@ DEFAULT_DB_BUSY_TIMEOUT = 10.0
 DEFAULT_BROKER_STALE_SECONDS = 300.0
 # A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
 DEFAULT_SHUTDOWN_GRACE = 60.0
+# A job whose worker dies under it (SIGKILL, OOM, a lost host) runs again this often before the loss counts against
+# its own retries: the script did nothing wrong, but one that kills every worker it runs on must still end.
+DEFAULT_LOST_ATTEMPTS = 2
 # Repeating a POST with the same Idempotency-Key within this window returns the first job.
 DEFAULT_IDEMPOTENCY_SECONDS = 24 * 3600
 # A running job renews its lease and reads its cancel mark this often: cancel lands within beat + grace.
@@ -63,11 +66,15 @@ DEFAULT_PROJECT_MAX_RUNNING = 0
 DEFAULT_WORKER_CONCURRENCY = os.cpu_count() or 1
 # Seconds a worker may run no job before it exits on its own; 0: never (a supervisor scales to zero with it).
 DEFAULT_WORKER_IDLE_EXIT = 0.0
+# A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+# Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
+DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class Settings:
     max_request_bytes: int
     heartbeat_seconds: float
     shutdown_grace: float
+    lost_attempts: int
     broker_stale_seconds: float
     db_busy_timeout: float
     idempotency_seconds: float
@@ -109,6 +117,10 @@ class Settings:
     cleanup_seconds: float
     schedules_file: Path | None
     log_format: str
+    webhook_timeout: float
+    webhook_allow_private: bool
+    webhook_backoff: tuple[float, ...]
+    callback_secret: str
 
     @property
     def jobs_dir(self) -> Path:
@@ -171,6 +183,7 @@ def load_settings() -> Settings:
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
         broker_stale_seconds=float(_env("BROKER_STALE_SECONDS", str(DEFAULT_BROKER_STALE_SECONDS))),
         shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
+        lost_attempts=int(_env("LOST_ATTEMPTS", str(DEFAULT_LOST_ATTEMPTS))),
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
@@ -193,6 +206,12 @@ def load_settings() -> Settings:
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
         log_format=_env("LOG_FORMAT", "auto").lower(),
+        webhook_timeout=float(_env("WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))),
+        webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
+        webhook_backoff=tuple(
+            float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
+        ),
+        callback_secret=_env("CALLBACK_SECRET", ""),
     )
 
 

@@ -43,3 +43,7 @@ class ConfigError(RobotniError):
 
 class SchemaOutdated(RobotniError):
     """The job store needs `robotni db upgrade` before this version can use it."""
+
+
+class UnsafeURL(RobotniError):
+    """A webhook or callback URL that is not http(s), or whose host is or resolves to a non-public address."""

@@ -16,9 +16,9 @@ QUICK_CLEAN = {"ROBOTNI_BROKER_STALE_SECONDS": "3", "ROBOTNI_HEARTBEAT_SECONDS":
 
 
 def start_flower(flower_stack: Stack, name: str = "flower"):
-    """Flower as the Procfile starts it (robotni.flower), with its HTTP API open (it is off without auth)."""
+    """Flower as the Procfile starts it (robotni.flower): on loopback its HTTP API is open without a password."""
     port = free_port()
-    env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}", "FLOWER_UNAUTHENTICATED_API": "true"}
+    env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}"}
     proc = flower_stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url + "/healthcheck"), 30, f"flower on {url}\n{proc.log()}", every=0.2)
@@ -71,6 +71,25 @@ def test_flower_shows_workers_and_a_finished_job(flower_stack):
     )
     assert task["name"] == "robotni.run_job" and task["worker"].startswith("main@")
     assert job["id"] in task["args"]
+
+
+def pool_size(url: str, worker: str) -> int:
+    stats = (_get_json(url + "/api/workers?refresh=1") or {}).get(worker, {}).get("stats", {})
+    return len(stats.get("pool", {}).get("processes", []))
+
+
+def test_flower_buttons_revoke_a_job_and_resize_the_pool_on_loopback(flower_stack):
+    flower, url = start_flower(flower_stack)
+    (worker,) = [name for name in listed_workers(flower, url) if name.startswith("main@")]
+    job = flower_stack.submit("sleeper", {"seconds": 30})
+    flower_stack.wait_for(job["id"], ["running"])
+    revoked = requests.post(f"{url}/api/task/revoke/{job['id']}?terminate=true", timeout=10)
+    assert revoked.ok, revoked.text
+    assert flower_stack.wait_for(job["id"], timeout=15)["status"] == "cancelled"
+    assert requests.post(f"{url}/api/worker/pool/grow/{worker}?n=1", timeout=10).ok
+    wait_until(lambda: pool_size(url, worker) == 3, 30, "the pool to grow to 3")
+    assert requests.post(f"{url}/api/worker/pool/shrink/{worker}?n=1", timeout=10).ok
+    wait_until(lambda: pool_size(url, worker) == 2, 30, "the pool to shrink back to 2")
 
 
 def broker_files(flower_stack: Stack) -> int:

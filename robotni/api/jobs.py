@@ -24,6 +24,7 @@ from robotni.api.schemas import (
     LogChunkSchema,
     LogQuerySchema,
 )
+from robotni.api.webhooks import checked_url
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.status import WAITING, JobStatus
@@ -81,6 +82,13 @@ def with_waiting_for(found: list[Job]) -> list[Job]:
     return found
 
 
+def _check_callback(url: str) -> None:
+    """422 unless callbacks can be signed and the URL is http(s) to public addresses, as for a webhook."""
+    if not settings().callback_secret:
+        abort(422, errors={"json": {"callback_url": ["ROBOTNI_CALLBACK_SECRET is not set"]}}, message="no callbacks")
+    checked_url(url, "callback_url")
+
+
 def _encode_cursor(job: Job) -> str:
     return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
 
@@ -88,6 +96,8 @@ def _encode_cursor(job: Job) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if "\0" in str(job_id):  # in no id, and PostgreSQL's text cannot hold one (a 500 there)
+            raise ValueError("a NUL in the id")
         return datetime.fromisoformat(created), str(job_id)
     except (ValueError, TypeError, RecursionError):  # RecursionError: "[[[[…" nested past json's limit
         abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")
@@ -97,7 +107,7 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-@blp.route("/jobs")
+@blp.route("/jobs", operations={"get": "listJobs", "post": "submitJob"})
 class Jobs(MethodView):
     @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
@@ -133,6 +143,8 @@ class Jobs(MethodView):
         auth.require(body["project"])
         wtype, params = checked_request(body)
         placement = check.placement(wtype, body["project"], params, body["priority"])
+        if body["callback_url"] is not None:
+            _check_callback(body["callback_url"])
         _check_waiting(body["project"])
         job, created = jobs.create(
             type=wtype.name,
@@ -145,6 +157,7 @@ class Jobs(MethodView):
             idempotency_window=settings().idempotency_seconds,
             run_at=body["run_at"],
             placement=placement,
+            callback_url=body["callback_url"],
         )
         logsetup.bind_job(job)
         if not created:
@@ -160,7 +173,7 @@ class Jobs(MethodView):
         return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
 
 
-@blp.route("/jobs/<string:job_id>")
+@blp.route("/jobs/<string:job_id>", operations={"get": "getJob", "delete": "cancelJob"})
 class JobById(MethodView):
     @blp.etag
     @blp.response(200, JobSchema)
@@ -193,7 +206,7 @@ class JobById(MethodView):
         return job
 
 
-def _utf8_prefix(chunk: bytes) -> bytes:
+def utf8_prefix(chunk: bytes) -> bytes:
     """Chunk without a multi-byte character cut at its end, so the next read starts on a boundary."""
     for cut in range(min(4, len(chunk) + 1)):
         head = chunk[: len(chunk) - cut]
@@ -205,7 +218,7 @@ def _utf8_prefix(chunk: bytes) -> bytes:
     return chunk  # not UTF-8 at all: hand it over as it is, replaced characters and all
 
 
-@blp.route("/jobs/<string:job_id>/logs")
+@blp.route("/jobs/<string:job_id>/logs", operations={"get": "getJobLogs"})
 class JobLogs(MethodView):
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, LogChunkSchema)
@@ -215,7 +228,7 @@ class JobLogs(MethodView):
         job = job_or_404(job_id)
         offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
         start = min(offset, size)
-        chunk = _utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        chunk = utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
         next_offset = start + len(chunk)
         ended = JobStatus(job.status).is_terminal
         return {
@@ -227,7 +240,7 @@ class JobLogs(MethodView):
         }
 
 
-@blp.route("/jobs/<string:job_id>/attempts")
+@blp.route("/jobs/<string:job_id>/attempts", operations={"get": "listJobAttempts"})
 class JobAttempts(MethodView):
     @blp.response(200, AttemptSchema(many=True))
     @blp.alt_response(404, description="No such job")

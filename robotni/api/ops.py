@@ -28,7 +28,7 @@ QUEUE_LISTING_LIMIT = 100
 BROKER_PROBE_SECONDS = 2
 
 
-@blp.route("/status")
+@blp.route("/status", operations={"get": "getStatus"})
 class Status(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(403, description="The token does not cover all projects ('*'): this shows every project")
@@ -51,7 +51,7 @@ class Status(MethodView):
         }
 
 
-@blp.route("/types")
+@blp.route("/types", operations={"get": "listTypes"})
 class Types(MethodView):
     @blp.response(200, TypeSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
@@ -60,7 +60,7 @@ class Types(MethodView):
         return [_described(wtype, consumed) for _, wtype in sorted(registry().items())]
 
 
-@blp.route("/queue")
+@blp.route("/queue", operations={"get": "getQueue"})
 class Queue(MethodView):
     @blp.response(200, QueueSchema)
     def get(self) -> dict[str, list[Job]]:
@@ -73,7 +73,7 @@ class Queue(MethodView):
         }
 
 
-@blp.route("/queue/flush")
+@blp.route("/queue/flush", operations={"post": "flushQueue"})
 class QueueFlush(MethodView):
     @blp.arguments(FlushSchema)
     @blp.response(200, FlushResultSchema)
@@ -86,7 +86,7 @@ class QueueFlush(MethodView):
         return {"cancelled": jobs.flush(types=body.get("type"), projects=projects)}
 
 
-@health.route("/healthz")
+@health.route("/healthz", operations={"get": "getHealth"})
 class Healthz(MethodView):
     @health.response(200)
     def get(self) -> dict[str, str]:
@@ -94,7 +94,7 @@ class Healthz(MethodView):
         return {"status": "ok"}
 
 
-@health.route("/readyz")
+@health.route("/readyz", operations={"get": "getReadiness"})
 class Readyz(MethodView):
     @health.response(200)
     @health.alt_response(503, description="The job store or the broker cannot be reached; the message says which")

@@ -25,7 +25,7 @@ PRIORITIES = [p.value for p in Priority]
 
 
 class JobCreateSchema(Schema):
-    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types", "example": "fakejob"})
     priority = fields.String(
         load_default=None,
         allow_none=True,
@@ -33,7 +33,9 @@ class JobCreateSchema(Schema):
         metadata={"description": "urgent, normal or batch; default: the type's `priority`, else normal"},
     )
     params = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "Checked against the type's schema", "example": {"delay_seconds": 2}},
     )
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
     venv = fields.String(
@@ -44,6 +46,12 @@ class JobCreateSchema(Schema):
         load_default=None,
         allow_none=True,
         metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
+    )
+    callback_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 2048),
+        metadata={"description": "POSTed the job's end, signed with ROBOTNI_CALLBACK_SECRET (Standard Webhooks)"},
     )
     countdown = fields.Float(
         load_default=None,
@@ -72,13 +80,16 @@ class JobCreateSchema(Schema):
 
 
 class JobSchema(Schema):
-    id = fields.String()
-    type = fields.String()
-    project = fields.String()
+    id = fields.String(metadata={"example": "6f0c2a9e-1b7d-4c55-9a3e-2f1d8e4b7c10"})
+    job_id = fields.Function(
+        lambda job: job.id, dump_only=True, metadata={"type": "string", "description": "id again, for older clients"}
+    )
+    type = fields.String(metadata={"example": "fakejob"})
+    project = fields.String(metadata={"example": "default"})
     queue = fields.String()
     params = fields.Dict()
     venv = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]), metadata={"example": "completed"})
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     concurrency_key = fields.String(
         allow_none=True, metadata={"description": "the key its type's `concurrency` limit counts it under"}
@@ -88,7 +99,10 @@ class JobSchema(Schema):
         allow_none=True,
         metadata={"description": "a queued job: what it waits for (a worker of its queue, a limit, its turn)"},
     )
-    result = fields.Raw(allow_none=True, metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT"})
+    result = fields.Raw(
+        allow_none=True,
+        metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT", "example": {"waited": 2.4}},
+    )
     error = fields.String(allow_none=True)
     exit_code = fields.Integer(allow_none=True)
     attempts = fields.Integer()
@@ -101,6 +115,7 @@ class JobSchema(Schema):
     progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
     progress_message = fields.String(allow_none=True)
     log_bytes = fields.Integer(metadata={"description": "Size of the output log so far"})
+    callback_url = fields.String(allow_none=True)
     created_at = UTCDateTime()
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
@@ -148,9 +163,13 @@ class LogChunkSchema(Schema):
     complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
 
 
+# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
+
+
 class FlushSchema(Schema):
-    type = fields.List(fields.String())
-    project = fields.List(fields.String())
+    type = fields.List(fields.String(validate=NO_NUL))
+    project = fields.List(fields.String(validate=NO_NUL))
 
 
 class FlushResultSchema(Schema):

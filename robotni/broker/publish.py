@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from robotni.broker import RUN_JOB_TASK
+from robotni.broker import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE
 from robotni.celery import app
 from robotni.config import settings
 from robotni.store.models import Job
@@ -35,6 +35,16 @@ def enqueue(job: Job) -> None:
         time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,  # type: ignore[arg-type]
         headers={"robotni_type": job.type, "robotni_project": job.project},
     )
+
+
+def deliver(delivery_id: int) -> None:
+    """Ask a webhooks worker to try a delivery (robotni/webhooks/delivery.py decides whether it is due)."""
+    app.send_task(DELIVER_WEBHOOK_TASK, (delivery_id,), queue=WEBHOOK_QUEUE)
+
+
+def deliver_all(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        deliver(delivery_id)
 
 
 def revoke(job_id: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery.signals import beat_init
 
+from robotni.broker import revokes
 from robotni.broker.publish import enqueue
 from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.schedules import dispatch, file
@@ -49,6 +50,12 @@ def _load_schedules_file(**_: Any) -> None:
     except file.ScheduleFileError as exc:
         raise SystemExit(f"robotni: {exc}") from None
     log.info("schedules file %s loaded: %s", path, counts)
+
+
+@beat_init.connect
+def _hear_revokes(**_: Any) -> None:
+    """A revoke sent while no worker runs still cancels its job (robotni/broker/revokes.py)."""
+    revokes.RevokeListener().start()
 
 
 @beat_init.connect

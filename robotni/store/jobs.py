@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus, Priority
+from robotni.store import events
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, utcnow
 
@@ -75,6 +76,7 @@ def create(
     idempotency_window: float = 0,
     run_at: datetime | None = None,
     placement: Placement = Placement(),
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
 
@@ -92,7 +94,7 @@ def create(
         run_at=run_at,
         placement=placement,
     )
-    job.idempotency_key = idempotency_key
+    job.idempotency_key, job.callback_url = idempotency_key, callback_url
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():
@@ -148,9 +150,10 @@ def transition(
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
     With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
-    only the attempt that owns the row can add. `locks` are taken first and held to the commit, so a `where` that
-    counts other rows (robotni/store/claims.py) sees every change made under the same lock: PostgreSQL's advisory
-    locks; SQLite needs none, as it runs one write at a time.
+    only the attempt that owns the row can add; so is the event of a status change, with its webhook deliveries.
+    `locks` are taken first and held to the commit, so a `where` that counts other rows (robotni/store/claims.py)
+    sees every change made under the same lock: PostgreSQL's advisory locks; SQLite needs none, as it runs one
+    write at a time.
     """
     now = utcnow()
     statement = (
@@ -181,7 +184,13 @@ def transition(
                     finished_at=now,
                 )
             )
-        return row
+        delivery_ids = (
+            events.record(session, row, events.event_type(row.status, ended is not None), now)
+            if row is not None and "status" in values
+            else []
+        )
+    events.announce(delivery_ids)
+    return row
 
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
@@ -286,9 +295,13 @@ def _cancelled_waiting(error: str) -> dict[str, Any]:
     }
 
 
-def cancel(job_id: str) -> Job | None:
-    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job."""
-    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting("cancelled before it started"))
+def cancel(job_id: str, asked_by: str = "") -> Job | None:
+    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job.
+
+    `asked_by` names who cancelled when it is not the API (a Celery revoke): the waiting job's error says so.
+    """
+    by = f" by {asked_by}" if asked_by else ""
+    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting(f"cancelled{by} before it started"))
     if ended is not None:
         return ended
     marked = transition(
@@ -327,7 +340,10 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     if projects:
         statement = statement.where(Job.project.in_(projects))
     values = _cancelled_waiting("cancelled by a queue flush")
-    with engine().begin() as conn:
-        return conn.execute(
-            statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
-        ).rowcount
+    now = values["finished_at"]
+    statement = statement.values(version=Job.version + 1, updated_at=now, **values).returning(Job)
+    with Session(engine(), expire_on_commit=False) as session, session.begin():
+        ended = list(session.execute(statement.execution_options(synchronize_session=False)).scalars())
+        delivery_ids = [i for job in ended for i in events.record(session, job, "job.cancelled", now)]
+    events.announce(delivery_ids)
+    return len(ended)

@@ -24,13 +24,15 @@ from robotni.worktypes.registry import RetryPolicy, registry
 log = logging.getLogger(__name__)
 # Rows handled per pass, so one pass stays short even after a long outage; the next pass takes the rest.
 BATCH = 200
+# A lost attempt runs again after this: soon, but not in a tight loop if the job itself is what kills workers.
+LOST_RETRY_SECONDS = 1.0
 
 Publish = Callable[[Job], None]
 
 
-def reap(publish: Publish, idle_queues: list[str], republish_after: float) -> dict[str, int]:
+def reap(publish: Publish, idle_queues: list[str], republish_after: float, lost_attempts: int) -> dict[str, int]:
     counts = {
-        "lost": recover_expired(),
+        "lost": recover_expired(lost_attempts),
         "released": release_due(publish),
         "republished": republish_stale(publish, idle_queues, republish_after),
         "rate_woken": wake_rate_limited(publish, idle_queues),
@@ -52,11 +54,12 @@ def _rows(query: Select[Job]) -> list[Job]:
         return list(session.scalars(query))
 
 
-def recover_expired() -> int:
-    """Running jobs whose lease ran out: cancelled if asked, scheduled again if attempts remain, else failed.
+def recover_expired(lost_attempts: int) -> int:
+    """Running jobs whose lease ran out: cancelled if asked, run again if attempts remain, else failed.
 
-    A lost worker counts as a failed attempt: a type without retries is not run twice (its script may not
-    be safe to repeat); declare `retry.max_retries` to have it run again.
+    A lost worker is not the script's fault: the job runs again up to `lost_attempts` times without spending
+    its type's retries (`retry.max_retries`); past that, a loss counts as a failed attempt, so a job that kills
+    every worker it runs on still ends.
     """
     now = utcnow()
     query = select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now).limit(BATCH)
@@ -65,10 +68,19 @@ def recover_expired() -> int:
         lost = f"worker {job.worker} lost during attempt {job.attempts}"
         if job.cancel_requested:
             row = jobs.finish(job, JobStatus.CANCELLED, lease_expired_by=now, error=f"cancelled; {lost}")
+        elif job.lost_attempts < lost_attempts:
+            row = jobs.retry_later(
+                job,
+                LOST_RETRY_SECONDS,
+                lease_expired_by=now,
+                error=f"{lost}; run again ({job.lost_attempts + 1} of {lost_attempts} for lost workers)",
+                lost_attempts=Job.lost_attempts + 1,
+                max_attempts=Job.max_attempts + 1,  # this attempt does not count against the type's retries
+            )
         elif job.attempts < job.max_attempts:
             row = jobs.retry_later(job, _policy(job).delay(job.attempts), lease_expired_by=now, error=lost)
         else:
-            error = f"{lost} of {job.max_attempts}; no attempts left"
+            error = f"{lost}; no attempts left ({job.lost_attempts} were run again for a lost worker)"
             row = jobs.finish(job, JobStatus.FAILED, lease_expired_by=now, error=error)
         recovered += row is not None
     return recovered

@@ -48,7 +48,7 @@ PYTHON_SCRIPT_PARAMS = {
         },
         "args": {
             "type": "array",
-            "items": {"type": "string", "maxLength": 4096},
+            "items": {"type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$"},  # no NUL: argv cannot hold one
             "maxItems": 256,
             "default": [],
         },

@@ -1,7 +1,7 @@
 """priority (its rank: 0 urgent, 1 normal, 2 batch), concurrency key and limit on jobs; indexes for the claim
 
 Revision ID: 27b297b9c72b
-Revises: 19a601169096
+Revises: 3502ff5f83e5
 Create Date: 2026-11-30 12:09:37.489487
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '27b297b9c72b'
-down_revision = '19a601169096'
+down_revision = '3502ff5f83e5'
 branch_labels = None
 depends_on = None
 
