@@ -11,16 +11,16 @@ wakes a process for another job, and a job over a limit is woken when a slot of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from robotni.config import settings
-from robotni.status import JobStatus
+from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.jobs import transition
 from robotni.store.models import Job, utcnow
@@ -29,6 +29,8 @@ from robotni.worktypes.scheduling import Rate
 
 # Rows read per round: processes racing for the best job fall back on the next ones without reading again.
 CANDIDATES = 8
+# Projects tied for the next turn read one by one (an index seek each); more are read in one walk of the queue.
+FEW_PROJECTS = 8
 # Rounds of reading before a process gives up its wake-up (each lost round means others claimed 8 jobs).
 ROUNDS = 5
 
@@ -108,20 +110,59 @@ def eligible(current: Load, limits: Caps) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def taking_order(queue: str, current: Load) -> list[Any]:
-    """Priority, then the project with the fewest running jobs on the queue, then the oldest."""
-    fair = current.on_queue(queue)
-    share = [case(fair, value=Job.project, else_=0)] if fair else []
-    return [Job.priority, *share, Job.created_at, Job.id]
-
-
-def _best(queue: str, current: Load, limits: Caps) -> Select[str, str, str, str | None, int | None]:
-    return (
-        select(Job.id, Job.project, Job.type, Job.concurrency_key, Job.concurrency_limit)
-        .where(Job.status == JobStatus.QUEUED, Job.queue == queue, *eligible(current, limits))
-        .order_by(*taking_order(queue, current))
-        .limit(CANDIDATES)
+def _fair_groups(queue: str, current: Load, conn: Connection) -> list[tuple[tuple[int, int], list[str]]]:
+    """The projects waiting on the queue, grouped by (their most urgent waiting priority, their running jobs on the
+    queue), best group first: fair share ranks projects in Python, so each read below can follow an index."""
+    span = select(
+        select(func.min(Job.project)).where(*_waiting(queue)).scalar_subquery(),
+        select(func.max(Job.project)).where(*_waiting(queue)).scalar_subquery(),
     )
+    first, last = conn.execute(span).one()
+    if first is None:
+        return []
+    if first == last:  # one project waits: nothing to share (two index seeks told us)
+        return [((0, 0), [first])]
+    fair = current.on_queue(queue)
+    heads = select(Job.project, func.min(Job.priority)).where(*_waiting(queue)).group_by(Job.project)
+    groups: dict[tuple[int, int], list[str]] = {}
+    for project, rank in conn.execute(heads):
+        groups.setdefault((Priority(rank).rank, fair.get(project, 0)), []).append(project)
+    return sorted(groups.items())
+
+
+def _waiting(queue: str) -> list[ColumnElement[bool]]:
+    return [Job.queue == queue, Job.status == JobStatus.QUEUED]
+
+
+def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], conn: Connection) -> list[Row[Any]]:
+    """The projects' first eligible jobs in priority and age order: one index seek per project when they are few,
+    else one walk of the queue's priority index that stops at the first CANDIDATES of them."""
+    columns = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
+    best = select(*columns).where(*_waiting(queue), *where).order_by(Job.priority, Job.created_at, Job.id)
+    if len(projects) > FEW_PROJECTS:
+        return list(conn.execute(best.where(Job.project.in_(projects)).limit(CANDIDATES)))
+    found: list[Row[Any]] = []
+    for project in projects:
+        found += conn.execute(best.where(Job.project == project).limit(CANDIDATES))
+    return found
+
+
+def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
+    """The best eligible jobs of the queue: priority, then the project with the fewest running jobs on the queue
+    (fair share), then the oldest. Groups of projects are read best first, until no later group can do better."""
+    current = load(limits, utcnow())
+    where, fair = eligible(current, limits), current.on_queue(queue)
+
+    def rank(row: Row[Any]) -> tuple[int, int, datetime, str]:
+        return row.priority.rank, fair.get(row.project, 0), row.created_at, row.id
+
+    found: list[Row[Any]] = []
+    with engine().connect() as conn:
+        for bound, projects in _fair_groups(queue, current, conn):
+            if found and bound > rank(min(found, key=rank))[:2]:
+                break  # every job of this group and the next ranks after one already found
+            found += _heads(queue, projects, where, conn)
+    return sorted(found, key=rank)[:CANDIDATES]
 
 
 def _guards(candidate: Row[Any], limits: Caps, now: datetime) -> tuple[list[ColumnElement[bool]], list[str]]:
@@ -142,11 +183,17 @@ def _guards(candidate: Row[Any], limits: Caps, now: datetime) -> tuple[list[Colu
     return guards, locks
 
 
-def _take(candidate: Row[Any], worker: str, lease_seconds: float, limits: Caps) -> Job | None:
+def take(
+    job_id: str,
+    worker: str,
+    lease_seconds: float,
+    guards: Sequence[ColumnElement[bool]] = (),
+    locks: Sequence[str] = (),
+) -> Job | None:
+    """queued → running for this job, where the guards still hold: one compare-and-set by primary key."""
     now = utcnow()
-    guards, locks = _guards(candidate, limits, now)
     return transition(
-        candidate.id,
+        job_id,
         [Job.status == JobStatus.QUEUED, *guards],
         locks=locks,
         status=JobStatus.RUNNING,
@@ -166,17 +213,10 @@ def claim_next(queue: str, worker: str, lease_seconds: float, limits: Caps) -> J
         if not candidates:
             return None
         for candidate in candidates:
-            job = _take(candidate, worker, lease_seconds, limits)
+            job = take(candidate.id, worker, lease_seconds, *_guards(candidate, limits, utcnow()))
             if job is not None:
                 return job
     return None
-
-
-def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
-    now = utcnow()
-    current = load(limits, now)
-    with engine().connect() as conn:
-        return list(conn.execute(_best(queue, current, limits)))
 
 
 def waiting_by_key() -> dict[str, dict[str, int]]:

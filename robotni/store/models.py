@@ -113,9 +113,11 @@ class Job(Base):
         Index("ix_jobs_project_status_created", "project", "status", "created_at", "id"),
         # /metrics reads only the jobs that ended since its watermark (robotni/store/tallies.py).
         Index("ix_jobs_finished", "finished_at"),
-        # The claim (robotni/store/claims.py): a queue's waiting jobs in priority order, running jobs per
-        # concurrency key, and a rate-limited type's recent starts.
-        Index("ix_jobs_queue_status_priority", "queue", "status", "priority", "created_at"),
+        # The claim (robotni/store/claims.py): a queue's waiting jobs in priority order, and per project (its
+        # projects, each one's first jobs: index seeks, never a sort); running jobs per concurrency key; a
+        # rate-limited type's recent starts.
+        Index("ix_jobs_queue_status_priority", "queue", "status", "priority", "created_at", "id"),
+        Index("ix_jobs_queue_status_project", "queue", "status", "project", "priority", "created_at", "id"),
         Index("ix_jobs_key_status", "concurrency_key", "status"),
         Index("ix_jobs_type_started", "type", "started_at"),
     )

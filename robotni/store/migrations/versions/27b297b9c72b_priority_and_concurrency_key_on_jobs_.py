@@ -21,7 +21,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('concurrency_key', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('concurrency_limit', sa.Integer(), nullable=True))
         batch_op.create_index('ix_jobs_key_status', ['concurrency_key', 'status'], unique=False)
-        batch_op.create_index('ix_jobs_queue_status_priority', ['queue', 'status', 'priority', 'created_at'], unique=False)
+        batch_op.create_index('ix_jobs_queue_status_priority', ['queue', 'status', 'priority', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_jobs_queue_status_project', ['queue', 'status', 'project', 'priority', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_jobs_type_started', ['type', 'started_at'], unique=False)
 
 
@@ -29,6 +30,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_type_started')
+        batch_op.drop_index('ix_jobs_queue_status_project')
         batch_op.drop_index('ix_jobs_queue_status_priority')
         batch_op.drop_index('ix_jobs_key_status')
         batch_op.drop_column('concurrency_limit')
