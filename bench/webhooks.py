@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from robotni.store import engine, events, jobs, subscriptions
+from robotni.store import claims, engine, events, jobs, subscriptions
 from tests.stack import Stack, wait_until
 from tests.webhook_receiver import Receiver
 
@@ -45,8 +45,8 @@ def outbox_cost(count: int) -> dict[str, float]:
                     for _ in range(count)
                 ]
                 started = time.perf_counter()
-                for job in made:
-                    running = jobs.claim(job.id, "w", 30)
+                for _ in made:
+                    running = claims.claim_next("q", "w", 30, claims.Caps())
                     assert running is not None
                     jobs.finish(running, jobs.JobStatus.COMPLETED, result={"ok": True})
                 costs[label] = (time.perf_counter() - started) / count * 1000

@@ -60,6 +60,12 @@ DEFAULT_RATE_PER_SECOND = 50.0
 DEFAULT_RATE_BURST = 100
 # Waiting (queued + scheduled) jobs per project: one project's flood cannot fill the store and starve the others.
 DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
+# Running jobs per project across every queue; 0: no cap (a type's own `concurrency` still applies).
+DEFAULT_PROJECT_MAX_RUNNING = 0
+# Pool processes per worker: one per CPU keeps a machine busy with CPU-bound scripts without oversubscribing it.
+DEFAULT_WORKER_CONCURRENCY = os.cpu_count() or 1
+# Seconds a worker may run no job before it exits on its own; 0: never (a supervisor scales to zero with it).
+DEFAULT_WORKER_IDLE_EXIT = 0.0
 # A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 # Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
@@ -99,6 +105,9 @@ class Settings:
     rate_per_second: float
     rate_burst: int
     max_waiting_per_project: int
+    project_max_running: int
+    worker_concurrency: int
+    worker_idle_exit: float
     job_user: str
     job_limits: Limits
     flower_basic_auth: str
@@ -185,6 +194,9 @@ def load_settings() -> Settings:
         rate_per_second=float(_env("RATE_PER_SECOND", str(DEFAULT_RATE_PER_SECOND))),
         rate_burst=int(_env("RATE_BURST", str(DEFAULT_RATE_BURST))),
         max_waiting_per_project=int(_env("MAX_WAITING_PER_PROJECT", str(DEFAULT_MAX_WAITING_PER_PROJECT))),
+        project_max_running=int(_env("PROJECT_MAX_RUNNING", str(DEFAULT_PROJECT_MAX_RUNNING))),
+        worker_concurrency=int(_env("WORKER_CONCURRENCY", str(DEFAULT_WORKER_CONCURRENCY))),
+        worker_idle_exit=float(_env("WORKER_IDLE_EXIT", str(DEFAULT_WORKER_IDLE_EXIT))),
         job_user=_env("JOB_USER", ""),
         job_limits=limits_from_env(os.environ),
         flower_basic_auth=_env("FLOWER_BASIC_AUTH", ""),

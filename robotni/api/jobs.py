@@ -28,7 +28,7 @@ from robotni.api.webhooks import checked_url
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.status import WAITING, JobStatus
-from robotni.store import jobs, queries
+from robotni.store import claims, jobs, queries, waiting, worker_beats
 from robotni.store.models import Attempt, Job
 from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
@@ -74,6 +74,14 @@ def _check_waiting(project: str) -> None:
         abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
 
 
+def with_waiting_for(found: list[Job]) -> list[Job]:
+    """The jobs, each queued one with `waiting_for` saying why it has not started (robotni/store/waiting.py)."""
+    why = waiting.reasons(found, worker_beats.live_queues(settings().heartbeat_seconds), claims.caps())
+    for job in found:
+        job.waiting_for = why.get(job.id)  # type: ignore[attr-defined]  # shown by JobSchema, never stored
+    return found
+
+
 def _check_callback(url: str) -> None:
     """422 unless callbacks can be signed and the URL is http(s) to public addresses, as for a webhook."""
     if not settings().callback_secret:
@@ -112,13 +120,15 @@ class Jobs(MethodView):
             types=query.get("type"),
             statuses=query.get("status"),
             projects=projects,
+            priorities=query.get("priority"),
             created_after=_naive_utc(query.get("created_after")),
             created_before=_naive_utc(query.get("created_before")),
             after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
             limit=limit + 1,
         )
         more = len(found) > limit
-        return {"jobs": found[:limit], "next_cursor": _encode_cursor(found[limit - 1]) if more else None}
+        cursor = _encode_cursor(found[limit - 1]) if more else None
+        return {"jobs": with_waiting_for(found[:limit]), "next_cursor": cursor}
 
     @blp.arguments(JobCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
@@ -132,6 +142,7 @@ class Jobs(MethodView):
         """Submit a job"""
         auth.require(body["project"])
         wtype, params = checked_request(body)
+        placement = check.placement(wtype, body["project"], params, body["priority"])
         if body["callback_url"] is not None:
             _check_callback(body["callback_url"])
         _check_waiting(body["project"])
@@ -145,6 +156,7 @@ class Jobs(MethodView):
             idempotency_key=headers.get("idempotency_key"),
             idempotency_window=settings().idempotency_seconds,
             run_at=body["run_at"],
+            placement=placement,
             callback_url=body["callback_url"],
         )
         logsetup.bind_job(job)
@@ -168,8 +180,9 @@ class JobById(MethodView):
     @blp.alt_response(404, description="No such job")
     def get(self, job_id: str) -> Job:
         """Get a job: status, result, progress; 304 when If-None-Match holds its current ETag"""
-        job = job_or_404(job_id)
-        blp.set_etag({"id": job.id, "version": job.version})
+        job = with_waiting_for([job_or_404(job_id)])[0]
+        # What a queued job waits for changes without a write to its row: the ETag covers it too.
+        blp.set_etag({"id": job.id, "version": job.version, "waiting_for": getattr(job, "waiting_for", None)})
         return job
 
     @blp.response(200, JobSchema, description="Cancelled (now, or before)")

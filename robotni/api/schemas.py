@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from robotni.status import JobStatus
+from robotni.status import JobStatus, Priority
 from robotni.store.models import utcnow
 from robotni.submission.check import DEFAULT_PROJECT, MAX_WAIT_SECONDS, NAME
 
@@ -21,8 +21,17 @@ class UTCDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+PRIORITIES = [p.value for p in Priority]
+
+
 class JobCreateSchema(Schema):
     type = fields.String(required=True, metadata={"description": "A worker type from GET /types", "example": "fakejob"})
+    priority = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(PRIORITIES),
+        metadata={"description": "urgent, normal or batch; default: the type's `priority`, else normal"},
+    )
     params = fields.Dict(
         keys=fields.String(),
         load_default=dict,
@@ -81,6 +90,15 @@ class JobSchema(Schema):
     params = fields.Dict()
     venv = fields.String(allow_none=True)
     status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]), metadata={"example": "completed"})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    concurrency_key = fields.String(
+        allow_none=True, metadata={"description": "the key its type's `concurrency` limit counts it under"}
+    )
+    waiting_for = fields.Function(
+        lambda job: getattr(job, "waiting_for", None),
+        allow_none=True,
+        metadata={"description": "a queued job: what it waits for (a worker of its queue, a limit, its turn)"},
+    )
     result = fields.Raw(
         allow_none=True,
         metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT", "example": {"waited": 2.4}},
@@ -115,6 +133,7 @@ def _in_utc_range(moment: datetime) -> None:
 class JobQuerySchema(Schema):
     type = fields.List(fields.String(), metadata={"description": "one or more types (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in JobStatus])))
+    priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)))
     project = fields.List(fields.String())
     created_after = fields.AwareDateTime(
         default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, inclusive"}
@@ -177,6 +196,17 @@ class WorkerSchema(Schema):
 class StatusSchema(Schema):
     version = fields.String()
     queues = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "jobs waiting"})
+    queues_without_worker = fields.List(
+        fields.String(), metadata={"description": "queues no live worker consumes: their jobs wait until one starts"}
+    )
+    waiting_by_priority = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "queued jobs per priority"}
+    )
+    concurrency_keys = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        metadata={"description": "per concurrency key with jobs queued or running: waiting, running, limit"},
+    )
     jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
     workers = fields.List(fields.Nested(WorkerSchema))
 
@@ -204,6 +234,11 @@ class LimitsSchema(Schema):
     processes = fields.Integer(metadata={"description": "processes and threads of the job user (RLIMIT_NPROC)"})
 
 
+class ConcurrencySchema(Schema):
+    limit = fields.Integer()
+    key = fields.String(metadata={"description": "project, params.<field>, or a constant shared across types"})
+
+
 class TypeSchema(Schema):
     name = fields.String()
     description = fields.String()
@@ -218,6 +253,12 @@ class TypeSchema(Schema):
     preload = fields.List(fields.String(), metadata={"description": "modules its fork server imports before any job"})
     ready = fields.Boolean(metadata={"description": "its environment is there; jobs fail at once with `error` if not"})
     error = fields.String(allow_none=True, metadata={"description": "why the environment is not ready"})
+    queue_has_worker = fields.Boolean(metadata={"description": "a live worker consumes its queue"})
+    priority = fields.String(metadata={"description": "its jobs' priority unless a submit names one"})
+    concurrency = fields.Nested(
+        ConcurrencySchema, allow_none=True, metadata={"description": "at most `limit` of one key run at once"}
+    )
+    rate = fields.String(allow_none=True, metadata={"description": "at most this many starts, as '30/m'"})
 
 
 class AttemptSchema(Schema):

@@ -26,6 +26,8 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
+# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
+worker_concurrency = _settings.worker_concurrency
 # A prefetched message waits in the pool's own queue, not in the main loop: on the filesystem transport (no event
 # loop) Celery would otherwise block its main thread until a pool process frees, and stop answering `inspect
 # ping`, revoke and Flower while every process is busy. Redis and RabbitMQ run this way already (event loop).

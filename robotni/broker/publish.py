@@ -19,11 +19,16 @@ CELERY_LIMIT_MARGIN = 30
 
 
 def enqueue(job: Job) -> None:
-    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs."""
+    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs.
+
+    The message wakes a pool process of the job's queue, which takes the best job it may start then
+    (robotni/store/claims.py): this one, or one that should go first.
+    """
     wtype = registry()[job.type]
     app.send_task(
         RUN_JOB_TASK,
         (job.id,),
+        {"queue": job.queue},
         task_id=job.id,
         queue=job.queue,
         # celery-types says int; Celery hands the seconds to its pool as they are, fractions too.

@@ -24,6 +24,7 @@ from robotni.errors import InvalidParams, RobotniError, UnknownType
 from robotni.store import jobs
 from robotni.store.engine import engine
 from robotni.store.models import Job, Schedule, ScheduleRun
+from robotni.submission import check
 from robotni.worktypes.registry import WorkerType, registry
 
 log = logging.getLogger(__name__)
@@ -221,14 +222,16 @@ def dispatch(now: datetime, publish: Publish, types: Mapping[str, WorkerType] | 
 def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> Job:
     """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
     wtype = types[schedule.type]
+    params = wtype.validate(schedule.params)
     return jobs.new_job(
         now,
         type=wtype.name,
         project=schedule.project,
         queue=wtype.queue,
-        params=wtype.validate(schedule.params),
+        params=params,
         venv=schedule.venv,
         max_attempts=wtype.retry.max_attempts,
+        placement=check.placement(wtype, schedule.project, params, None),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from robotni.status import TERMINAL, JobStatus
+from robotni.status import TERMINAL, JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.models import Event, Job, WebhookDelivery, WebhookSubscription
 
@@ -26,7 +26,7 @@ WEBHOOK_EVENTS = ("job.started", "job.completed", "job.failed", "job.cancelled",
 PUBLIC_FIELDS = (
     "id", "type", "project", "queue", "params", "venv", "status", "result", "error", "exit_code", "attempts",
     "max_attempts", "run_at", "worker", "cancel_requested", "progress", "progress_message", "log_bytes",
-    "callback_url", "created_at", "started_at", "finished_at", "updated_at",
+    "callback_url", "created_at", "started_at", "finished_at", "updated_at", "priority", "concurrency_key",
 )  # fmt: skip
 PENDING = "pending"
 _listeners: list[Callable[[list[int]], None]] = []
@@ -56,6 +56,8 @@ def snapshot(job: Job) -> dict[str, Any]:
     view = {name: getattr(job, name) for name in PUBLIC_FIELDS}
     view["job_id"] = job.id  # as the API shows it, for older clients
     view["status"] = JobStatus(job.status).value
+    view["priority"] = Priority(job.priority).value
+    view["waiting_for"] = None  # read with the job (robotni/store/waiting.py: live workers, limits), not a change
     return {name: iso(value) if isinstance(value, datetime) else value for name, value in view.items()}
 
 

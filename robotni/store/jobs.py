@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,10 +13,19 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus
+from robotni.status import WAITING, JobStatus, Priority
 from robotni.store import events
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, utcnow
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job stands among the waiting ones: its priority, and the concurrency key it counts against."""
+
+    priority: Priority = Priority.NORMAL
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 def new_job(
@@ -27,6 +38,7 @@ def new_job(
     venv: str | None,
     max_attempts: int,
     run_at: datetime | None = None,
+    placement: Placement = Placement(),
 ) -> Job:
     """An unsaved row: queued (its message sent at once), or scheduled until run_at."""
     return Job(
@@ -46,6 +58,9 @@ def new_job(
         updated_at=now,
         run_at=run_at,
         published_at=None if run_at else now,
+        priority=placement.priority,
+        concurrency_key=placement.concurrency_key,
+        concurrency_limit=placement.concurrency_limit,
     )
 
 
@@ -60,6 +75,7 @@ def create(
     idempotency_key: str | None = None,
     idempotency_window: float = 0,
     run_at: datetime | None = None,
+    placement: Placement = Placement(),
     callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
@@ -68,7 +84,15 @@ def create(
     """
     now = utcnow()
     job = new_job(
-        now, type=type, project=project, queue=queue, params=params, venv=venv, max_attempts=max_attempts, run_at=run_at
+        now,
+        type=type,
+        project=project,
+        queue=queue,
+        params=params,
+        venv=venv,
+        max_attempts=max_attempts,
+        run_at=run_at,
+        placement=placement,
     )
     job.idempotency_key, job.callback_url = idempotency_key, callback_url
     for _ in range(2):
@@ -110,17 +134,26 @@ def get(job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit number for a lock name (PostgreSQL's advisory locks are numbered)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def transition(
     job_id: str,
     where: Iterable[ColumnElement[bool]],
     ended: Job | None = None,
     log_chunk: LogChunk | None = None,
+    locks: Iterable[str] = (),
     **values: Any,
 ) -> Job | None:
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
     With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
     only the attempt that owns the row can add; so is the event of a status change, with its webhook deliveries.
+    `locks` are taken first and held to the commit, so a `where` that counts other rows (robotni/store/claims.py)
+    sees every change made under the same lock: PostgreSQL's advisory locks; SQLite needs none, as it runs one
+    write at a time.
     """
     now = utcnow()
     statement = (
@@ -132,6 +165,9 @@ def transition(
         .execution_options(synchronize_session=False)
     )
     with Session(engine(), expire_on_commit=False) as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            for name in sorted(set(locks)):  # one order everywhere: two claims never wait on each other in a cycle
+                session.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
         row = session.execute(statement).scalar_one_or_none()
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
@@ -159,22 +195,6 @@ def transition(
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
     return Job.status.in_(list(statuses))
-
-
-def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
-    """queued → running for this worker; None when a duplicate, a cancel or another worker got there first."""
-    now = utcnow()
-    return transition(
-        job_id,
-        [Job.status == JobStatus.QUEUED],
-        status=JobStatus.RUNNING,
-        worker=worker,
-        attempts=Job.attempts + 1,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        progress=None,
-        progress_message=None,
-    )
 
 
 def owned_by(job: Job) -> list[ColumnElement[bool]]:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from robotni.status import JobStatus
+from robotni.status import PRIORITY_ORDER, JobStatus, Priority
 
 
 def utcnow() -> datetime:
@@ -39,6 +39,19 @@ class StatusColumn(TypeDecorator[JobStatus]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
         return None if value is None else JobStatus(value)
+
+
+class PriorityColumn(TypeDecorator[Priority]):
+    """A Priority in Python, its rank in the store: ORDER BY priority takes urgent jobs first."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: Priority | str | None, dialect: Dialect) -> int | None:
+        return None if value is None else Priority(value).rank
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Priority | None:
+        return None if value is None else PRIORITY_ORDER[value]
 
 
 class Base(DeclarativeBase):
@@ -70,6 +83,10 @@ class Job(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[Priority] = mapped_column(PriorityColumn, default=Priority.NORMAL, server_default="1")
+    # Its type's `concurrency` key and limit as they were at submit (robotni/store/claims.py counts by key).
+    concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer)
     progress: Mapped[float | None] = mapped_column(Float)
     progress_message: Mapped[str | None] = mapped_column(String(500))
     log_bytes: Mapped[int] = mapped_column(Integer, default=0)
@@ -96,6 +113,13 @@ class Job(Base):
         Index("ix_jobs_project_status_created", "project", "status", "created_at", "id"),
         # /metrics reads only the jobs that ended since its watermark (robotni/store/tallies.py).
         Index("ix_jobs_finished", "finished_at"),
+        # The claim (robotni/store/claims.py): a queue's waiting jobs in priority order, and per project (its
+        # projects, each one's first jobs: index seeks, never a sort); running jobs per concurrency key; a
+        # rate-limited type's recent starts.
+        Index("ix_jobs_queue_status_priority", "queue", "status", "priority", "created_at", "id"),
+        Index("ix_jobs_queue_status_project", "queue", "status", "project", "priority", "created_at", "id"),
+        Index("ix_jobs_key_status", "concurrency_key", "status"),
+        Index("ix_jobs_type_started", "type", "started_at"),
     )
 
 

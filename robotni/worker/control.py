@@ -20,13 +20,17 @@ Handler = Callable[..., Any]
 
 
 def _also_cancelling(handler: Handler) -> Handler:
+    """The cancel is recorded first: Celery's `terminate` then signals the pool process running the revoked task,
+    which reads its job's cancel mark at once (robotni/worker/tasks.py). That process may be running another job
+    (a message wakes a process for the best job of its queue), which the signal leaves running; the revoked job
+    stops wherever it runs, at its worker's next look at the mark."""
+
     def handle(state: Any, **arguments: Any) -> Any:
-        reply = handler(state, **arguments)
         try:
             revokes.cancel(revokes.revoked_ids({"method": "revoke", "arguments": arguments}))
         except Exception:  # the store is down: the revoked message's discard (below) cancels it again
             log.exception("revoke not recorded in the job store")
-        return reply
+        return handler(state, **arguments)
 
     handle.__doc__ = handler.__doc__
     return handle

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownType
 from robotni.status import JobStatus
-from robotni.store import jobs
+from robotni.store import claims, jobs
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import RetryPolicy, registry
@@ -35,6 +35,7 @@ def reap(publish: Publish, idle_queues: list[str], republish_after: float, lost_
         "lost": recover_expired(lost_attempts),
         "released": release_due(publish),
         "republished": republish_stale(publish, idle_queues, republish_after),
+        "rate_woken": wake_rate_limited(publish, idle_queues),
     }
     if any(counts.values()):
         log.info("reaper: %s", counts)
@@ -106,16 +107,20 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
     Only an empty broker queue says a message is gone: with a backlog, a job waits its turn however long that
     takes, and resending it would flood the queue with copies. A message that was only reserved by a busy
     worker runs at most twice as a message and once as a job: the second claim finds the row no longer queued.
+    This is also how a job held back by a rate or a concurrency limit is woken when no job's end woke it.
     """
     if not idle_queues:
         return 0
-    stale_before = utcnow() - timedelta(seconds=republish_after)
+    now, limits = utcnow(), claims.caps()
+    stale_before = now - timedelta(seconds=republish_after)
     query = (
         select(Job)
         .where(
             Job.status == JobStatus.QUEUED,
             or_(Job.published_at.is_(None), Job.published_at < stale_before),
             Job.queue.in_(idle_queues),
+            # A job over a limit stays unclaimed on purpose: a message would only wake a process to find that.
+            *claims.eligible(claims.load(limits, now), limits),
         )
         .order_by(Job.created_at)
         .limit(BATCH)
@@ -126,3 +131,30 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
             publish(job)
             republished += 1
     return republished
+
+
+def wake_rate_limited(publish: Publish, idle_queues: list[str]) -> int:
+    """Jobs held back by their type's rate, once it allows starts again: as many messages as it allows now.
+
+    No job's end announces that a rate's window moved on, so each reaper pass looks; a queue that is not idle
+    has messages that wake its processes anyway.
+    """
+    limits = claims.caps()
+    now = utcnow()
+    current = claims.load(limits, now)
+    woken = 0
+    for type_name, rate in limits.rates.items():
+        allowed = rate.count - current.started.get(type_name, 0)
+        if allowed <= 0:
+            continue
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.type == type_name, Job.queue.in_(idle_queues))
+            .order_by(Job.priority, Job.created_at)
+            .limit(min(allowed, BATCH))
+        )
+        for job in _rows(query):
+            if jobs.republished(job):
+                publish(job)
+                woken += 1
+    return woken
