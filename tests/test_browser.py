@@ -123,12 +123,12 @@ def test_data_is_inserted_as_text_never_as_html(page, embedded_stack):
     expect(page.locator("#job-log")).to_have_text("Hello, World!\n")
 
 
-def test_polls_are_304_while_nothing_changes_and_a_running_job_cancels(page, embedded_stack):
-    job_id = submit(page, "sleeper", seconds="30")
+def test_the_page_follows_its_job_over_sse_and_a_running_job_cancels(page, embedded_stack):
+    with page.expect_request(lambda r: r.url.endswith("/events"), timeout=10_000) as stream:
+        job_id = submit(page, "sleeper", seconds="30")
+    assert stream.value.url.endswith(f"{JOB_URL}{job_id}/events")  # no polling while the stream is open
     expect(page.locator("#job-status")).to_have_text("running", timeout=20_000)
-    expect(page.locator("#job-log")).to_have_text("sleeping\n")
-    with page.expect_response(lambda r: r.url.endswith(JOB_URL + job_id) and r.status == 304, timeout=10_000):
-        pass  # the page polls with If-None-Match, and a sleeping job changes nothing a client sees
+    expect(page.locator("#job-log")).to_have_text("sleeping\n")  # log lines arrive as stream events
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
     expect(page.locator("#cancel-button")).to_be_hidden()
