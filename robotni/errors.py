@@ -43,3 +43,7 @@ class ConfigError(RobotniError):
 
 class SchemaOutdated(RobotniError):
     """The job store needs `robotni db upgrade` before this version can use it."""
+
+
+class UnknownParent(RobotniError):
+    """A job's depends_on names ids that are no job of its project; `args[0]` lists them."""

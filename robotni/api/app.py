@@ -15,7 +15,9 @@ from werkzeug.exceptions import ServiceUnavailable
 from robotni import __version__, logsetup
 from robotni.api import auth, metrics
 from robotni.api.blueprint import abort
+from robotni.broker.publish import enqueue
 from robotni.config import settings
+from robotni.store import dependencies
 from robotni.store.engine import engine
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -48,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_require_json_body)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/api/static
+    dependencies.publish_released_with(enqueue)  # a cancel here may release a job whose parent it ended
     engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
     return app
 

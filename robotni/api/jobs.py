@@ -26,6 +26,7 @@ from robotni.api.schemas import (
 )
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
+from robotni.errors import UnknownParent
 from robotni.status import WAITING, JobStatus
 from robotni.store import jobs, queries
 from robotni.store.models import Attempt, Job
@@ -115,7 +116,7 @@ class Jobs(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=JobSchema, description="The job first submitted with this Idempotency-Key")
     @blp.alt_response(403, description="The token does not cover this project")
-    @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
+    @blp.alt_response(422, description="Unknown type, params not matching its schema, a refused venv/script or parent")
     @blp.alt_response(429, description="The project has ROBOTNI_MAX_WAITING_PER_PROJECT jobs waiting, or rate limit")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
     def post(self, body: dict[str, Any], headers: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
@@ -123,21 +124,29 @@ class Jobs(MethodView):
         auth.require(body["project"])
         wtype, params = checked_request(body)
         _check_waiting(body["project"])
-        job, created = jobs.create(
-            type=wtype.name,
-            project=body["project"],
-            params=params,
-            queue=wtype.queue,
-            max_attempts=wtype.retry.max_attempts,
-            venv=body["venv"],
-            idempotency_key=headers.get("idempotency_key"),
-            idempotency_window=settings().idempotency_seconds,
-            run_at=body["run_at"],
-        )
+        try:
+            job, created = jobs.create(
+                type=wtype.name,
+                project=body["project"],
+                params=params,
+                queue=wtype.queue,
+                max_attempts=wtype.retry.max_attempts,
+                venv=body["venv"],
+                idempotency_key=headers.get("idempotency_key"),
+                idempotency_window=settings().idempotency_seconds,
+                run_at=body["run_at"],
+                depends_on=body["depends_on"],
+                on_parent_failure=body["on_parent_failure"],
+            )
+        except UnknownParent as exc:
+            unknown = exc.args[0]
+            errors = {"depends_on": [f"no job {job_id} in this project" for job_id in unknown]}
+            message = f"depends_on: no job {unknown[0]} in project {body['project']!r}"
+            abort(422, errors={"json": errors}, message=message)
         logsetup.bind_job(job)
         if not created:
             return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
-        if job.status == JobStatus.SCHEDULED:  # deferred: a worker's reaper publishes it when due
+        if job.status != JobStatus.QUEUED:  # scheduled: a reaper publishes it when due; waiting: its last parent's end
             return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
         try:
             enqueue(job)

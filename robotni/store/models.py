@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from robotni.status import JobStatus
+from robotni.status import JobStatus, WorkflowStatus
 
 
 def utcnow() -> datetime:
@@ -39,6 +39,19 @@ class StatusColumn(TypeDecorator[JobStatus]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
         return None if value is None else JobStatus(value)
+
+
+class WorkflowStatusColumn(TypeDecorator[WorkflowStatus]):
+    """A WorkflowStatus in Python, its plain value in the store, as StatusColumn."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: WorkflowStatus | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else WorkflowStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> WorkflowStatus | None:
+        return None if value is None else WorkflowStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -77,6 +90,12 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set only on a job with parents (depends_on): "cancel" or "run" (robotni.status.ParentFailure).
+    on_parent_failure: Mapped[str | None] = mapped_column(String(8))
+    # Parents not ended yet, while `waiting`: the job is queued in the transaction that brings it to 0.
+    parents_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    workflow_id: Mapped[str | None] = mapped_column(String(36))
+    step: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
@@ -92,6 +111,42 @@ class Job(Base):
         Index("ix_jobs_project_status_created", "project", "status", "created_at", "id"),
         # /metrics reads only the jobs that ended since its watermark (robotni/store/tallies.py).
         Index("ix_jobs_finished", "finished_at"),
+        Index("ix_jobs_workflow", "workflow_id"),
+    )
+
+
+class Dependency(Base):
+    """An edge: job_id waits for parent_id to end. Read from the parent's side when it ends, hence the index."""
+
+    __tablename__ = "dependencies"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    parent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+    __table_args__ = (Index("ix_dependencies_parent", "parent_id"),)
+
+
+class Workflow(Base):
+    """Steps (jobs) and their edges, submitted together; its status is decided as its last step ends."""
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[WorkflowStatus] = mapped_column(WorkflowStatusColumn)
+    # Counted down in the transaction that ends each step (robotni/store/dependencies.py), so two last steps
+    # ending at once on two workers cannot both see the other still running.
+    steps_left: Mapped[int] = mapped_column(Integer)
+    steps_failed: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_workflows_created", "created_at", "id"),
+        Index("ix_workflows_project_created", "project", "created_at", "id"),
     )
 
 

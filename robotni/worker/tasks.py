@@ -32,7 +32,7 @@ from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import jobs, retention, worker_beats
+from robotni.store import dependencies, jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
@@ -93,6 +93,12 @@ def _refuse_outdated_schema(**_: Any) -> None:
     except SchemaOutdated as exc:
         print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
         raise SystemExit(1) from None
+
+
+@worker_init.connect
+def _publish_released(**_: Any) -> None:
+    """A job this worker ends may release its dependents: their messages go out from here (the pool forks later)."""
+    dependencies.publish_released_with(publish.enqueue)
 
 
 @worker_init.connect

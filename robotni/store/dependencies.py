@@ -1,0 +1,213 @@
+"""Jobs that wait for other jobs: what a parent's end does to its dependents, in the transaction that ends it.
+
+Every terminal transition of a job (robotni/store/jobs.py) calls `settle` inside its own transaction, so a
+dependent is queued (or cancelled) in the same commit as its last parent's end: nothing polls, and a crash
+leaves either both or neither. Each dependent counts its parents down (`parents_left`) with an UPDATE on its own
+row, so two parents ending at once on two workers serialize on that row and the second sees the first's count.
+
+A submit with `depends_on` (`attach`) must not miss a parent ending meanwhile. Its transaction inserts the job
+and its edges first, then reads the parents:
+- on SQLite the insert takes the database's write lock, so no parent can end until the submit commits, and the
+  parents it reads are final;
+- on PostgreSQL it reads the parents FOR SHARE. A parent's terminal transition updates the parent's row first:
+  if that came first, the read waits for its commit and sees the parent ended (the parent's transaction could
+  not see the uncommitted edge); if the read came first, the parent's update waits for the submit's commit, and
+  its next statement (read committed) sees the new edge.
+Either the submit applies the ended parent or the parent's end applies to the new job; never both, never neither.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from robotni.errors import UnknownParent
+from robotni.status import JobStatus, ParentFailure, WorkflowStatus
+from robotni.store.engine import engine
+from robotni.store.models import Dependency, Job, Workflow, utcnow
+
+log = logging.getLogger(__name__)
+# Parents looked up per statement: well under the bound-parameter limits of SQLite and PostgreSQL.
+BATCH = 500
+
+Publish = Callable[[Job], None]
+_publisher: list[Publish] = []
+
+
+class Ended(NamedTuple):
+    id: str
+    status: JobStatus
+    workflow_id: str | None
+
+
+def publish_released_with(publish: Publish) -> None:
+    """How this process sends the message of a job its transitions released (the API and the worker set it)."""
+    _publisher[:] = [publish]
+
+
+def publish(released: Iterable[Job]) -> None:
+    """After the commit: each released job's message. A send that fails is resent by a reaper, as for a submit."""
+    for job in released:
+        for send in _publisher:
+            try:
+                send(job)
+            except Exception:
+                log.warning("job %s: released, its message not sent; a reaper resends it", job.id, exc_info=True)
+
+
+def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> list[Job]:
+    """Edges from a job being inserted (already flushed) to its parents; the parents that ended apply at once.
+
+    UnknownParent names the ids that are no job of the job's project. Returns the jobs released: this one, if
+    every parent had ended already.
+    """
+    session.add_all(Dependency(job_id=job.id, parent_id=parent) for parent in parent_ids)
+    query = (
+        select(Job.id, Job.project, Job.status, Job.workflow_id)
+        .where(Job.id.in_(sorted(parent_ids)))
+        .order_by(Job.id)  # the same order everywhere, so no two transactions wait on each other's rows
+        .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite already holds its write lock
+    )
+    found = {row.id: row for row in session.execute(query)}
+    unknown = [p for p in parent_ids if p not in found or found[p].project != job.project]
+    if unknown:
+        raise UnknownParent(unknown)
+    ended = [Ended(row.id, row.status, row.workflow_id) for row in found.values() if row.status.is_terminal]
+    rule = ParentFailure(job.on_parent_failure or ParentFailure.CANCEL)
+    cancelled, released = _apply(session, {job.id: (rule, ended)})
+    released += settle(session, cancelled)
+    session.refresh(job)
+    return released
+
+
+def settle(session: Session, ended: Sequence[Ended]) -> list[Job]:
+    """Apply jobs that just ended to their waiting dependents, and down the tree; the jobs now queued."""
+    released: list[Job] = []
+    frontier = list(ended)
+    while frontier:
+        _count_steps(session, frontier)
+        cancelled: list[Ended] = []
+        for start in range(0, len(frontier), BATCH):
+            batch = {e.id: e for e in frontier[start : start + BATCH]}
+            down, up = _apply(session, _waiting_dependents(session, batch))
+            cancelled += down
+            released += up
+        frontier = cancelled
+    return released
+
+
+def _waiting_dependents(session: Session, parents: dict[str, Ended]) -> dict[str, tuple[ParentFailure, list[Ended]]]:
+    """Each waiting dependent of these parents, locked (in id order), with its rule and which of them it has."""
+    query = (
+        select(Dependency.job_id, Dependency.parent_id, Job.on_parent_failure)
+        .join(Job, Job.id == Dependency.job_id)
+        .where(Dependency.parent_id.in_(list(parents)), Job.status == JobStatus.WAITING)
+        .order_by(Job.id)
+        .with_for_update(of=Job)
+    )
+    found: dict[str, tuple[ParentFailure, list[Ended]]] = {}
+    for job_id, parent_id, rule in session.execute(query):
+        found.setdefault(job_id, (ParentFailure(rule or ParentFailure.CANCEL), []))[1].append(parents[parent_id])
+    return found
+
+
+def _apply(session: Session, dependents: dict[str, tuple[ParentFailure, list[Ended]]]) -> tuple[list[Ended], list[Job]]:
+    """Cancel the dependents a failed parent cancels, count the others down; (cancelled, released)."""
+    to_cancel: dict[Ended, list[str]] = defaultdict(list)
+    to_count: dict[int, list[str]] = defaultdict(list)
+    for job_id, (rule, parents) in dependents.items():
+        failed = [p for p in parents if p.status != JobStatus.COMPLETED]
+        if failed and rule is ParentFailure.CANCEL:
+            to_cancel[min(failed)].append(job_id)
+        elif parents:
+            to_count[len(parents)].append(job_id)
+    cancelled = [row for parent, ids in to_cancel.items() for row in _cancel(session, ids, parent)]
+    counted = [row for n, ids in to_count.items() for row in _count_down(session, ids, n)]
+    released = [row for row in counted if row.status == JobStatus.QUEUED]
+    return cancelled, released
+
+
+def _cancel(session: Session, job_ids: list[str], parent: Ended) -> list[Ended]:
+    now = utcnow()
+    statement = (
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
+        .values(
+            status=JobStatus.CANCELLED,
+            error=f"parent {parent.id} ended {parent.status}",
+            finished_at=now,
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        .returning(Job.id, Job.workflow_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [Ended(row.id, JobStatus.CANCELLED, row.workflow_id) for row in session.execute(statement)]
+
+
+def _count_down(session: Session, job_ids: list[str], parents: int) -> list[Job]:
+    """Each job has `parents` fewer to wait for; those with none left are queued, their message counted as sent.
+
+    published_at is now, as at a submit: the caller publishes after the commit, and if it dies first a reaper
+    resends the message of a queued job whose message is older than ROBOTNI_REPUBLISH_AFTER.
+    """
+    now = utcnow()
+    last = Job.parents_left <= parents
+    statement = (
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
+        .values(
+            parents_left=Job.parents_left - parents,
+            status=case((last, JobStatus.QUEUED.value), else_=Job.status),
+            published_at=case((last, now), else_=Job.published_at),
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.execute(statement).scalars())
+
+
+def _count_steps(session: Session, ended: Sequence[Ended]) -> None:
+    """Each workflow has these steps fewer left; the one whose last step this was gets its final status."""
+    per_workflow: dict[str, list[Ended]] = defaultdict(list)
+    for step in ended:
+        if step.workflow_id is not None:
+            per_workflow[step.workflow_id].append(step)
+    now = utcnow()
+    for workflow_id in sorted(per_workflow):
+        steps = per_workflow[workflow_id]
+        failed = sum(step.status != JobStatus.COMPLETED for step in steps)
+        statement = (
+            update(Workflow)
+            .where(Workflow.id == workflow_id)
+            .values(
+                steps_left=Workflow.steps_left - len(steps),
+                steps_failed=Workflow.steps_failed + failed,
+                updated_at=now,
+            )
+            .returning(Workflow.steps_left, Workflow.steps_failed, Workflow.cancel_requested)
+        )
+        left, failures, cancelled = session.execute(statement).one()
+        if left <= 0:
+            status = final_status(failures, cancelled)
+            done = update(Workflow).where(Workflow.id == workflow_id).values(status=status, finished_at=now)
+            session.execute(done)
+
+
+def final_status(steps_failed: int, cancel_requested: bool) -> WorkflowStatus:
+    if cancel_requested:
+        return WorkflowStatus.CANCELLED
+    return WorkflowStatus.FAILED if steps_failed else WorkflowStatus.COMPLETED
+
+
+def parents_of(job_id: str) -> list[Job]:
+    query = select(Job).join(Dependency, Dependency.parent_id == Job.id).where(Dependency.job_id == job_id)
+    with Session(engine(), expire_on_commit=False) as session:
+        return list(session.scalars(query.order_by(Job.id)))
