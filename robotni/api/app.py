@@ -43,8 +43,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from robotni.api import jobs as job_api
     from robotni.api import ops
     from robotni.api import schedules as api_schedules
+    from robotni.api import workflows as api_workflows
 
-    for blueprint in (job_api.blp, api_schedules.blp, ops.blp, ops.health):
+    for blueprint in (job_api.blp, api_workflows.blp, api_schedules.blp, ops.blp, ops.health):
         api.register_blueprint(blueprint)
     auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
     app.before_request(_require_json_body)

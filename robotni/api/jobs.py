@@ -62,7 +62,7 @@ def _count_waiting(project: str) -> int:
 _waiting_cap = WaitingCap(_count_waiting)
 
 
-def _check_waiting(project: str) -> None:
+def check_waiting(project: str) -> None:
     """429 when the project already has its cap of waiting jobs (robotni/submission/waitcap.py).
 
     Counted before the insert, so submits racing in parallel can each pass: the cap can be overshot by at most
@@ -74,11 +74,11 @@ def _check_waiting(project: str) -> None:
         abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
 
 
-def _encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), row_id]).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return datetime.fromisoformat(created), str(job_id)
@@ -105,11 +105,12 @@ class Jobs(MethodView):
             projects=projects,
             created_after=_naive_utc(query.get("created_after")),
             created_before=_naive_utc(query.get("created_before")),
-            after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
+            after=decode_cursor(query["cursor"]) if query.get("cursor") else None,
             limit=limit + 1,
         )
         more = len(found) > limit
-        return {"jobs": found[:limit], "next_cursor": _encode_cursor(found[limit - 1]) if more else None}
+        cursor = encode_cursor(found[limit - 1].created_at, found[limit - 1].id) if more else None
+        return {"jobs": found[:limit], "next_cursor": cursor}
 
     @blp.arguments(JobCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
@@ -123,7 +124,7 @@ class Jobs(MethodView):
         """Submit a job"""
         auth.require(body["project"])
         wtype, params = checked_request(body)
-        _check_waiting(body["project"])
+        check_waiting(body["project"])
         try:
             job, created = jobs.create(
                 type=wtype.name,

@@ -21,15 +21,16 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownParent
-from robotni.status import JobStatus, ParentFailure, WorkflowStatus
+from robotni.status import JobStatus, ParentFailure
 from robotni.store.engine import engine
-from robotni.store.models import Dependency, Job, Workflow, utcnow
+from robotni.store.models import Dependency, Job, utcnow
 
 log = logging.getLogger(__name__)
 # Parents looked up per statement: well under the bound-parameter limits of SQLite and PostgreSQL.
@@ -42,7 +43,6 @@ _publisher: list[Publish] = []
 class Ended(NamedTuple):
     id: str
     status: JobStatus
-    workflow_id: str | None
 
 
 def publish_released_with(publish: Publish) -> None:
@@ -68,7 +68,7 @@ def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> list[Job]:
     """
     session.add_all(Dependency(job_id=job.id, parent_id=parent) for parent in parent_ids)
     query = (
-        select(Job.id, Job.project, Job.status, Job.workflow_id)
+        select(Job.id, Job.project, Job.status)
         .where(Job.id.in_(sorted(parent_ids)))
         .order_by(Job.id)  # the same order everywhere, so no two transactions wait on each other's rows
         .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite already holds its write lock
@@ -77,24 +77,28 @@ def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> list[Job]:
     unknown = [p for p in parent_ids if p not in found or found[p].project != job.project]
     if unknown:
         raise UnknownParent(unknown)
-    ended = [Ended(row.id, row.status, row.workflow_id) for row in found.values() if row.status.is_terminal]
+    ended = [Ended(row.id, row.status) for row in found.values() if row.status.is_terminal]
     rule = ParentFailure(job.on_parent_failure or ParentFailure.CANCEL)
-    cancelled, released = _apply(session, {job.id: (rule, ended)})
-    released += settle(session, cancelled)
+    now = utcnow()
+    cancelled, released = _apply(session, {job.id: (rule, ended)}, now)
+    released += settle(session, cancelled, now)
     session.refresh(job)
     return released
 
 
-def settle(session: Session, ended: Sequence[Ended]) -> list[Job]:
-    """Apply jobs that just ended to their waiting dependents, and down the tree; the jobs now queued."""
+def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None) -> list[Job]:
+    """Apply jobs that just ended to their waiting dependents, and down the tree; the jobs now queued.
+
+    Everything it changes carries one moment (`now`): a subtree cancelled by one failure ends at one time.
+    """
+    now = now or utcnow()
     released: list[Job] = []
     frontier = list(ended)
     while frontier:
-        _count_steps(session, frontier)
         cancelled: list[Ended] = []
         for start in range(0, len(frontier), BATCH):
             batch = {e.id: e for e in frontier[start : start + BATCH]}
-            down, up = _apply(session, _waiting_dependents(session, batch))
+            down, up = _apply(session, _waiting_dependents(session, batch), now)
             cancelled += down
             released += up
         frontier = cancelled
@@ -116,7 +120,9 @@ def _waiting_dependents(session: Session, parents: dict[str, Ended]) -> dict[str
     return found
 
 
-def _apply(session: Session, dependents: dict[str, tuple[ParentFailure, list[Ended]]]) -> tuple[list[Ended], list[Job]]:
+def _apply(
+    session: Session, dependents: dict[str, tuple[ParentFailure, list[Ended]]], now: datetime
+) -> tuple[list[Ended], list[Job]]:
     """Cancel the dependents a failed parent cancels, count the others down; (cancelled, released)."""
     to_cancel: dict[Ended, list[str]] = defaultdict(list)
     to_count: dict[int, list[str]] = defaultdict(list)
@@ -126,14 +132,13 @@ def _apply(session: Session, dependents: dict[str, tuple[ParentFailure, list[End
             to_cancel[min(failed)].append(job_id)
         elif parents:
             to_count[len(parents)].append(job_id)
-    cancelled = [row for parent, ids in to_cancel.items() for row in _cancel(session, ids, parent)]
-    counted = [row for n, ids in to_count.items() for row in _count_down(session, ids, n)]
+    cancelled = [row for parent, ids in to_cancel.items() for row in _cancel(session, ids, parent, now)]
+    counted = [row for n, ids in to_count.items() for row in _count_down(session, ids, n, now)]
     released = [row for row in counted if row.status == JobStatus.QUEUED]
     return cancelled, released
 
 
-def _cancel(session: Session, job_ids: list[str], parent: Ended) -> list[Ended]:
-    now = utcnow()
+def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) -> list[Ended]:
     statement = (
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
@@ -144,19 +149,18 @@ def _cancel(session: Session, job_ids: list[str], parent: Ended) -> list[Ended]:
             updated_at=now,
             version=Job.version + 1,
         )
-        .returning(Job.id, Job.workflow_id)
+        .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    return [Ended(row.id, JobStatus.CANCELLED, row.workflow_id) for row in session.execute(statement)]
+    return [Ended(job_id, JobStatus.CANCELLED) for job_id in session.execute(statement).scalars()]
 
 
-def _count_down(session: Session, job_ids: list[str], parents: int) -> list[Job]:
+def _count_down(session: Session, job_ids: list[str], parents: int, now: datetime) -> list[Job]:
     """Each job has `parents` fewer to wait for; those with none left are queued, their message counted as sent.
 
     published_at is now, as at a submit: the caller publishes after the commit, and if it dies first a reaper
     resends the message of a queued job whose message is older than ROBOTNI_REPUBLISH_AFTER.
     """
-    now = utcnow()
     last = Job.parents_left <= parents
     statement = (
         update(Job)
@@ -172,39 +176,6 @@ def _count_down(session: Session, job_ids: list[str], parents: int) -> list[Job]
         .execution_options(synchronize_session=False)
     )
     return list(session.execute(statement).scalars())
-
-
-def _count_steps(session: Session, ended: Sequence[Ended]) -> None:
-    """Each workflow has these steps fewer left; the one whose last step this was gets its final status."""
-    per_workflow: dict[str, list[Ended]] = defaultdict(list)
-    for step in ended:
-        if step.workflow_id is not None:
-            per_workflow[step.workflow_id].append(step)
-    now = utcnow()
-    for workflow_id in sorted(per_workflow):
-        steps = per_workflow[workflow_id]
-        failed = sum(step.status != JobStatus.COMPLETED for step in steps)
-        statement = (
-            update(Workflow)
-            .where(Workflow.id == workflow_id)
-            .values(
-                steps_left=Workflow.steps_left - len(steps),
-                steps_failed=Workflow.steps_failed + failed,
-                updated_at=now,
-            )
-            .returning(Workflow.steps_left, Workflow.steps_failed, Workflow.cancel_requested)
-        )
-        left, failures, cancelled = session.execute(statement).one()
-        if left <= 0:
-            status = final_status(failures, cancelled)
-            done = update(Workflow).where(Workflow.id == workflow_id).values(status=status, finished_at=now)
-            session.execute(done)
-
-
-def final_status(steps_failed: int, cancel_requested: bool) -> WorkflowStatus:
-    if cancel_requested:
-        return WorkflowStatus.CANCELLED
-    return WorkflowStatus.FAILED if steps_failed else WorkflowStatus.COMPLETED
 
 
 def parents_of(job_id: str) -> list[Job]:

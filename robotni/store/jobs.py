@@ -129,7 +129,7 @@ def discard(job_id: str) -> None:
         withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.id)
         gone = session.execute(withdrawn.execution_options(synchronize_session=False)).first() is not None
         session.execute(delete(Dependency).where(Dependency.job_id == job_id))
-        released = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED, None)]) if gone else []
+        released = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)]) if gone else []
     dependencies.publish(released)
 
 
@@ -164,7 +164,7 @@ def transition(
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         row = session.execute(statement).scalar_one_or_none()
         if row is not None and "status" in values and row.status.is_terminal:
-            released = dependencies.settle(session, [Ended(row.id, row.status, row.workflow_id)])
+            released = dependencies.settle(session, [Ended(row.id, row.status)])
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
         if row is not None and ended is not None:
@@ -345,8 +345,9 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     values = _cancelled_waiting("cancelled by a queue flush")
     statement = statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        statement = statement.returning(Job.id, Job.workflow_id).execution_options(synchronize_session=False)
-        rows = session.execute(statement).all()
-        released = dependencies.settle(session, [Ended(r.id, JobStatus.CANCELLED, r.workflow_id) for r in rows])
+        statement = statement.returning(Job.id).execution_options(synchronize_session=False)
+        ids = list(session.execute(statement).scalars())
+        ended = [Ended(job_id, JobStatus.CANCELLED) for job_id in ids]
+        released = dependencies.settle(session, ended, values["finished_at"])
     dependencies.publish(released)
-    return len(rows)
+    return len(ids)

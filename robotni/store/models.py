@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from robotni.status import JobStatus, WorkflowStatus
+from robotni.status import JobStatus
 
 
 def utcnow() -> datetime:
@@ -39,19 +39,6 @@ class StatusColumn(TypeDecorator[JobStatus]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
         return None if value is None else JobStatus(value)
-
-
-class WorkflowStatusColumn(TypeDecorator[WorkflowStatus]):
-    """A WorkflowStatus in Python, its plain value in the store, as StatusColumn."""
-
-    impl = String(16)
-    cache_ok = True
-
-    def process_bind_param(self, value: WorkflowStatus | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else WorkflowStatus(value).value
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> WorkflowStatus | None:
-        return None if value is None else WorkflowStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -127,22 +114,20 @@ class Dependency(Base):
 
 
 class Workflow(Base):
-    """Steps (jobs) and their edges, submitted together; its status is decided as its last step ends."""
+    """Steps (jobs with workflow_id) and their edges, submitted together.
+
+    Its status is read from its steps (robotni/store/workflows.py), never stored: a step's end writes nothing
+    here, so the steps of a fan-in ending at once do not queue up on this row.
+    """
 
     __tablename__ = "workflows"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     project: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
-    status: Mapped[WorkflowStatus] = mapped_column(WorkflowStatusColumn)
-    # Counted down in the transaction that ends each step (robotni/store/dependencies.py), so two last steps
-    # ending at once on two workers cannot both see the other still running.
-    steps_left: Mapped[int] = mapped_column(Integer)
-    steps_failed: Mapped[int] = mapped_column(Integer, default=0)
+    # Set by a cancel that came while a step had not ended: the workflow then ends `cancelled`.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (
         Index("ix_workflows_created", "created_at", "id"),

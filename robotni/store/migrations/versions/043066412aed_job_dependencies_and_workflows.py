@@ -29,13 +29,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("project", sa.String(length=128), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("steps_left", sa.Integer(), nullable=False),
-        sa.Column("steps_failed", sa.Integer(), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("finished_at", sa.DateTime(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("workflows", schema=None) as batch_op:
