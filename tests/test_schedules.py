@@ -365,7 +365,7 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
 
     counts = retention.run(now, 7, jobs_dir, processed)
 
-    assert counts == {"jobs": 4, "orphan_folders": 1, "processed_messages": 0}
+    assert counts == {"jobs": 4, "workflows": 0, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
         assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
         assert jobs.attempts_of(job_id) == [] and jobs.output_of(job_id, 0, 10) == b""
