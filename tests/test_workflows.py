@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from tests.stack import Stack, alive, pids_of, wait_until
@@ -158,3 +160,19 @@ def test_a_parent_ending_while_its_dependent_is_submitted_never_leaves_it_waitin
         child = stack.wait_for(child_id, timeout=60)
         assert child["status"] == "completed", child
         assert child["started_at"] >= stack.job(parent_id)["finished_at"]
+
+
+def test_the_command_line_submits_a_workflow_file_and_shows_it(stack, tmp_path):
+    spec = tmp_path / "chain.yaml"
+    spec.write_text(
+        "name: chain\nsteps:\n  - {name: first, type: helloworld}\n  - {name: second, type: helloworld, depends_on: [first]}\n"
+    )
+    env = {**stack.env, "ROBOTNI_API_URL": stack.url}
+    cli = [sys.executable, "-c", "from robotni.cli import main; main()", "workflow"]
+    submitted = subprocess.run([*cli, "submit", str(spec), "--wait"], env=env, capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    first_line = submitted.stdout.splitlines()[0]
+    assert "'chain'" in first_line and first_line.endswith(": completed")
+    workflow_id = first_line.split()[1]
+    shown = subprocess.run([*cli, "show", workflow_id], env=env, capture_output=True, text=True).stdout
+    assert "second" in shown and "after first" in shown and shown.count("completed") == 3
