@@ -5,29 +5,13 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from robotni.api.schemas import JobSchema, UTCDateTime
-from robotni.status import ParentFailure, WorkflowStatus
+from robotni.schedules.declaration import WorkflowDeclarationSchema
+from robotni.status import WorkflowStatus
 from robotni.submission.check import DEFAULT_PROJECT, NAME
 
 
-class StepCreateSchema(Schema):
-    name = fields.String(required=True, validate=NAME, metadata={"description": "unique in the workflow"})
-    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
-    params = fields.Dict(keys=fields.String(), load_default=dict)
-    venv = fields.String(load_default=None, allow_none=True)
-    depends_on = fields.List(
-        fields.String(), load_default=list, metadata={"description": "names of steps that must end before this one"}
-    )
-    on_parent_failure = fields.String(
-        load_default=ParentFailure.CANCEL.value,
-        validate=validate.OneOf([rule.value for rule in ParentFailure]),
-        metadata={"description": "a parent did not complete: `cancel` this step (and those under it) or `run` it"},
-    )
-
-
-class WorkflowCreateSchema(Schema):
+class WorkflowCreateSchema(WorkflowDeclarationSchema):
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
-    name = fields.String(required=True, validate=NAME)
-    steps = fields.List(fields.Nested(StepCreateSchema), required=True, validate=validate.Length(min=1))
 
 
 class StepSchema(Schema):

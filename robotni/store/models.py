@@ -178,13 +178,15 @@ class WorkerBeat(Base):
 
 
 class Schedule(Base):
-    """A job made again and again: by a cron expression in a timezone, or every interval_seconds."""
+    """A job (or a workflow) made again and again: by a cron expression in a timezone, or every interval_seconds."""
 
     __tablename__ = "schedules"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
+    # A job's type and params, or (type null) a workflow's {name, steps}, started at each due time.
+    type: Mapped[str | None] = mapped_column(String(64))
+    workflow: Mapped[Any | None] = mapped_column(JSON)
     project: Mapped[str] = mapped_column(String(128))
     params: Mapped[Any] = mapped_column(JSON)
     venv: Mapped[str | None] = mapped_column(String(128))

@@ -55,9 +55,20 @@ STATUS = case(
 FINISHED_AT = select(func.max(Job.finished_at)).where(Job.workflow_id == Workflow.id).scalar_subquery()
 
 
-def create(project: str, name: str, steps: Sequence[NewStep]) -> tuple[Found, list[Job]]:
-    """Insert the workflow, its steps and edges in one transaction; the steps without parents are queued."""
-    now = utcnow()
+@dataclass
+class Made:
+    """A workflow's rows, unsaved: the workflow, its steps (those without parents queued) and its edges."""
+
+    workflow: Workflow
+    jobs: list[Job]
+    edges: list[Dependency]
+
+    @property
+    def rows(self) -> list[Any]:
+        return [self.workflow, *self.jobs, *self.edges]
+
+
+def make(project: str, name: str, steps: Sequence[NewStep], now: datetime) -> Made:
     workflow = Workflow(id=str(uuid.uuid4()), project=project, name=name, cancel_requested=False, created_at=now)
     rows: dict[str, Job] = {}
     for step in steps:
@@ -75,11 +86,15 @@ def create(project: str, name: str, steps: Sequence[NewStep]) -> tuple[Found, li
         job.workflow_id, job.step = workflow.id, step.name
         rows[step.name] = job
     edges = [Dependency(job_id=rows[s.name].id, parent_id=rows[p].id) for s in steps for p in s.depends_on]
+    return Made(workflow, list(rows.values()), edges)
+
+
+def create(project: str, name: str, steps: Sequence[NewStep]) -> tuple[Found, list[Job]]:
+    """Insert the workflow, its steps and edges in one transaction; the steps without parents are queued."""
+    made = make(project, name, steps, utcnow())
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        session.add(workflow)
-        session.add_all(rows.values())
-        session.add_all(edges)
-    return Found(workflow, WorkflowStatus.RUNNING, None), list(rows.values())
+        session.add_all(made.rows)
+    return Found(made.workflow, WorkflowStatus.RUNNING, None), made.jobs
 
 
 def _query() -> Any:
@@ -130,7 +145,7 @@ def steps(workflow_id: str) -> tuple[list[Job], list[tuple[str, str]]]:
     )
     with Session(engine(), expire_on_commit=False) as session:
         jobs = list(session.scalars(select(Job).where(Job.workflow_id == workflow_id)))
-        return jobs, [(child, of) for child, of in session.execute(edges).tuples() if child and of]
+        return jobs, [(child, of) for child, of in session.execute(edges) if child and of]
 
 
 def cancel(workflow_id: str) -> list[str] | None:

@@ -45,8 +45,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("step", sa.String(length=128), nullable=True))
         batch_op.create_index("ix_jobs_workflow", ["workflow_id"], unique=False)
 
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("workflow", sa.JSON(), nullable=True))
+        batch_op.alter_column("type", existing_type=sa.String(length=64), nullable=True)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.alter_column("type", existing_type=sa.String(length=64), nullable=False)
+        batch_op.drop_column("workflow")
+
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_workflow")
         batch_op.drop_column("step")
