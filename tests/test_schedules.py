@@ -305,6 +305,11 @@ schedules:
         ("schedules: {a: 1}", "list"),
         ("- [unclosed", "cannot read"),
         ("- {name: taken, type: helloworld, interval_seconds: 5}", "API"),
+        ("- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: nope}]}}", "nope"),
+        (
+            "- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: add, depends_on: [s]}]}}",
+            "cycle",
+        ),
     ],
 )
 def test_bad_schedules_file_changes_nothing_and_says_why(store, content, reason):
@@ -402,3 +407,13 @@ def test_a_workflow_schedule_makes_one_workflow_per_due_time_and_publishes_its_f
     broken = make("broken-wf", type=None, params={}, workflow=bad, interval_seconds=10)
     assert dispatch.dispatch(T0 + timedelta(seconds=20), publish, TYPES)[0].step == "check"  # only the healthy one
     assert "gone" in dispatch.get(broken.id).last_error
+
+
+def test_a_schedules_file_declares_a_workflow(store):
+    path = store / "schedules.yaml"
+    path.write_text(
+        "- name: nightly\n  interval_seconds: 60\n  workflow:\n    name: nightly\n    steps:\n"
+        "      - {name: a, type: helloworld}\n      - {name: b, type: helloworld, depends_on: [a]}\n"
+    )
+    assert file.sync(path, T0, TYPES)["created"] == 1
+    assert dispatch.by_name("nightly").workflow["steps"][1]["depends_on"] == ["a"]
