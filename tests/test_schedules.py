@@ -307,7 +307,7 @@ schedules:
         ("- {name: taken, type: helloworld, interval_seconds: 5}", "API"),
         ("- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: nope}]}}", "nope"),
         (
-            "- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: add, depends_on: [s]}]}}",
+            "- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: helloworld, depends_on: [s]}]}}",
             "cycle",
         ),
     ],
