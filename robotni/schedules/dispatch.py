@@ -235,6 +235,7 @@ def _rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime
 
 
 def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> Job:
+    """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
     wtype = types[schedule.type or ""]
     return jobs.new_job(
         now,

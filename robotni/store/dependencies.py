@@ -60,11 +60,11 @@ def publish(released: Iterable[Job]) -> None:
                 log.warning("job %s: released, its message not sent; a reaper resends it", job.id, exc_info=True)
 
 
-def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> list[Job]:
+def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> None:
     """Edges from a job being inserted (already flushed) to its parents; the parents that ended apply at once.
 
-    UnknownParent names the ids that are no job of the job's project. Returns the jobs released: this one, if
-    every parent had ended already.
+    UnknownParent names the ids that are no job of the job's project. The job comes back waiting, or queued
+    (the caller publishes it) or cancelled when its parents had ended; nothing waits on it yet.
     """
     session.add_all(Dependency(job_id=job.id, parent_id=parent) for parent in parent_ids)
     query = (
@@ -79,11 +79,8 @@ def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> list[Job]:
         raise UnknownParent(unknown)
     ended = [Ended(row.id, row.status) for row in found.values() if row.status.is_terminal]
     rule = ParentFailure(job.on_parent_failure or ParentFailure.CANCEL)
-    now = utcnow()
-    cancelled, released = _apply(session, {job.id: (rule, ended)}, now)
-    released += settle(session, cancelled, now)
+    _apply(session, {job.id: (rule, ended)}, utcnow())
     session.refresh(job)
-    return released
 
 
 def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None) -> list[Job]:
