@@ -10,6 +10,10 @@ each time, so every shape goes through the same insert:
 
 The time of a shape is its first step's creation to its last step's end, from the stored timestamps; the
 per-step overhead is (shape - independent) / steps. Each pair runs --rounds times; the table gives medians.
+
+Then, in the job store alone (no broker, no worker): the time of a job's terminal transition with no dependent
+and with one waiting dependent it releases, --store-jobs of each, interleaved: what an edge adds to the
+transaction that ends its parent.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
+from robotni.status import JobStatus
+from robotni.store import engine, jobs
 from tests import backends
 from tests.stack import Stack, wait_until
 
@@ -98,6 +104,38 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, list[Run]]:
     return runs
 
 
+def store_cost(name: str, count: int) -> tuple[float, float]:
+    """Median ms of finish() for a job without dependents and for one releasing its dependent."""
+    base = Path(tempfile.mkdtemp(prefix=f"robotni-edges-store-{name}-"))
+    backend = backends.Backend(name)
+    if name == "embedded":
+        url = f"sqlite:///{base / 'robotni.db'}"
+    else:
+        backends._postgres(backend)
+        url = backend.env["ROBOTNI_DATABASE_URL"]
+    fresh = engine.make_engine(url)
+    engine.create_schema(fresh)
+    engine.use(fresh)
+    job = {"type": "noop", "project": "bench", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
+    alone: list[float] = []
+    with_edge: list[float] = []
+    try:
+        for i in range(count * 2):
+            parent = jobs.claim(jobs.create(**job)[0].id, "bench", 60)
+            assert parent is not None
+            if i % 2:
+                jobs.create(**job, depends_on=[parent.id])
+            started = time.perf_counter()
+            jobs.finish(parent, JobStatus.COMPLETED)
+            (with_edge if i % 2 else alone).append((time.perf_counter() - started) * 1000)
+    finally:
+        engine.use(None)
+        fresh.dispose()
+        backend.release()
+        shutil.rmtree(base, ignore_errors=True)
+    return statistics.median(alone), statistics.median(with_edge)
+
+
 def rows(title: str, runs: dict[str, list[Run]], steps: int) -> list[str]:
     def median(shape: str) -> float:
         return statistics.median(r.seconds for r in runs[shape])
@@ -121,13 +159,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--stacks", nargs="+", default=list(STACKS), choices=list(STACKS))
+    parser.add_argument("--store-jobs", type=int, default=500)
+    parser.add_argument("--no-workers", action="store_true", help="only the job store's part")
     args = parser.parse_args()
     lines = [
         "| stack | shape | time | as many independent steps | per-step overhead | submit (shape / independent) |",
         "|---|---|---|---|---|---|",
     ]
-    for name in args.stacks:
+    for name in [] if args.no_workers else args.stacks:
         lines += rows(STACKS[name], measure(name, args), args.steps)
+    lines += [
+        "",
+        "| store | a job's end, no dependent | the same, releasing one dependent | an edge adds |",
+        "|---|---|---|---|",
+    ]
+    for name in args.stacks:
+        alone, with_edge = store_cost(name, args.store_jobs)
+        store = "SQLite" if name == "embedded" else "PostgreSQL"
+        lines.append(f"| {store} | {alone:.2f} ms | {with_edge:.2f} ms | **{with_edge - alone:.2f} ms** |")
     print("\n".join(lines))
 
 

@@ -5,14 +5,16 @@ dependent is queued (or cancelled) in the same commit as its last parent's end: 
 leaves either both or neither. Each dependent counts its parents down (`parents_left`) with an UPDATE on its own
 row, so two parents ending at once on two workers serialize on that row and the second sees the first's count.
 
-A submit with `depends_on` (`attach`) must not miss a parent ending meanwhile. Its transaction inserts the job
-and its edges first, then reads the parents:
+A job's end looks for dependents only when its row says it has some (`has_dependents`): an ordinary job's end
+costs no extra read. A submit with `depends_on` (`attach`) sets that mark on the parents and must not miss a
+parent ending meanwhile. Its transaction inserts the job and its edges first, then marks the parents with an
+UPDATE that returns their status:
 - on SQLite the insert takes the database's write lock, so no parent can end until the submit commits, and the
-  parents it reads are final;
-- on PostgreSQL it reads the parents FOR SHARE. A parent's terminal transition updates the parent's row first:
-  if that came first, the read waits for its commit and sees the parent ended (the parent's transaction could
-  not see the uncommitted edge); if the read came first, the parent's update waits for the submit's commit, and
-  its next statement (read committed) sees the new edge.
+  statuses it reads are final;
+- on PostgreSQL the UPDATE locks each parent's row, and a parent's terminal transition is an UPDATE of that same
+  row. If the parent's came first, the mark waits for its commit and returns the ended status (the parent's
+  transaction did not see the uncommitted edge); if the mark came first, the parent's update waits for the
+  submit's commit and returns the mark set, and its next statement (read committed) sees the new edge.
 Either the submit applies the ended parent or the parent's end applies to the new job; never both, never neither.
 """
 
@@ -67,17 +69,18 @@ def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> None:
     (the caller publishes it) or cancelled when its parents had ended; nothing waits on it yet.
     """
     session.add_all(Dependency(job_id=job.id, parent_id=parent) for parent in parent_ids)
-    query = (
-        select(Job.id, Job.project, Job.status)
-        .where(Job.id.in_(sorted(parent_ids)))
-        .order_by(Job.id)  # the same order everywhere, so no two transactions wait on each other's rows
-        .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite already holds its write lock
+    mark = (
+        update(Job)
+        .where(Job.id.in_(sorted(parent_ids)), Job.project == job.project)
+        .values(has_dependents=True)  # not a change a client sees: no version bump
+        .returning(Job.id, Job.status)
+        .execution_options(synchronize_session=False)
     )
-    found = {row.id: row for row in session.execute(query)}
-    unknown = [p for p in parent_ids if p not in found or found[p].project != job.project]
+    found = {row.id: row.status for row in session.execute(mark)}
+    unknown = [p for p in parent_ids if p not in found]
     if unknown:
         raise UnknownParent(unknown)
-    ended = [Ended(row.id, row.status) for row in found.values() if row.status.is_terminal]
+    ended = [Ended(parent, status) for parent, status in found.items() if status.is_terminal]
     rule = ParentFailure(job.on_parent_failure or ParentFailure.CANCEL)
     _apply(session, {job.id: (rule, ended)}, utcnow())
     session.refresh(job)
@@ -129,13 +132,14 @@ def _apply(
             to_cancel[min(failed)].append(job_id)
         elif parents:
             to_count[len(parents)].append(job_id)
-    cancelled = [row for parent, ids in to_cancel.items() for row in _cancel(session, ids, parent, now)]
+    cancelled = [ended for parent, ids in to_cancel.items() for ended in _cancel(session, ids, parent, now)]
     counted = [row for n, ids in to_count.items() for row in _count_down(session, ids, n, now)]
     released = [row for row in counted if row.status == JobStatus.QUEUED]
     return cancelled, released
 
 
 def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) -> list[Ended]:
+    """The jobs cancelled; those that have dependents in turn come back, for the next round of `settle`."""
     statement = (
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
@@ -146,10 +150,10 @@ def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) 
             updated_at=now,
             version=Job.version + 1,
         )
-        .returning(Job.id)
+        .returning(Job.id, Job.has_dependents)
         .execution_options(synchronize_session=False)
     )
-    return [Ended(job_id, JobStatus.CANCELLED) for job_id in session.execute(statement).scalars()]
+    return [Ended(row.id, JobStatus.CANCELLED) for row in session.execute(statement) if row.has_dependents]
 
 
 def _count_down(session: Session, job_ids: list[str], parents: int, now: datetime) -> list[Job]:

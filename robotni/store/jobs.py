@@ -51,6 +51,7 @@ def new_job(
         run_at=run_at,
         published_at=now if status == JobStatus.QUEUED else None,
         parents_left=parents,
+        has_dependents=False,
         on_parent_failure=None if on_parent_failure is None else on_parent_failure.value,
     )
 
@@ -126,10 +127,10 @@ def discard(job_id: str) -> None:
     A job submitted meanwhile with this one in its depends_on sees it end as cancelled.
     """
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.id)
-        gone = session.execute(withdrawn.execution_options(synchronize_session=False)).first() is not None
+        withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.has_dependents)
+        waited_on = session.execute(withdrawn.execution_options(synchronize_session=False)).scalar()
         session.execute(delete(Dependency).where(Dependency.job_id == job_id))
-        released = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)]) if gone else []
+        released = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)]) if waited_on else []
     dependencies.publish(released)
 
 
@@ -163,7 +164,7 @@ def transition(
     released: list[Job] = []
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         row = session.execute(statement).scalar_one_or_none()
-        if row is not None and "status" in values and row.status.is_terminal:
+        if row is not None and "status" in values and row.status.is_terminal and row.has_dependents:
             released = dependencies.settle(session, [Ended(row.id, row.status)])
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
@@ -345,9 +346,9 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     values = _cancelled_waiting("cancelled by a queue flush")
     statement = statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        statement = statement.returning(Job.id).execution_options(synchronize_session=False)
-        ids = list(session.execute(statement).scalars())
-        ended = [Ended(job_id, JobStatus.CANCELLED) for job_id in ids]
+        statement = statement.returning(Job.id, Job.has_dependents).execution_options(synchronize_session=False)
+        rows = session.execute(statement).all()
+        ended = [Ended(row.id, JobStatus.CANCELLED) for row in rows if row.has_dependents]
         released = dependencies.settle(session, ended, values["finished_at"])
     dependencies.publish(released)
-    return len(ids)
+    return len(rows)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -81,6 +82,8 @@ class Job(Base):
     on_parent_failure: Mapped[str | None] = mapped_column(String(8))
     # Parents not ended yet, while `waiting`: the job is queued in the transaction that brings it to 0.
     parents_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Some job waits on this one: only then does its end look for dependents (an indexed read per job otherwise).
+    has_dependents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     workflow_id: Mapped[str | None] = mapped_column(String(36))
     step: Mapped[str | None] = mapped_column(String(128))
 

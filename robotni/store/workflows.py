@@ -86,6 +86,8 @@ def make(project: str, name: str, steps: Sequence[NewStep], now: datetime) -> Ma
         job.workflow_id, job.step = workflow.id, step.name
         rows[step.name] = job
     edges = [Dependency(job_id=rows[s.name].id, parent_id=rows[p].id) for s in steps for p in s.depends_on]
+    for parent in {p for s in steps for p in s.depends_on}:
+        rows[parent].has_dependents = True
     return Made(workflow, list(rows.values()), edges)
 
 
@@ -166,8 +168,9 @@ def cancel(workflow_id: str) -> list[str] | None:
         marked = session.execute(_visible(running, now, cancel_requested=True).returning(Job.id)).scalars().all()
         waiting = update(Job).where(*of_workflow, status_in(WAITING))
         values = {"status": JobStatus.CANCELLED, "cancel_requested": True, "finished_at": now, "run_at": None}
-        statement = _visible(waiting, now, error="cancelled with its workflow", **values).returning(Job.id)
-        ended = [Ended(job_id, JobStatus.CANCELLED) for job_id in session.execute(statement).scalars()]
+        statement = _visible(waiting, now, error="cancelled with its workflow", **values)
+        cancelled = session.execute(statement.returning(Job.id, Job.has_dependents)).all()
+        ended = [Ended(row.id, JobStatus.CANCELLED) for row in cancelled if row.has_dependents]
         released = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps
     dependencies.publish(released)
     return list(marked)

@@ -41,6 +41,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("on_parent_failure", sa.String(length=8), nullable=True))
         # Existing jobs have no parents: 0, through the server default.
         batch_op.add_column(sa.Column("parents_left", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("has_dependents", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column("workflow_id", sa.String(length=36), nullable=True))
         batch_op.add_column(sa.Column("step", sa.String(length=128), nullable=True))
         batch_op.create_index("ix_jobs_workflow", ["workflow_id"], unique=False)
@@ -59,6 +60,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_jobs_workflow")
         batch_op.drop_column("step")
         batch_op.drop_column("workflow_id")
+        batch_op.drop_column("has_dependents")
         batch_op.drop_column("parents_left")
         batch_op.drop_column("on_parent_failure")
 
