@@ -69,6 +69,7 @@ class Made:
 
 
 def make(project: str, name: str, steps: Sequence[NewStep], now: datetime) -> Made:
+    """A new workflow's rows, unsaved: `create` inserts them, a schedule inserts them with its run."""
     workflow = Workflow(id=str(uuid.uuid4()), project=project, name=name, cancel_requested=False, created_at=now)
     rows: dict[str, Job] = {}
     for step in steps:
