@@ -15,11 +15,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # The Procfile's commands (gunicorn, celery) come from the venv.
 start: export PATH := $(abspath $(BIN)):$(PATH)
-# A root worker runs jobs as nobody; if nobody cannot run this venv's Python (a pyenv under /root), every job would
-# fail, so a development `make start` keeps jobs as root then. Deployments: see the README's Security section.
-start: export ROBOTNI_JOB_USER ?= $(shell [ "$$(id -u)" = 0 ] && ! su -s /bin/sh nobody -c '$(abspath $(BIN))/python -I -c pass' >/dev/null 2>&1 && echo root)
+# `robotni start` runs the Procfile with honcho, its worker line once per queue the worker types declare. A root
+# worker runs jobs as nobody; where nobody cannot run this venv's Python (a pyenv under /root) it keeps jobs as root
+# for a development stack, and says so. Deployments: docs/security.md.
+# A person reads this console, and honcho's pipes are no terminal (`auto` would pick JSON): text lines.
+start: export ROBOTNI_LOG_FORMAT ?= text
 start: $(VENV)/.installed
-	honcho start
+	$(BIN)/robotni start
 
 # Test files run on two processes at once (their tests mostly wait on real workers); the tests that restart the
 # shared Redis and PostgreSQL run after them, alone. A plain `pytest` runs everything in one process.

@@ -118,6 +118,8 @@ def main() -> None:
     for status, count in sorted(terminal.items()):
         print(f"| {status} | {count} |")
     print(f"| lost (not terminal at the end) | {lost} |")
+    # fakejob only sleeps: a failed one failed because of its worker, the broker or the store, never the script.
+    print(f"| failed by infrastructure | {terminal.get('failed', 0)} |")
     print(f"| overlapping attempts | {overlapping(attempts)} |")
     print(f"| worker SIGKILLs | {len(kills)} |")
     print(f"| wall time | {time.monotonic() - started:.0f} s |")

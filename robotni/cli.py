@@ -124,6 +124,8 @@ def start() -> None:
     """Run web, a worker per queue, beat and Flower."""
     # Settings first: ROBOTNI_WORKERS_DIR decides the queues, ROBOTNI_JOB_USER the check below.
     _read_dotenv(Path(".env"))
+    # A person reads this console (honcho's pipes are no terminal, so `auto` would pick JSON): text lines.
+    os.environ.setdefault("ROBOTNI_LOG_FORMAT", "text")
     _keep_jobs_as_root_if_nobody_cannot_run_python()
     try:
         queues = registry().queues

@@ -34,6 +34,9 @@ DEFAULT_DB_BUSY_TIMEOUT = 10.0
 DEFAULT_BROKER_STALE_SECONDS = 300.0
 # A stopping worker lets its jobs run this long, then requeues them (systemd's default stop timeout is 90 s).
 DEFAULT_SHUTDOWN_GRACE = 60.0
+# A job whose worker dies under it (SIGKILL, OOM, a lost host) runs again this often before the loss counts against
+# its own retries: the script did nothing wrong, but one that kills every worker it runs on must still end.
+DEFAULT_LOST_ATTEMPTS = 2
 # Repeating a POST with the same Idempotency-Key within this window returns the first job.
 DEFAULT_IDEMPOTENCY_SECONDS = 24 * 3600
 # A running job renews its lease and reads its cancel mark this often: cancel lands within beat + grace.
@@ -57,11 +60,21 @@ DEFAULT_RATE_PER_SECOND = 50.0
 DEFAULT_RATE_BURST = 100
 # Waiting (queued + scheduled) jobs per project: one project's flood cannot fill the store and starve the others.
 DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
+# Running jobs per project across every queue; 0: no cap (a type's own `concurrency` still applies).
+DEFAULT_PROJECT_MAX_RUNNING = 0
+# Pool processes per worker: one per CPU keeps a machine busy with CPU-bound scripts without oversubscribing it.
+DEFAULT_WORKER_CONCURRENCY = os.cpu_count() or 1
+# Seconds a worker may run no job before it exits on its own; 0: never (a supervisor scales to zero with it).
+DEFAULT_WORKER_IDLE_EXIT = 0.0
+# A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+# Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
+DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ class Settings:
     max_request_bytes: int
     heartbeat_seconds: float
     shutdown_grace: float
+    lost_attempts: int
     broker_stale_seconds: float
     db_busy_timeout: float
     idempotency_seconds: float
@@ -91,6 +105,9 @@ class Settings:
     rate_per_second: float
     rate_burst: int
     max_waiting_per_project: int
+    project_max_running: int
+    worker_concurrency: int
+    worker_idle_exit: float
     job_user: str
     job_limits: Limits
     flower_basic_auth: str
@@ -100,6 +117,10 @@ class Settings:
     cleanup_seconds: float
     schedules_file: Path | None
     log_format: str
+    webhook_timeout: float
+    webhook_allow_private: bool
+    webhook_backoff: tuple[float, ...]
+    callback_secret: str
 
     @property
     def jobs_dir(self) -> Path:
@@ -162,6 +183,7 @@ def load_settings() -> Settings:
         heartbeat_seconds=float(_env("HEARTBEAT_SECONDS", str(DEFAULT_HEARTBEAT_SECONDS))),
         broker_stale_seconds=float(_env("BROKER_STALE_SECONDS", str(DEFAULT_BROKER_STALE_SECONDS))),
         shutdown_grace=float(_env("SHUTDOWN_GRACE", str(DEFAULT_SHUTDOWN_GRACE))),
+        lost_attempts=int(_env("LOST_ATTEMPTS", str(DEFAULT_LOST_ATTEMPTS))),
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
         bind=_env("BIND", "127.0.0.1:8000"),
@@ -172,6 +194,9 @@ def load_settings() -> Settings:
         rate_per_second=float(_env("RATE_PER_SECOND", str(DEFAULT_RATE_PER_SECOND))),
         rate_burst=int(_env("RATE_BURST", str(DEFAULT_RATE_BURST))),
         max_waiting_per_project=int(_env("MAX_WAITING_PER_PROJECT", str(DEFAULT_MAX_WAITING_PER_PROJECT))),
+        project_max_running=int(_env("PROJECT_MAX_RUNNING", str(DEFAULT_PROJECT_MAX_RUNNING))),
+        worker_concurrency=int(_env("WORKER_CONCURRENCY", str(DEFAULT_WORKER_CONCURRENCY))),
+        worker_idle_exit=float(_env("WORKER_IDLE_EXIT", str(DEFAULT_WORKER_IDLE_EXIT))),
         job_user=_env("JOB_USER", ""),
         job_limits=limits_from_env(os.environ),
         flower_basic_auth=_env("FLOWER_BASIC_AUTH", ""),
@@ -181,6 +206,12 @@ def load_settings() -> Settings:
         cleanup_seconds=float(_env("CLEANUP_SECONDS", str(DEFAULT_CLEANUP_SECONDS))),
         schedules_file=_dir("SCHEDULES_FILE", "") if _env("SCHEDULES_FILE", "") else None,
         log_format=_env("LOG_FORMAT", "auto").lower(),
+        webhook_timeout=float(_env("WEBHOOK_TIMEOUT", str(DEFAULT_WEBHOOK_TIMEOUT))),
+        webhook_allow_private=_env("WEBHOOK_ALLOW_PRIVATE", "0").lower() in ("1", "true", "yes"),
+        webhook_backoff=tuple(
+            float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
+        ),
+        callback_secret=_env("CALLBACK_SECRET", ""),
     )
 
 

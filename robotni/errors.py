@@ -47,3 +47,7 @@ class SchemaOutdated(RobotniError):
 
 class UnknownParent(RobotniError):
     """A job's depends_on names ids that are no job of its project; `args[0]` lists them."""
+
+
+class UnsafeURL(RobotniError):
+    """A webhook or callback URL that is not http(s), or whose host is or resolves to a non-public address."""

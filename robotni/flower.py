@@ -36,7 +36,10 @@ def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
         if not all(":" in pair and pair.split(":", 1)[1] for pair in basic_auth.split(",")):
             raise SystemExit("ROBOTNI_FLOWER_BASIC_AUTH must be user:password[,user:password...]")
         env["FLOWER_BASIC_AUTH"] = basic_auth
-    elif not is_loopback(host):
+    elif is_loopback(host):
+        # Only this machine reaches it, as with the API without tokens: its buttons (revoke, pool) work too.
+        env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    else:
         raise SystemExit(
             f"refusing to serve Flower on {host or 'every address'} without a password: "
             "set ROBOTNI_FLOWER_BASIC_AUTH=user:password, or bind 127.0.0.1"

@@ -222,8 +222,20 @@ def install_celery() -> None:
     signals.task_postrun.connect(_task_done, weak=False)
 
 
+# Celery's own line per task received and succeeded: Robotni's job lines already say it, with the job's fields.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
 def _setup_celery_logging(loglevel: int | str | None = None, logfile: str | None = None, **_: Any) -> None:
-    configure(loglevel or logging.INFO, logfile or None)
+    level = (
+        logging.getLevelNamesMapping().get(loglevel.upper(), logging.INFO)
+        if isinstance(loglevel, str)
+        else loglevel or logging.INFO
+    )
+    configure(level, logfile or None)
+    if level >= logging.INFO:  # at DEBUG a developer wants everything
+        for name in CELERY_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _banner_as_a_line(sender: str, instance: Worker, **_: Any) -> None:

@@ -1,4 +1,4 @@
-"""Job statuses and which of them end a job."""
+"""Job statuses, which of them end a job, and job priorities."""
 
 from enum import Enum
 
@@ -34,6 +34,25 @@ class ParentFailure(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Priority(str, Enum):
+    """How soon a waiting job is taken: every urgent job of a queue before any normal one, normal before batch."""
+
+    URGENT = "urgent"
+    NORMAL = "normal"
+    BATCH = "batch"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        """Its place in the claim order (robotni/store/claims.py): lower is taken first."""
+        return PRIORITY_ORDER.index(self)
+
+
+PRIORITY_ORDER = (Priority.URGENT, Priority.NORMAL, Priority.BATCH)
 
 
 class WorkflowStatus(str, Enum):

@@ -165,9 +165,14 @@ class Stack:
             return False
 
     def start_worker(
-        self, name: str = "w1", queues: Iterable[str] = ("default",), concurrency: int = 2, env: dict | None = None
+        self,
+        name: str = "w1",
+        queues: Iterable[str] = ("default",),
+        concurrency: int = 2,
+        env: dict | None = None,
+        pool: str = "prefork",
     ):
-        argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues)]
+        argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues), "--pool", pool]
         argv += [
             "-n",
             f"{name}@%h",
@@ -179,6 +184,10 @@ class Stack:
         proc = self.spawn(f"worker-{name}", [*argv, "--loglevel", "INFO"], env)
         wait_until(lambda: " ready." in proc.log(), 60, f"worker {name} ready\n{proc.log()}", every=0.1)
         return proc
+
+    def start_webhooks_worker(self, name: str = "hooks") -> Process:
+        """The Procfile's `webhooks` line: deliveries on their own queue, on threads."""
+        return self.start_worker(name, queues=("webhooks",), concurrency=8, pool="threads")
 
     def start_beat(self, name: str = "beat") -> Process:
         """celery beat as the Procfile runs it: the in-memory scheduler, so no schedule file is written."""

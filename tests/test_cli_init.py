@@ -77,8 +77,8 @@ def test_init_refuses_to_overwrite(tmp_path):
 
 def test_start_runs_the_worker_line_once_per_queue():
     plan = processes((ROOT / "Procfile").read_text(), ["default", "gpu"])
-    assert [name for name, _, _ in plan] == ["web", "worker.default", "worker.gpu", "beat", "flower"]
-    assert [extra for _, _, extra in plan] == [{}, {"ROBOTNI_QUEUE": "default"}, {"ROBOTNI_QUEUE": "gpu"}, {}, {}]
+    assert [name for name, _, _ in plan] == ["web", "worker.default", "worker.gpu", "webhooks", "beat", "flower"]
+    assert [extra for _, _, extra in plan] == [{}, {"ROBOTNI_QUEUE": "default"}, {"ROBOTNI_QUEUE": "gpu"}, {}, {}, {}]
     assert "-Q ${ROBOTNI_QUEUE:-default} -n ${ROBOTNI_QUEUE:-default}@%h" in plan[1][1]
 
 

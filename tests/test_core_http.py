@@ -36,7 +36,20 @@ def test_location_header_points_at_the_job(stack):
     assert response.status_code == 202
     location = response.headers["Location"]
     assert location.endswith(response.json()["id"])
+    assert response.json()["job_id"] == response.json()["id"]  # clients of the first API read job_id
     assert stack.http.get(stack.url + location).json()["project"] == "site-a"
+
+
+def test_every_route_answers_with_a_trailing_slash_too(stack):
+    response = stack.http.post(stack.api("/jobs/"), json={"type": "helloworld", "project": "slash"})
+    assert response.status_code == 202, response.text  # not a redirect that drops the body
+    job_id = response.json()["id"]
+    assert stack.http.get(stack.api(f"/jobs/{job_id}/")).json()["id"] == job_id
+    assert [j["id"] for j in stack.http.get(stack.api("/jobs/"), params={"project": "slash"}).json()["jobs"]] == [
+        job_id
+    ]
+    assert stack.http.get(stack.api("/types/")).status_code == 200
+    assert stack.http.get(stack.url + "/healthz/").status_code == 200
 
 
 def test_failure_records_exit_code_and_stderr(stack):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,11 @@ from tests.stack import Stack, free_port, wait_until
 QUICK_CLEAN = {"ROBOTNI_BROKER_STALE_SECONDS": "3", "ROBOTNI_HEARTBEAT_SECONDS": "0.5"}
 
 
-def start_flower(flower_stack: Stack, name: str = "flower"):
-    """Flower as the Procfile starts it (robotni.flower), with its HTTP API open (it is off without auth)."""
+def start_flower(stack: Stack, name: str = "flower"):
+    """Flower as the Procfile starts it (robotni.flower): on loopback its HTTP API is open without a password."""
     port = free_port()
-    env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}", "FLOWER_UNAUTHENTICATED_API": "true"}
-    proc = flower_stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
+    env = {"ROBOTNI_FLOWER_BIND": f"127.0.0.1:{port}"}
+    proc = stack.spawn(name, [sys.executable, "-m", "robotni.flower"], env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url + "/healthcheck"), 30, f"flower on {url}\n{proc.log()}", every=0.2)
     return proc, url
@@ -47,15 +49,29 @@ def _get_json(url: str):
         return None
 
 
-@pytest.fixture
-def flower_stack(tmp_path):
-    running = Stack(tmp_path, QUICK_CLEAN)
+@contextmanager
+def web_and_worker(base: Path, env: dict[str, str]) -> Iterator[Stack]:
+    running = Stack(base, {**QUICK_CLEAN, **env})
     try:
         running.start_web()
         running.start_worker("main")
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def flower_stack(tmp_path, backend):
+    """Web and one worker on each stack; Flower is started by the test."""
+    with web_and_worker(tmp_path, backend.env) as running:
+        yield running
+
+
+@pytest.fixture
+def embedded_stack(tmp_path):
+    """The filesystem broker's folder exists on the embedded default only."""
+    with web_and_worker(tmp_path, {}) as running:
+        yield running
 
 
 def test_flower_shows_workers_and_a_finished_job(flower_stack):
@@ -73,8 +89,27 @@ def test_flower_shows_workers_and_a_finished_job(flower_stack):
     assert job["id"] in task["args"]
 
 
-def broker_files(flower_stack: Stack) -> int:
-    broker = flower_stack.data_dir / "broker"
+def pool_size(url: str, worker: str) -> int:
+    stats = (_get_json(url + "/api/workers?refresh=1") or {}).get(worker, {}).get("stats", {})
+    return len(stats.get("pool", {}).get("processes", []))
+
+
+def test_flower_buttons_revoke_a_job_and_resize_the_pool_on_loopback(flower_stack):
+    flower, url = start_flower(flower_stack)
+    (worker,) = [name for name in listed_workers(flower, url) if name.startswith("main@")]
+    job = flower_stack.submit("sleeper", {"seconds": 30})
+    flower_stack.wait_for(job["id"], ["running"])
+    revoked = requests.post(f"{url}/api/task/revoke/{job['id']}?terminate=true", timeout=10)
+    assert revoked.ok, revoked.text
+    assert flower_stack.wait_for(job["id"], timeout=15)["status"] == "cancelled"
+    assert requests.post(f"{url}/api/worker/pool/grow/{worker}?n=1", timeout=10).ok
+    wait_until(lambda: pool_size(url, worker) == 3, 30, "the pool to grow to 3")
+    assert requests.post(f"{url}/api/worker/pool/shrink/{worker}?n=1", timeout=10).ok
+    wait_until(lambda: pool_size(url, worker) == 2, 30, "the pool to shrink back to 2")
+
+
+def broker_files(stack: Stack) -> int:
+    broker = stack.data_dir / "broker"
     bindings = sum(len(json_list(p)) for p in (broker / "control").glob("*.exchange"))
     # `processed` holds consumed messages, which beat's retention cleanup removes (tests/test_schedules.py).
     return len(os.listdir(broker / "queue")) + bindings
@@ -86,17 +121,17 @@ def json_list(path: Path) -> list:
     return json.loads(path.read_text() or "[]")
 
 
-def test_broker_folder_stays_bounded_across_restarts(flower_stack):
-    flower_stack.submit("helloworld")
+def test_broker_folder_stays_bounded_across_restarts(embedded_stack):
+    embedded_stack.submit("helloworld")
     for round_ in range(3):
-        flower, url = start_flower(flower_stack, f"flower{round_}")
+        flower, url = start_flower(embedded_stack, f"flower{round_}")
         listed_workers(flower, url)
-        extra = flower_stack.start_worker(f"extra{round_}", concurrency=1)
+        extra = embedded_stack.start_worker(f"extra{round_}", concurrency=1)
         for proc in (flower, extra):
             proc.stop()
-    grown = broker_files(flower_stack)
+    grown = broker_files(embedded_stack)
     # The live worker's cleaner removes what the stopped workers and Flowers left: bindings, events, pings.
     settled = wait_until(
-        lambda: ((n := broker_files(flower_stack)) <= 8 and n) or None, 60, "the broker folder to shrink"
+        lambda: ((n := broker_files(embedded_stack)) <= 8 and n) or None, 60, "the broker folder to shrink"
     )
     assert settled <= 8, (grown, settled)

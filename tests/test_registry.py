@@ -66,6 +66,15 @@ properties.format = { enum = ["pdf", "csv"], default = "pdf" }
         ("[tool.robotni]\nparams = { properties = 3 }", "not a valid JSON Schema"),
         ("[tool.robotni]\nretry = { max_retries = -1 }", "max_retries"),
         ("[tool.robotni\n", "not valid TOML"),
+        ("[tool.robotni]\npriority = 'high'", "priority must be one of urgent, normal, batch"),
+        ("[tool.robotni]\nconcurrency = 2", "concurrency must be a table"),
+        ("[tool.robotni]\nconcurrency = { limit = 0 }", "concurrency.limit must be a whole number >= 1"),
+        ("[tool.robotni]\nconcurrency = { limit = 2, per = 'x' }", "unknown concurrency keys: per"),
+        ("[tool.robotni]\nconcurrency = { limit = 2, key = 'params.a.b' }", "name one top-level params field"),
+        ("[tool.robotni]\nconcurrency = { limit = 2, key = 'params.account' }", "must require 'account' or default it"),
+        ("[tool.robotni]\nconcurrency = { limit = 2, key = 'a b' }", "'project', 'params.<field>' or a constant"),
+        ("[tool.robotni]\nrate = '30 per minute'", "rate must look like '30/m'"),
+        ("[tool.robotni]\nrate = '0/s'", "rate must look like '30/m'"),
     ],
 )
 def test_bad_declarations_are_refused_with_a_reason(tmp_path, block, reason):
@@ -92,3 +101,22 @@ def test_params_errors_name_each_field(tmp_path):
 def test_unknown_type_lists_the_known_ones():
     with pytest.raises(UnknownType, match="known: add"):
         load_registry(ROOT / "workers")["nope"]
+
+
+def test_priority_concurrency_and_rate_are_read(tmp_path):
+    block = """
+[tool.robotni]
+priority = "batch"
+concurrency = { limit = 2, key = "params.account" }
+rate = "30/m"
+[tool.robotni.params]
+required = ["account"]
+properties.account = { type = "string" }
+"""
+    wtype = parse_type(write(tmp_path, "billing", block))
+    assert wtype.priority.value == "batch" and (wtype.rate.count, wtype.rate.per) == (30, 60.0)
+    assert wtype.concurrency.key_of("billing", "acme", {"account": "a1"}) == 'billing:account="a1"'
+    shared = parse_type(write(tmp_path, "render", "[tool.robotni]\nconcurrency = { limit = 1, key = 'gpu' }"))
+    assert shared.concurrency.key_of("render", "acme", {}) == "gpu"  # a constant: one cap for every type naming it
+    per_project = parse_type(write(tmp_path, "mail", "[tool.robotni]\nconcurrency = { limit = 3 }"))
+    assert per_project.concurrency.key_of("mail", "acme", {}) == "mail:project=acme"

@@ -196,6 +196,10 @@ def test_wheel_installs_and_runs_a_project(tmp_path):
         )
         assert (job["status"], job["result"]) == ("completed", {"sum": 5}), job
         assert job["worker"].startswith("default@")  # the Procfile's worker line, run for the default queue
+        console = (project / "start.log").read_text(errors="replace")
+        # For a person: text lines, one per job event, and not Celery's own repeat of them.
+        assert f"job {job['id']}: add attempt 1 started" in console and '{"time": ' not in console
+        assert f"robotni.run_job[{job['id']}] succeeded" not in console
         wait_until(lambda: listening(flower_port), 60, f"Flower on {flower_port}\n{log_tail(project)}", every=0.2)
     assert (project / "var").is_dir()  # the data folder of the project's .env defaults: ./var
     print(f"wheel, venv, init, start, job, stop: {time.monotonic() - started:.1f} s")

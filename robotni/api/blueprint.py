@@ -7,6 +7,7 @@ from typing import Any, NoReturn, TypeVar
 
 import flask
 import flask_smorest
+from flask_smorest.error_handler import ErrorSchema
 from webargs.flaskparser import FlaskParser
 
 View = TypeVar("View")
@@ -37,20 +38,33 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest
     ARGUMENTS_PARSER = Parser()
 
     def route(
-        self, rule: str, *, parameters: list[Any] | None = None, tags: list[str] | None = None, **options: Any
+        self,
+        rule: str,
+        *,
+        operations: dict[str, str],
+        parameters: list[Any] | None = None,
+        tags: list[str] | None = None,
+        **options: Any,
     ) -> Callable[[View], View]:
+        """flask-smorest's route, with an operationId per method (`operations`: {"get": "getJob"}) for generated
+        clients, the refusals every /api operation may answer, and the error schema on every error response."""
         register = super().route(rule, parameters=parameters, tags=tags, **options)
 
         def decorator(view: View) -> View:
-            if (self.url_prefix or "").startswith("/api/") and isinstance(view, type):
-                for name in HTTP_METHODS:
-                    method = getattr(view, name, None)
-                    documented = getattr(method, "_apidoc", {}).get("response", {}).get("responses", {})
+            for name in HTTP_METHODS:
+                method = getattr(view, name, None)
+                if method is None:
+                    continue
+                documented = getattr(method, "_apidoc", {}).get("response", {}).get("responses", {})
+                if (self.url_prefix or "").startswith("/api/"):
                     for code, description in REFUSALS.items():
-                        if method is not None and code not in documented:
+                        if code not in documented:
                             method = self.alt_response(code, description=description)(method)
-                    if method is not None:
-                        setattr(view, name, method)
+                for code, answers in method._apidoc["response"]["responses"].items():
+                    for answer in answers if str(code).isdigit() and int(code) >= 400 else []:
+                        if isinstance(answer, dict):
+                            answer.setdefault("schema", ErrorSchema)
+                setattr(view, name, self.doc(operationId=operations[name])(method))
             registered: View = register(view)  # the view itself
             return registered
 

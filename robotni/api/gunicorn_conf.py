@@ -15,6 +15,10 @@ from gunicorn.workers.base import Worker
 from robotni import logsetup  # metrics first sets PROMETHEUS_MULTIPROC_DIR, for the workers too
 from robotni.api import metrics
 
+# Open streams each worker process can hold next to ordinary requests (2 workers: 512 streams); an idle thread
+# costs about a hundred KiB (docs/benchmarks.md).
+THREADS_PER_WORKER = 256
+
 
 class RobotniLogger(Logger):
     """gunicorn's error and access loggers, formatted as Robotni's (JSON, or text at a terminal)."""
@@ -36,3 +40,9 @@ def on_starting(server: Arbiter) -> None:
 def child_exit(server: Arbiter, worker: Worker) -> None:
     # types-gunicorn says str, after the "[booting]" placeholder; the arbiter set the child's pid at the fork.
     metrics.process_exited(worker.pid)  # type: ignore[arg-type]
+
+
+# Threads, not sync workers: a live event stream (robotni/api/streams.py) holds its thread while it lasts, so a
+# worker needs many threads; each stream sleeps between short store reads and holds no database connection.
+worker_class = "gthread"
+threads = THREADS_PER_WORKER

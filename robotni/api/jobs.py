@@ -24,11 +24,12 @@ from robotni.api.schemas import (
     LogChunkSchema,
     LogQuerySchema,
 )
+from robotni.api.webhooks import checked_url
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.errors import UnknownParent
 from robotni.status import WAITING, JobStatus
-from robotni.store import jobs, queries
+from robotni.store import claims, jobs, queries, waiting, worker_beats
 from robotni.store.models import Attempt, Job
 from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
@@ -74,6 +75,21 @@ def check_waiting(project: str) -> None:
         abort(429, message=f"project {project!r} has {waiting} jobs waiting (at most {cap}); retry when some started")
 
 
+def with_waiting_for(found: list[Job]) -> list[Job]:
+    """The jobs, each queued one with `waiting_for` saying why it has not started (robotni/store/waiting.py)."""
+    why = waiting.reasons(found, worker_beats.live_queues(settings().heartbeat_seconds), claims.caps())
+    for job in found:
+        job.waiting_for = why.get(job.id)  # type: ignore[attr-defined]  # shown by JobSchema, never stored
+    return found
+
+
+def _check_callback(url: str) -> None:
+    """422 unless callbacks can be signed and the URL is http(s) to public addresses, as for a webhook."""
+    if not settings().callback_secret:
+        abort(422, errors={"json": {"callback_url": ["ROBOTNI_CALLBACK_SECRET is not set"]}}, message="no callbacks")
+    checked_url(url, "callback_url")
+
+
 def encode_cursor(created_at: datetime, row_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), row_id]).encode()).decode()
 
@@ -81,6 +97,8 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if "\0" in str(job_id):  # in no id, and PostgreSQL's text cannot hold one (a 500 there)
+            raise ValueError("a NUL in the id")
         return datetime.fromisoformat(created), str(job_id)
     except (ValueError, TypeError, RecursionError):  # RecursionError: "[[[[…" nested past json's limit
         abort(422, errors={"query": {"cursor": ["not a cursor this API gave out"]}}, message="bad cursor")
@@ -90,7 +108,7 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-@blp.route("/jobs")
+@blp.route("/jobs", operations={"get": "listJobs", "post": "submitJob"})
 class Jobs(MethodView):
     @blp.arguments(JobQuerySchema, location="query")
     @blp.response(200, JobPageSchema)
@@ -103,6 +121,7 @@ class Jobs(MethodView):
             types=query.get("type"),
             statuses=query.get("status"),
             projects=projects,
+            priorities=query.get("priority"),
             created_after=_naive_utc(query.get("created_after")),
             created_before=_naive_utc(query.get("created_before")),
             after=decode_cursor(query["cursor"]) if query.get("cursor") else None,
@@ -110,7 +129,7 @@ class Jobs(MethodView):
         )
         more = len(found) > limit
         cursor = encode_cursor(found[limit - 1].created_at, found[limit - 1].id) if more else None
-        return {"jobs": found[:limit], "next_cursor": cursor}
+        return {"jobs": with_waiting_for(found[:limit]), "next_cursor": cursor}
 
     @blp.arguments(JobCreateSchema)
     @blp.arguments(IdempotencyHeaderSchema, location="headers")
@@ -124,6 +143,9 @@ class Jobs(MethodView):
         """Submit a job"""
         auth.require(body["project"])
         wtype, params = checked_request(body)
+        placement = check.placement(wtype, body["project"], params, body["priority"])
+        if body["callback_url"] is not None:
+            _check_callback(body["callback_url"])
         check_waiting(body["project"])
         try:
             job, created = jobs.create(
@@ -138,6 +160,8 @@ class Jobs(MethodView):
                 run_at=body["run_at"],
                 depends_on=body["depends_on"],
                 on_parent_failure=body["on_parent_failure"],
+                placement=placement,
+                callback_url=body["callback_url"],
             )
         except UnknownParent as exc:
             unknown = exc.args[0]
@@ -158,15 +182,16 @@ class Jobs(MethodView):
         return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
 
 
-@blp.route("/jobs/<string:job_id>")
+@blp.route("/jobs/<string:job_id>", operations={"get": "getJob", "delete": "cancelJob"})
 class JobById(MethodView):
     @blp.etag
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description="No such job")
     def get(self, job_id: str) -> Job:
         """Get a job: status, result, progress; 304 when If-None-Match holds its current ETag"""
-        job = job_or_404(job_id)
-        blp.set_etag({"id": job.id, "version": job.version})
+        job = with_waiting_for([job_or_404(job_id)])[0]
+        # What a queued job waits for changes without a write to its row: the ETag covers it too.
+        blp.set_etag({"id": job.id, "version": job.version, "waiting_for": getattr(job, "waiting_for", None)})
         return job
 
     @blp.response(200, JobSchema, description="Cancelled (now, or before)")
@@ -190,7 +215,7 @@ class JobById(MethodView):
         return job
 
 
-def _utf8_prefix(chunk: bytes) -> bytes:
+def utf8_prefix(chunk: bytes) -> bytes:
     """Chunk without a multi-byte character cut at its end, so the next read starts on a boundary."""
     for cut in range(min(4, len(chunk) + 1)):
         head = chunk[: len(chunk) - cut]
@@ -202,7 +227,7 @@ def _utf8_prefix(chunk: bytes) -> bytes:
     return chunk  # not UTF-8 at all: hand it over as it is, replaced characters and all
 
 
-@blp.route("/jobs/<string:job_id>/logs")
+@blp.route("/jobs/<string:job_id>/logs", operations={"get": "getJobLogs"})
 class JobLogs(MethodView):
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, LogChunkSchema)
@@ -212,7 +237,7 @@ class JobLogs(MethodView):
         job = job_or_404(job_id)
         offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
         start = min(offset, size)
-        chunk = _utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        chunk = utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
         next_offset = start + len(chunk)
         ended = JobStatus(job.status).is_terminal
         return {
@@ -224,7 +249,7 @@ class JobLogs(MethodView):
         }
 
 
-@blp.route("/jobs/<string:job_id>/attempts")
+@blp.route("/jobs/<string:job_id>/attempts", operations={"get": "listJobAttempts"})
 class JobAttempts(MethodView):
     @blp.response(200, AttemptSchema(many=True))
     @blp.alt_response(404, description="No such job")

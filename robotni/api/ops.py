@@ -13,8 +13,8 @@ from robotni.api.blueprint import Blueprint, abort
 from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
 from robotni.celery import app as celery_app
 from robotni.config import settings
-from robotni.status import JobStatus
-from robotni.store import jobs, queries, worker_beats
+from robotni.status import JobStatus, Priority
+from robotni.store import claims, jobs, queries, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job
 from robotni.worktypes import environments
@@ -28,7 +28,7 @@ QUEUE_LISTING_LIMIT = 100
 BROKER_PROBE_SECONDS = 2
 
 
-@blp.route("/status")
+@blp.route("/status", operations={"get": "getStatus"})
 class Status(MethodView):
     @blp.response(200, StatusSchema)
     @blp.alt_response(403, description="The token does not cover all projects ('*'): this shows every project")
@@ -36,23 +36,31 @@ class Status(MethodView):
         """Queue depths, live workers with their running jobs, job counts per status"""
         auth.require_all()
         waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED])
+        queues = {name: waiting.get(name, 0) for name in registry().queues} | waiting
+        workers = worker_beats.alive(settings().heartbeat_seconds)
+        consumed = {queue for worker in workers for queue in worker["queues"]}
         return {
             "version": __version__,
-            "queues": {name: waiting.get(name, 0) for name in registry().queues} | waiting,
+            "queues": queues,
+            "queues_without_worker": sorted(set(queues) - consumed),
+            "waiting_by_priority": {p.value: 0 for p in Priority}
+            | {p.value: n for p, n in queries.counts(Job.priority, [Job.status == JobStatus.QUEUED]).items()},
+            "concurrency_keys": claims.waiting_by_key(),
             "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
-            "workers": worker_beats.alive(settings().heartbeat_seconds),
+            "workers": workers,
         }
 
 
-@blp.route("/types")
+@blp.route("/types", operations={"get": "listTypes"})
 class Types(MethodView):
     @blp.response(200, TypeSchema(many=True))
     def get(self) -> list[dict[str, Any]]:
         """Every worker type: description, queue, params JSON Schema, limits, retry policy"""
-        return [_described(wtype) for _, wtype in sorted(registry().items())]
+        consumed = worker_beats.live_queues(settings().heartbeat_seconds)
+        return [_described(wtype, consumed) for _, wtype in sorted(registry().items())]
 
 
-@blp.route("/queue")
+@blp.route("/queue", operations={"get": "getQueue"})
 class Queue(MethodView):
     @blp.response(200, QueueSchema)
     def get(self) -> dict[str, list[Job]]:
@@ -65,7 +73,7 @@ class Queue(MethodView):
         }
 
 
-@blp.route("/queue/flush")
+@blp.route("/queue/flush", operations={"post": "flushQueue"})
 class QueueFlush(MethodView):
     @blp.arguments(FlushSchema)
     @blp.response(200, FlushResultSchema)
@@ -78,7 +86,7 @@ class QueueFlush(MethodView):
         return {"cancelled": jobs.flush(types=body.get("type"), projects=projects)}
 
 
-@health.route("/healthz")
+@health.route("/healthz", operations={"get": "getHealth"})
 class Healthz(MethodView):
     @health.response(200)
     def get(self) -> dict[str, str]:
@@ -86,7 +94,7 @@ class Healthz(MethodView):
         return {"status": "ok"}
 
 
-@health.route("/readyz")
+@health.route("/readyz", operations={"get": "getReadiness"})
 class Readyz(MethodView):
     @health.response(200)
     @health.alt_response(503, description="The job store or the broker cannot be reached; the message says which")
@@ -105,8 +113,8 @@ class Readyz(MethodView):
         return {"status": "ready"}
 
 
-def _described(wtype: WorkerType) -> dict[str, Any]:
-    """A worker type as GET /types shows it, with whether its environment is ready."""
+def _described(wtype: WorkerType, consumed: set[str]) -> dict[str, Any]:
+    """A worker type as GET /types shows it, with whether its environment is ready and its queue consumed."""
     env = environments.status(wtype.env, settings())
     return {
         "name": wtype.name,
@@ -122,4 +130,8 @@ def _described(wtype: WorkerType) -> dict[str, Any]:
         "preload": list(wtype.preload),
         "ready": env.ready,
         "error": env.error,
+        "queue_has_worker": wtype.queue in consumed,
+        "priority": wtype.priority.value,
+        "concurrency": None if wtype.concurrency is None else vars(wtype.concurrency),
+        "rate": None if wtype.rate is None else wtype.rate.text,
     }

@@ -44,7 +44,7 @@ def _checked(values: dict[str, Any]) -> None:
     """422 naming the field unless the type, params, venv (or the workflow) and timing hold, exactly as for a job."""
     if values.get("workflow") is not None:
         try:
-            workflow.checked(registry(), values["workflow"]["steps"], settings())
+            workflow.checked(registry(), values["project"], values["workflow"]["steps"], settings())
         except RefusedRequest as exc:
             abort(422, errors={"json": {"workflow": exc.errors}}, message=f"workflow: {exc}")
     else:
@@ -63,7 +63,7 @@ def _location(schedule: Schedule) -> dict[str, str]:
     return {"Location": url_for("schedules.ScheduleById", schedule_id=schedule.id)}
 
 
-@blp.route("/schedules")
+@blp.route("/schedules", operations={"get": "listSchedules", "post": "createSchedule"})
 class Schedules(MethodView):
     @blp.arguments(ScheduleQuerySchema, location="query")
     @blp.response(200, ScheduleSchema(many=True))
@@ -88,7 +88,10 @@ class Schedules(MethodView):
         return schedule, 201, _location(schedule)
 
 
-@blp.route("/schedules/<string:schedule_id>")
+@blp.route(
+    "/schedules/<string:schedule_id>",
+    operations={"get": "getSchedule", "patch": "updateSchedule", "delete": "deleteSchedule"},
+)
 class ScheduleById(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
@@ -146,7 +149,7 @@ def _switch(schedule_id: str, enabled: bool) -> Schedule:
     return changed or schedule_or_404(schedule_id)
 
 
-@blp.route("/schedules/<string:schedule_id>/enable")
+@blp.route("/schedules/<string:schedule_id>/enable", operations={"post": "enableSchedule"})
 class ScheduleEnable(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
@@ -156,7 +159,7 @@ class ScheduleEnable(MethodView):
         return _switch(schedule_id, True)
 
 
-@blp.route("/schedules/<string:schedule_id>/disable")
+@blp.route("/schedules/<string:schedule_id>/disable", operations={"post": "disableSchedule"})
 class ScheduleDisable(MethodView):
     @blp.response(200, ScheduleSchema)
     @blp.alt_response(404, description="No such schedule")
@@ -165,7 +168,7 @@ class ScheduleDisable(MethodView):
         return _switch(schedule_id, False)
 
 
-@blp.route("/schedules/<string:schedule_id>/runs")
+@blp.route("/schedules/<string:schedule_id>/runs", operations={"get": "listScheduleRuns"})
 class ScheduleRuns(MethodView):
     @blp.arguments(RunQuerySchema, location="query")
     @blp.response(200, ScheduleRunSchema(many=True))

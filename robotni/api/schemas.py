@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from robotni.status import JobStatus, ParentFailure
+from robotni.status import JobStatus, ParentFailure, Priority
 from robotni.store.models import utcnow
 from robotni.submission.check import DEFAULT_PROJECT, MAX_PARENTS, MAX_WAIT_SECONDS, NAME
 
@@ -21,10 +21,21 @@ class UTCDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+PRIORITIES = [p.value for p in Priority]
+
+
 class JobCreateSchema(Schema):
-    type = fields.String(required=True, metadata={"description": "A worker type from GET /types"})
+    type = fields.String(required=True, metadata={"description": "A worker type from GET /types", "example": "fakejob"})
+    priority = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(PRIORITIES),
+        metadata={"description": "urgent, normal or batch; default: the type's `priority`, else normal"},
+    )
     params = fields.Dict(
-        keys=fields.String(), load_default=dict, metadata={"description": "Checked against the type's schema"}
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "Checked against the type's schema", "example": {"delay_seconds": 2}},
     )
     project = fields.String(load_default=DEFAULT_PROJECT, validate=NAME)
     venv = fields.String(
@@ -35,6 +46,12 @@ class JobCreateSchema(Schema):
         load_default=None,
         allow_none=True,
         metadata={"description": "ISO 8601 (UTC without an offset): the job is `scheduled` until then; past: now"},
+    )
+    callback_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 2048),
+        metadata={"description": "POSTed the job's end, signed with ROBOTNI_CALLBACK_SECRET (Standard Webhooks)"},
     )
     countdown = fields.Float(
         load_default=None,
@@ -79,14 +96,29 @@ class JobCreateSchema(Schema):
 
 
 class JobSchema(Schema):
-    id = fields.String()
-    type = fields.String()
-    project = fields.String()
+    id = fields.String(metadata={"example": "6f0c2a9e-1b7d-4c55-9a3e-2f1d8e4b7c10"})
+    job_id = fields.Function(
+        lambda job: job.id, dump_only=True, metadata={"type": "string", "description": "id again, for older clients"}
+    )
+    type = fields.String(metadata={"example": "fakejob"})
+    project = fields.String(metadata={"example": "default"})
     queue = fields.String()
     params = fields.Dict()
     venv = fields.String(allow_none=True)
-    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]))
-    result = fields.Raw(allow_none=True, metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT"})
+    status = fields.String(validate=validate.OneOf([s.value for s in JobStatus]), metadata={"example": "completed"})
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    concurrency_key = fields.String(
+        allow_none=True, metadata={"description": "the key its type's `concurrency` limit counts it under"}
+    )
+    waiting_for = fields.Function(
+        lambda job: getattr(job, "waiting_for", None),
+        allow_none=True,
+        metadata={"description": "a queued job: what it waits for (a worker of its queue, a limit, its turn)"},
+    )
+    result = fields.Raw(
+        allow_none=True,
+        metadata={"description": "JSON the script wrote to $ROBOTNI_RESULT", "example": {"waited": 2.4}},
+    )
     error = fields.String(allow_none=True)
     exit_code = fields.Integer(allow_none=True)
     attempts = fields.Integer()
@@ -99,6 +131,7 @@ class JobSchema(Schema):
     progress = fields.Float(allow_none=True, metadata={"description": "0 to 1, as the script last reported"})
     progress_message = fields.String(allow_none=True)
     log_bytes = fields.Integer(metadata={"description": "Size of the output log so far"})
+    callback_url = fields.String(allow_none=True)
     created_at = UTCDateTime()
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
@@ -120,6 +153,7 @@ def _in_utc_range(moment: datetime) -> None:
 class JobQuerySchema(Schema):
     type = fields.List(fields.String(), metadata={"description": "one or more types (repeat the parameter)"})
     status = fields.List(fields.String(validate=validate.OneOf([s.value for s in JobStatus])))
+    priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)))
     project = fields.List(fields.String())
     created_after = fields.AwareDateTime(
         default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, inclusive"}
@@ -149,9 +183,13 @@ class LogChunkSchema(Schema):
     complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
 
 
+# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
+
+
 class FlushSchema(Schema):
-    type = fields.List(fields.String())
-    project = fields.List(fields.String())
+    type = fields.List(fields.String(validate=NO_NUL))
+    project = fields.List(fields.String(validate=NO_NUL))
 
 
 class FlushResultSchema(Schema):
@@ -178,6 +216,17 @@ class WorkerSchema(Schema):
 class StatusSchema(Schema):
     version = fields.String()
     queues = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "jobs waiting"})
+    queues_without_worker = fields.List(
+        fields.String(), metadata={"description": "queues no live worker consumes: their jobs wait until one starts"}
+    )
+    waiting_by_priority = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), metadata={"description": "queued jobs per priority"}
+    )
+    concurrency_keys = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        metadata={"description": "per concurrency key with jobs queued or running: waiting, running, limit"},
+    )
     jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
     workers = fields.List(fields.Nested(WorkerSchema))
 
@@ -205,6 +254,11 @@ class LimitsSchema(Schema):
     processes = fields.Integer(metadata={"description": "processes and threads of the job user (RLIMIT_NPROC)"})
 
 
+class ConcurrencySchema(Schema):
+    limit = fields.Integer()
+    key = fields.String(metadata={"description": "project, params.<field>, or a constant shared across types"})
+
+
 class TypeSchema(Schema):
     name = fields.String()
     description = fields.String()
@@ -219,6 +273,12 @@ class TypeSchema(Schema):
     preload = fields.List(fields.String(), metadata={"description": "modules its fork server imports before any job"})
     ready = fields.Boolean(metadata={"description": "its environment is there; jobs fail at once with `error` if not"})
     error = fields.String(allow_none=True, metadata={"description": "why the environment is not ready"})
+    queue_has_worker = fields.Boolean(metadata={"description": "a live worker consumes its queue"})
+    priority = fields.String(metadata={"description": "its jobs' priority unless a submit names one"})
+    concurrency = fields.Nested(
+        ConcurrencySchema, allow_none=True, metadata={"description": "at most `limit` of one key run at once"}
+    )
+    rate = fields.String(allow_none=True, metadata={"description": "at most this many starts, as '30/m'"})
 
 
 class AttemptSchema(Schema):

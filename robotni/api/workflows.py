@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
-from robotni.api.jobs import check_waiting, decode_cursor, encode_cursor
+from robotni.api.jobs import check_waiting, decode_cursor, encode_cursor, with_waiting_for
 from robotni.api.workflow_schemas import (
     WorkflowCreateSchema,
     WorkflowPageSchema,
@@ -68,7 +68,7 @@ def workflow_or_404(workflow_id: str) -> Found:
     return found
 
 
-@blp.route("/workflows")
+@blp.route("/workflows", operations={"get": "listWorkflows", "post": "submitWorkflow"})
 class Workflows(MethodView):
     @blp.arguments(WorkflowQuerySchema, location="query")
     @blp.response(200, WorkflowPageSchema)
@@ -98,7 +98,7 @@ class Workflows(MethodView):
         """Submit a workflow: its steps and their edges, all inserted or none"""
         auth.require(body["project"])
         try:
-            steps = workflow.checked(registry(), body["steps"], settings())
+            steps = workflow.checked(registry(), body["project"], body["steps"], settings())
         except RefusedRequest as exc:
             abort(422, errors={"json": exc.errors}, message=str(exc))
         check_waiting(body["project"])
@@ -116,14 +116,15 @@ class Workflows(MethodView):
         return _described(found, jobs, edges), 202, {"Location": location}
 
 
-@blp.route("/workflows/<string:workflow_id>")
+@blp.route("/workflows/<string:workflow_id>", operations={"get": "getWorkflow", "delete": "cancelWorkflow"})
 class WorkflowById(MethodView):
     @blp.response(200, WorkflowSchema)
     @blp.alt_response(404, description="No such workflow")
     def get(self, workflow_id: str) -> dict[str, Any]:
         """Get a workflow: its status and every step with its job"""
         found = workflow_or_404(workflow_id)
-        return _described(found, *workflows.steps(workflow_id))
+        jobs, edges = workflows.steps(workflow_id)
+        return _described(found, with_waiting_for(jobs), edges)
 
     @blp.response(200, WorkflowSchema, description="Cancelled: no step was running (now, or before)")
     @blp.alt_response(202, schema=WorkflowSchema, description="Its running steps are being stopped")

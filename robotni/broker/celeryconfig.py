@@ -2,7 +2,7 @@
 
 from kombu import Queue
 
-from robotni.broker import CLEANUP_TASK
+from robotni.broker import CLEANUP_TASK, WEBHOOK_QUEUE
 from robotni.broker.transport import transport_class, transport_options
 from robotni.config import settings
 from robotni.worktypes.registry import registry
@@ -26,9 +26,15 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
+# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
+worker_concurrency = _settings.worker_concurrency
+# A prefetched message waits in the pool's own queue, not in the main loop: on the filesystem transport (no event
+# loop) Celery would otherwise block its main thread until a pool process frees, and stop answering `inspect
+# ping`, revoke and Flower while every process is busy. Redis and RabbitMQ run this way already (event loop).
+worker_pool_putlocks = False
 
 task_default_queue = "default"
-task_queues = [Queue(name, routing_key=name) for name in registry().queues]
+task_queues = [Queue(name, routing_key=name) for name in (*registry().queues, WEBHOOK_QUEUE)]
 task_create_missing_queues = True
 
 # Flower and `celery events` see every job live.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from robotni.broker import RUN_JOB_TASK
+from robotni.broker import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE
 from robotni.celery import app
 from robotni.config import settings
 from robotni.store.models import Job
@@ -19,17 +19,32 @@ CELERY_LIMIT_MARGIN = 30
 
 
 def enqueue(job: Job) -> None:
-    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs."""
+    """Publish the job's message; the task id is the job id, so Flower and revoke speak of jobs.
+
+    The message wakes a pool process of the job's queue, which takes the best job it may start then
+    (robotni/store/claims.py): this one, or one that should go first.
+    """
     wtype = registry()[job.type]
     app.send_task(
         RUN_JOB_TASK,
         (job.id,),
+        {"queue": job.queue},
         task_id=job.id,
         queue=job.queue,
         # celery-types says int; Celery hands the seconds to its pool as they are, fractions too.
         time_limit=wtype.hard_time_limit + settings().kill_grace + CELERY_LIMIT_MARGIN,  # type: ignore[arg-type]
         headers={"robotni_type": job.type, "robotni_project": job.project},
     )
+
+
+def deliver(delivery_id: int) -> None:
+    """Ask a webhooks worker to try a delivery (robotni/webhooks/delivery.py decides whether it is due)."""
+    app.send_task(DELIVER_WEBHOOK_TASK, (delivery_id,), queue=WEBHOOK_QUEUE)
+
+
+def deliver_all(delivery_ids: list[int]) -> None:
+    for delivery_id in delivery_ids:
+        deliver(delivery_id)
 
 
 def revoke(job_id: str) -> None:

@@ -196,7 +196,7 @@ def run(
             child = spawn.start(
                 spec.argv, _clean_env(spec), scratch, rlimits, spec.user, stdin, spec.isolation, spec.preload
             )
-        except OSError as exc:  # e.g. the job user may not run the interpreter: the job fails, not the worker
+        except (OSError, ValueError) as exc:  # not allowed to run it, a NUL in argv: the job fails, not the worker
             return Outcome(JobStatus.FAILED, None, None, _cannot_start(spec, exc))
         finally:
             os.close(stdin)  # the job has its own copy

@@ -17,9 +17,11 @@ from typing import Any
 
 from celery.signals import beat_init
 
+from robotni.broker import revokes
 from robotni.broker.publish import enqueue
 from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.schedules import dispatch, file
+from robotni.store import dependencies
 from robotni.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,14 @@ def _load_schedules_file(**_: Any) -> None:
     except file.ScheduleFileError as exc:
         raise SystemExit(f"robotni: {exc}") from None
     log.info("schedules file %s loaded: %s", path, counts)
+
+
+@beat_init.connect
+def _hear_revokes(**_: Any) -> None:
+    """A revoke sent while no worker runs still cancels its job (robotni/broker/revokes.py), and its dependents
+    that the cancel released are published from here."""
+    dependencies.publish_released_with(enqueue)
+    revokes.RevokeListener().start()
 
 
 @beat_init.connect

@@ -26,7 +26,7 @@ from robotni.status import JobStatus
 from robotni.store import jobs, workflows
 from robotni.store.engine import engine
 from robotni.store.models import Job, Schedule, ScheduleRun
-from robotni.submission import workflow
+from robotni.submission import check, workflow
 from robotni.submission.check import RefusedRequest
 from robotni.worktypes.registry import WorkerType, registry
 
@@ -227,7 +227,7 @@ def _rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime
     Raises UnknownType (or KeyError), InvalidParams or RefusedRequest when a type or its params changed.
     """
     if schedule.workflow is not None:
-        steps = workflow.checked(types, schedule.workflow["steps"], settings())
+        steps = workflow.checked(types, schedule.project, schedule.workflow["steps"], settings())
         made = workflows.make(schedule.project, schedule.workflow["name"], steps, now)
         return made.rows, [job for job in made.jobs if job.status == JobStatus.QUEUED]
     job = _job_for(schedule, types, now)
@@ -237,14 +237,16 @@ def _rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime
 def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> Job:
     """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
     wtype = types[schedule.type or ""]
+    params = wtype.validate(schedule.params)
     return jobs.new_job(
         now,
         type=wtype.name,
         project=schedule.project,
         queue=wtype.queue,
-        params=wtype.validate(schedule.params),
+        params=params,
         venv=schedule.venv,
         max_attempts=wtype.retry.max_attempts,
+        placement=check.placement(wtype, schedule.project, params, None),
     )
 
 

@@ -57,7 +57,7 @@ def checked(path: Path, entries: list[dict[str, Any]], now: datetime, types: Typ
             values = ScheduleCreateSchema().load(entry)
             dispatch.Timing(values["cron"], values["timezone"], values["interval_seconds"]).check(now)
             if values["workflow"] is not None:
-                workflow.checked(types, values["workflow"]["steps"], settings())
+                workflow.checked(types, values["project"], values["workflow"]["steps"], settings())
             else:
                 check.checked(types, values["type"], values["params"], values["venv"], settings())
         except ValidationError as exc:

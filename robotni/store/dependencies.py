@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownParent
 from robotni.status import JobStatus, ParentFailure
+from robotni.store import events
 from robotni.store.engine import engine
 from robotni.store.models import Dependency, Job, utcnow
 
@@ -45,6 +46,14 @@ _publisher: list[Publish] = []
 class Ended(NamedTuple):
     id: str
     status: JobStatus
+
+
+class Settled(NamedTuple):
+    """What a settle changed: the jobs it queued (publish them after the commit), and the deliveries of the
+    events it recorded for every dependent it queued or cancelled (announce them after the commit)."""
+
+    released: list[Job]
+    delivery_ids: list[int]
 
 
 def publish_released_with(publish: Publish) -> None:
@@ -86,23 +95,26 @@ def attach(session: Session, job: Job, parent_ids: Sequence[str]) -> None:
     session.refresh(job)
 
 
-def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None) -> list[Job]:
-    """Apply jobs that just ended to their waiting dependents, and down the tree; the jobs now queued.
+def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None) -> Settled:
+    """Apply jobs that just ended to their waiting dependents, and down the tree, each change with its event.
 
     Everything it changes carries one moment (`now`): a subtree cancelled by one failure ends at one time.
     """
     now = now or utcnow()
     released: list[Job] = []
+    delivery_ids: list[int] = []
     frontier = list(ended)
     while frontier:
-        cancelled: list[Ended] = []
+        cancelled: list[Job] = []
         for start in range(0, len(frontier), BATCH):
             batch = {e.id: e for e in frontier[start : start + BATCH]}
             down, up = _apply(session, _waiting_dependents(session, batch), now)
             cancelled += down
             released += up
-        frontier = cancelled
-    return released
+        delivery_ids += [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
+        frontier = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
+    delivery_ids += [i for job in released for i in events.record(session, job, "job.queued", now)]
+    return Settled(released, delivery_ids)
 
 
 def _waiting_dependents(session: Session, parents: dict[str, Ended]) -> dict[str, tuple[ParentFailure, list[Ended]]]:
@@ -122,7 +134,7 @@ def _waiting_dependents(session: Session, parents: dict[str, Ended]) -> dict[str
 
 def _apply(
     session: Session, dependents: dict[str, tuple[ParentFailure, list[Ended]]], now: datetime
-) -> tuple[list[Ended], list[Job]]:
+) -> tuple[list[Job], list[Job]]:
     """Cancel the dependents a failed parent cancels, count the others down; (cancelled, released)."""
     to_cancel: dict[Ended, list[str]] = defaultdict(list)
     to_count: dict[int, list[str]] = defaultdict(list)
@@ -138,8 +150,8 @@ def _apply(
     return cancelled, released
 
 
-def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) -> list[Ended]:
-    """The jobs cancelled; those that have dependents in turn come back, for the next round of `settle`."""
+def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) -> list[Job]:
+    """The jobs cancelled; those that have dependents are the next round of `settle`."""
     statement = (
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
@@ -150,10 +162,10 @@ def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) 
             updated_at=now,
             version=Job.version + 1,
         )
-        .returning(Job.id, Job.has_dependents)
+        .returning(Job)
         .execution_options(synchronize_session=False)
     )
-    return [Ended(row.id, JobStatus.CANCELLED) for row in session.execute(statement) if row.has_dependents]
+    return list(session.execute(statement).scalars())
 
 
 def _count_down(session: Session, job_ids: list[str], parents: int, now: datetime) -> list[Job]:

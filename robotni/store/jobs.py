@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,11 +13,20 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus, ParentFailure
-from robotni.store import dependencies
+from robotni.status import WAITING, JobStatus, ParentFailure, Priority
+from robotni.store import dependencies, events
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Dependency, Job, LogChunk, utcnow
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job stands among the waiting ones: its priority, and the concurrency key it counts against."""
+
+    priority: Priority = Priority.NORMAL
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 def new_job(
@@ -30,6 +41,7 @@ def new_job(
     run_at: datetime | None = None,
     parents: int = 0,
     on_parent_failure: ParentFailure | None = None,
+    placement: Placement = Placement(),
 ) -> Job:
     """An unsaved row: queued (its message sent at once), scheduled until run_at, or waiting for its parents."""
     status = JobStatus.WAITING if parents else JobStatus.SCHEDULED if run_at else JobStatus.QUEUED
@@ -53,6 +65,9 @@ def new_job(
         parents_left=parents,
         has_dependents=False,
         on_parent_failure=None if on_parent_failure is None else on_parent_failure.value,
+        priority=placement.priority,
+        concurrency_key=placement.concurrency_key,
+        concurrency_limit=placement.concurrency_limit,
     )
 
 
@@ -69,6 +84,8 @@ def create(
     run_at: datetime | None = None,
     depends_on: Sequence[str] = (),
     on_parent_failure: ParentFailure = ParentFailure.CANCEL,
+    placement: Placement = Placement(),
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
 
@@ -88,8 +105,9 @@ def create(
         run_at=run_at,
         parents=len(depends_on),
         on_parent_failure=on_parent_failure if depends_on else None,
+        placement=placement,
     )
-    job.idempotency_key = idempotency_key
+    job.idempotency_key, job.callback_url = idempotency_key, callback_url
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():
@@ -130,8 +148,9 @@ def discard(job_id: str) -> None:
         withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.has_dependents)
         waited_on = session.execute(withdrawn.execution_options(synchronize_session=False)).scalar()
         session.execute(delete(Dependency).where(Dependency.job_id == job_id))
-        released = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)]) if waited_on else []
-    dependencies.publish(released)
+        settled = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)] if waited_on else [])
+    events.announce(settled.delivery_ids)
+    dependencies.publish(settled.released)
 
 
 def get(job_id: str) -> Job | None:
@@ -139,18 +158,28 @@ def get(job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
+def _lock_id(name: str) -> int:
+    """A stable signed 64-bit number for a lock name (PostgreSQL's advisory locks are numbered)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def transition(
     job_id: str,
     where: Iterable[ColumnElement[bool]],
     ended: Job | None = None,
     log_chunk: LogChunk | None = None,
+    locks: Iterable[str] = (),
     **values: Any,
 ) -> Job | None:
     """Apply values where the row still matches; the updated row, or None when it did not match.
 
     With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
-    only the attempt that owns the row can add. A row that reaches a terminal status settles its dependents in
-    the same transaction too (dependencies.py); the jobs that released are published after the commit.
+    only the attempt that owns the row can add; so is the event of a status change, with its webhook deliveries.
+    A row that reaches a terminal status settles its dependents in the same transaction too (dependencies.py),
+    with their events; the jobs that released are published after the commit.
+    `locks` are taken first and held to the commit, so a `where` that counts other rows (robotni/store/claims.py)
+    sees every change made under the same lock: PostgreSQL's advisory locks; SQLite needs none, as it runs one
+    write at a time.
     """
     now = utcnow()
     statement = (
@@ -161,11 +190,12 @@ def transition(
         # A fresh session holds no object to bring up to date: skipping that saves ~0.2 ms of CPU per change.
         .execution_options(synchronize_session=False)
     )
-    released: list[Job] = []
+    settled = dependencies.Settled([], [])
     with Session(engine(), expire_on_commit=False) as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            for name in sorted(set(locks)):  # one order everywhere: two claims never wait on each other in a cycle
+                session.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
         row = session.execute(statement).scalar_one_or_none()
-        if row is not None and "status" in values and row.status.is_terminal and row.has_dependents:
-            released = dependencies.settle(session, [Ended(row.id, row.status)])
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
         if row is not None and ended is not None:
@@ -181,28 +211,20 @@ def transition(
                     finished_at=now,
                 )
             )
-    dependencies.publish(released)
+        delivery_ids = (
+            events.record(session, row, events.event_type(row.status, ended is not None), now)
+            if row is not None and "status" in values
+            else []
+        )
+        if row is not None and "status" in values and row.status.is_terminal and row.has_dependents:
+            settled = dependencies.settle(session, [Ended(row.id, row.status)], now)
+    events.announce(delivery_ids + settled.delivery_ids)
+    dependencies.publish(settled.released)
     return row
 
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
     return Job.status.in_(list(statuses))
-
-
-def claim(job_id: str, worker: str, lease_seconds: float) -> Job | None:
-    """queued → running for this worker; None when a duplicate, a cancel or another worker got there first."""
-    now = utcnow()
-    return transition(
-        job_id,
-        [Job.status == JobStatus.QUEUED],
-        status=JobStatus.RUNNING,
-        worker=worker,
-        attempts=Job.attempts + 1,
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        progress=None,
-        progress_message=None,
-    )
 
 
 def owned_by(job: Job) -> list[ColumnElement[bool]]:
@@ -303,9 +325,13 @@ def _cancelled_waiting(error: str) -> dict[str, Any]:
     }
 
 
-def cancel(job_id: str) -> Job | None:
-    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job."""
-    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting("cancelled before it started"))
+def cancel(job_id: str, asked_by: str = "") -> Job | None:
+    """A waiting job ends now; a running one is marked for its worker to stop. None: no such job.
+
+    `asked_by` names who cancelled when it is not the API (a Celery revoke): the waiting job's error says so.
+    """
+    by = f" by {asked_by}" if asked_by else ""
+    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting(f"cancelled{by} before it started"))
     if ended is not None:
         return ended
     marked = transition(
@@ -344,11 +370,13 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     if projects:
         statement = statement.where(Job.project.in_(projects))
     values = _cancelled_waiting("cancelled by a queue flush")
-    statement = statement.values(version=Job.version + 1, updated_at=values["finished_at"], **values)
+    now = values["finished_at"]
+    statement = statement.values(version=Job.version + 1, updated_at=now, **values).returning(Job)
     with Session(engine(), expire_on_commit=False) as session, session.begin():
-        statement = statement.returning(Job.id, Job.has_dependents).execution_options(synchronize_session=False)
-        rows = session.execute(statement).all()
-        ended = [Ended(row.id, JobStatus.CANCELLED) for row in rows if row.has_dependents]
-        released = dependencies.settle(session, ended, values["finished_at"])
-    dependencies.publish(released)
-    return len(rows)
+        ended = list(session.execute(statement.execution_options(synchronize_session=False)).scalars())
+        delivery_ids = [i for job in ended for i in events.record(session, job, "job.cancelled", now)]
+        waited_on = [Ended(job.id, JobStatus.CANCELLED) for job in ended if job.has_dependents]
+        settled = dependencies.settle(session, waited_on, now)
+    events.announce(delivery_ids + settled.delivery_ids)
+    dependencies.publish(settled.released)
+    return len(ended)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from robotni.status import JobStatus
+from robotni.status import PRIORITY_ORDER, JobStatus, Priority
 
 
 def utcnow() -> datetime:
@@ -40,6 +40,19 @@ class StatusColumn(TypeDecorator[JobStatus]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
         return None if value is None else JobStatus(value)
+
+
+class PriorityColumn(TypeDecorator[Priority]):
+    """A Priority in Python, its rank in the store: ORDER BY priority takes urgent jobs first."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: Priority | str | None, dialect: Dialect) -> int | None:
+        return None if value is None else Priority(value).rank
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Priority | None:
+        return None if value is None else PRIORITY_ORDER[value]
 
 
 class Base(DeclarativeBase):
@@ -61,6 +74,8 @@ class Job(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Attempts whose worker was lost (killed, host gone): run again without spending the type's retries.
+    lost_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     # When a scheduled job (retry backoff, deferred start) is due.
@@ -69,9 +84,15 @@ class Job(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[Priority] = mapped_column(PriorityColumn, default=Priority.NORMAL, server_default="1")
+    # Its type's `concurrency` key and limit as they were at submit (robotni/store/claims.py counts by key).
+    concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer)
     progress: Mapped[float | None] = mapped_column(Float)
     progress_message: Mapped[str | None] = mapped_column(String(500))
     log_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # Told of the job's end by a signed POST, as a webhook subscription is (robotni/webhooks/).
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     # Bumped by every change a client can see: the ETag is derived from it, so polling costs one indexed read.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -101,6 +122,13 @@ class Job(Base):
         Index("ix_jobs_project_status_created", "project", "status", "created_at", "id"),
         # /metrics reads only the jobs that ended since its watermark (robotni/store/tallies.py).
         Index("ix_jobs_finished", "finished_at"),
+        # The claim (robotni/store/claims.py): a queue's waiting jobs in priority order, and per project (its
+        # projects, each one's first jobs: index seeks, never a sort); running jobs per concurrency key; a
+        # rate-limited type's recent starts.
+        Index("ix_jobs_queue_status_priority", "queue", "status", "priority", "created_at", "id"),
+        Index("ix_jobs_queue_status_project", "queue", "status", "project", "priority", "created_at", "id"),
+        Index("ix_jobs_key_status", "concurrency_key", "status"),
+        Index("ix_jobs_type_started", "type", "started_at"),
         Index("ix_jobs_workflow", "workflow_id"),
     )
 
@@ -235,3 +263,69 @@ class MetricTotal(Base):
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+class Event(Base):
+    """A job's status change, written in the transaction that made it: the outbox of webhooks and live streams.
+
+    Its id orders events (an SSE cursor); payload is the webhook body, kept only when a delivery was made for it.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    project: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    payload: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_events_job", "job_id", "id"), Index("ix_events_project", "project", "id"))
+
+
+class WebhookSubscription(Base):
+    """Where to POST which events of which projects; the secret signs them (Standard Webhooks)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    # Empty: every project (only a token for all projects may make one).
+    projects: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription (or to the job's callback_url when subscription_id is null), until it is
+    delivered or has failed for good. Claimed by update with a lease, as jobs are."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(36))
+    subscription_id: Mapped[str | None] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Last time its message was sent (null: none is out); the sweeper sends another when it waited too long.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_body: Mapped[str | None] = mapped_column(Text)  # the first KiB of the last answer
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_try_at"),
+        Index("ix_deliveries_subscription", "subscription_id", "id"),
+        Index("ix_deliveries_job", "job_id", "subscription_id", "id"),
+    )

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from robotni.status import JobStatus
+from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.models import Job
+
+K = TypeVar("K")
 
 
 def search(
@@ -18,6 +21,7 @@ def search(
     types: list[str] | None = None,
     statuses: list[str] | None = None,
     projects: list[str] | None = None,
+    priorities: list[str] | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     after: tuple[datetime, str] | None = None,
@@ -28,6 +32,8 @@ def search(
     for column, values in ((Job.type, types), (Job.status, statuses), (Job.project, projects)):
         if values:
             query = query.where(column.in_(values))
+    if priorities:
+        query = query.where(Job.priority.in_([Priority(p) for p in priorities]))
     if created_after:
         query = query.where(Job.created_at >= created_after)
     if created_before:
@@ -39,7 +45,7 @@ def search(
         return list(session.scalars(query))
 
 
-def counts(column: InstrumentedAttribute[str], where: Iterable[ColumnElement[bool]] = ()) -> dict[str, int]:
+def counts(column: InstrumentedAttribute[K], where: Iterable[ColumnElement[bool]] = ()) -> dict[K, int]:
     """Jobs per value of column (status, queue, ...), among rows matching where."""
     query = select(column, func.count()).where(*where).group_by(column)
     with engine().connect() as conn:

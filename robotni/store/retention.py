@@ -1,4 +1,5 @@
-"""Retention: finished jobs older than ROBOTNI_RETENTION_DAYS go with their attempts, runs, edges and folders.
+"""Retention: finished jobs older than ROBOTNI_RETENTION_DAYS go with their attempts, runs, edges, events,
+webhook deliveries and folders.
 
 Run by beat every ROBOTNI_CLEANUP_SECONDS (robotni/schedules/beat.py); every function takes `now`, for tests.
 Only rows in a terminal status are deleted (checked again in the DELETE itself), so a queued, scheduled or
@@ -18,7 +19,7 @@ from sqlalchemy import delete, exists, func, select
 from robotni.status import TERMINAL
 from robotni.store.engine import engine
 from robotni.store.jobs import status_in
-from robotni.store.models import Attempt, Dependency, Job, LogChunk, ScheduleRun, Workflow
+from robotni.store.models import Attempt, Dependency, Event, Job, LogChunk, ScheduleRun, WebhookDelivery, Workflow
 
 log = logging.getLogger(__name__)
 # Rows deleted per transaction, so a first cleanup after months does not hold SQLite's write lock for long.
@@ -41,6 +42,8 @@ def remove_old_jobs(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
                 conn.execute(delete(LogChunk).where(LogChunk.job_id.in_(ids)))
                 conn.execute(delete(ScheduleRun).where(ScheduleRun.job_id.in_(ids)))
                 conn.execute(delete(Dependency).where(Dependency.job_id.in_(ids)))
+                conn.execute(delete(Event).where(Event.job_id.in_(ids)))
+                conn.execute(delete(WebhookDelivery).where(WebhookDelivery.job_id.in_(ids)))
                 conn.execute(delete(Job).where(Job.id.in_(ids), *ended_before))
         for job_id in ids:
             shutil.rmtree(jobs_dir / job_id, ignore_errors=True)

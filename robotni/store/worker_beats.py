@@ -50,6 +50,14 @@ def alive(beat_seconds: float) -> list[dict[str, Any]]:
     return workers
 
 
+def live_queues(beat_seconds: float) -> set[str]:
+    """Queues that at least one live worker consumes."""
+    since = utcnow() - timedelta(seconds=ALIVE_BEATS * beat_seconds)
+    with engine().connect() as conn:
+        rows = conn.execute(select(WorkerBeat.queues).where(WorkerBeat.last_seen >= since))
+        return {queue for (queues,) in rows for queue in queues}
+
+
 def free_queues(beat_seconds: float) -> list[str]:
     """Queues that some live worker could take a job from right now."""
     return sorted({q for w in alive(beat_seconds) if len(w["running"]) < w["concurrency"] for q in w["queues"]})

@@ -12,10 +12,10 @@ from sqlalchemy import ColumnElement, Row, case, exists, func, select, tuple_, u
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus, ParentFailure, WorkflowStatus
-from robotni.store import dependencies
+from robotni.store import dependencies, events
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.jobs import new_job, status_in
+from robotni.store.jobs import Placement, new_job, status_in
 from robotni.store.models import Dependency, Job, Workflow, utcnow
 
 
@@ -29,6 +29,7 @@ class NewStep:
     max_attempts: int
     depends_on: list[str] = field(default_factory=list)  # names of other steps
     on_parent_failure: ParentFailure = ParentFailure.CANCEL
+    placement: Placement = field(default_factory=Placement)
 
 
 @dataclass
@@ -83,6 +84,7 @@ def make(project: str, name: str, steps: Sequence[NewStep], now: datetime) -> Ma
             max_attempts=step.max_attempts,
             parents=len(step.depends_on),
             on_parent_failure=step.on_parent_failure if step.depends_on else None,
+            placement=step.placement,
         )
         job.workflow_id, job.step = workflow.id, step.name
         rows[step.name] = job
@@ -170,10 +172,12 @@ def cancel(workflow_id: str) -> list[str] | None:
         waiting = update(Job).where(*of_workflow, status_in(WAITING))
         values = {"status": JobStatus.CANCELLED, "cancel_requested": True, "finished_at": now, "run_at": None}
         statement = _visible(waiting, now, error="cancelled with its workflow", **values)
-        cancelled = session.execute(statement.returning(Job.id, Job.has_dependents)).all()
-        ended = [Ended(row.id, JobStatus.CANCELLED) for row in cancelled if row.has_dependents]
-        released = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps
-    dependencies.publish(released)
+        cancelled = list(session.execute(statement.returning(Job)).scalars())
+        delivery_ids = [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
+        ended = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
+        settled = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps
+    events.announce(delivery_ids + settled.delivery_ids)
+    dependencies.publish(settled.released)
     return list(marked)
 
 

@@ -14,6 +14,8 @@ from robotni.config import Settings
 from robotni.errors import InterpreterError, InvalidParams, RobotniError, UnknownType, UnsafeScript, UnsafeVenv
 from robotni.paths import script_in, venv_python
 from robotni.process_spec import check_interpreter
+from robotni.status import Priority
+from robotni.store.jobs import Placement
 from robotni.worktypes.registry import WorkerType
 
 # Names of projects and schedules: safe in URLs, file names and metric labels.
@@ -102,3 +104,13 @@ def checked(
     except (UnsafeVenv, InterpreterError) as exc:
         raise _refuse("venv", str(exc)) from None
     return wtype, filled
+
+
+def placement(wtype: WorkerType, project: str, params: Mapping[str, Any], priority: str | None) -> Placement:
+    """The job's priority (asked for, else its type's) and the concurrency key its type counts it under."""
+    concurrency = wtype.concurrency
+    return Placement(
+        priority=wtype.priority if priority is None else Priority(priority),
+        concurrency_key=None if concurrency is None else concurrency.key_of(wtype.name, project, params),
+        concurrency_limit=None if concurrency is None else concurrency.limit,
+    )

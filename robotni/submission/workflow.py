@@ -53,8 +53,13 @@ def _refuse(message: str, errors: Mapping[Any, Any]) -> RefusedRequest:
     return RefusedRequest(message, {"steps": errors})
 
 
-def checked(types: Mapping[str, WorkerType], steps: Sequence[Mapping[str, Any]], settings: Settings) -> list[NewStep]:
-    """The steps to insert, or RefusedRequest naming the bad step, the unknown name or the cycle."""
+def checked(
+    types: Mapping[str, WorkerType], project: str, steps: Sequence[Mapping[str, Any]], settings: Settings
+) -> list[NewStep]:
+    """The steps to insert, or RefusedRequest naming the bad step, the unknown name or the cycle.
+
+    Each step is placed as a job of its type in the project: the type's priority and concurrency key.
+    """
     if len(steps) > MAX_STEPS:
         raise _refuse(f"steps: {len(steps)}, at most {MAX_STEPS}", {"_schema": [f"at most {MAX_STEPS} steps"]})
     names = [step["name"] for step in steps]
@@ -96,6 +101,7 @@ def checked(types: Mapping[str, WorkerType], steps: Sequence[Mapping[str, Any]],
             max_attempts=wtype.retry.max_attempts,
             depends_on=list(dict.fromkeys(step["depends_on"])),
             on_parent_failure=ParentFailure(step["on_parent_failure"]),
+            placement=check.placement(wtype, project, params, None),
         )
         for step, (wtype, params) in zip(steps, checked_steps, strict=True)
     ]

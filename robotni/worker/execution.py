@@ -147,9 +147,10 @@ def _progress_values(report: dict[str, Any]) -> dict[str, Any] | None:
 class LeaseKeeper(threading.Thread):
     """Renews the job's lease each beat, writes what a client can see, ships new output, raises the cancel flag."""
 
-    def __init__(self, job: Job, spec: RunSpec, settings: Settings, cancel: threading.Event):
+    def __init__(self, job: Job, spec: RunSpec, settings: Settings, check_now: threading.Event):
         super().__init__(name=f"lease-{job.id}", daemon=True)
-        self.job, self.spec, self.settings, self.cancel = job, spec, settings, cancel
+        self.job, self.spec, self.settings, self.check_now = job, spec, settings, check_now
+        self.cancel = threading.Event()
         self.stopped = threading.Event()
         self.progress: dict[str, Any] | None = None
         self.written: dict[str, Any] = {"progress": None, "progress_message": None}
@@ -163,7 +164,11 @@ class LeaseKeeper(threading.Thread):
             self.progress = values
 
     def run(self) -> None:
-        while not self.stopped.wait(self.settings.heartbeat_seconds):
+        while True:
+            self.check_now.wait(self.settings.heartbeat_seconds)  # a beat, or at once when asked (a revoke)
+            self.check_now.clear()
+            if self.stopped.is_set():
+                return
             self.beat()
 
     def beat(self) -> None:
@@ -205,6 +210,7 @@ class LeaseKeeper(threading.Thread):
 
     def __exit__(self, *_exc: object) -> None:
         self.stopped.set()
+        self.check_now.set()
         self.join()
 
 
@@ -215,12 +221,17 @@ def _size(path: Path) -> int:
         return 0
 
 
-def execute(job: Job, wtype: WorkerType, settings: Settings, cancel: threading.Event) -> tuple[Outcome, dict[str, Any]]:
-    """Run the job's script under a lease; the outcome and the last visible values to record with it."""
+def execute(
+    job: Job, wtype: WorkerType, settings: Settings, check_now: threading.Event
+) -> tuple[Outcome, dict[str, Any]]:
+    """Run the job's script under a lease; the outcome and the last visible values to record with it.
+
+    Setting check_now makes the lease keeper read the job's cancel mark at once instead of at its next beat.
+    """
     spec = spec_for(job, wtype, settings)
     if "ROBOTNI_PARENTS" in spec.env:
         write_parents(job, settings)
-    with LeaseKeeper(job, spec, settings, cancel) as keeper:
+    with LeaseKeeper(job, spec, settings, check_now) as keeper:
         outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
     chunk = keeper.unshipped()  # recorded with the outcome: a finished job's output is all in the store
     output = {"log_bytes": chunk.start + len(chunk.data), "log_chunk": chunk} if chunk else {}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownType
 from robotni.status import JobStatus
-from robotni.store import jobs
+from robotni.store import claims, jobs
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import RetryPolicy, registry
@@ -24,15 +24,18 @@ from robotni.worktypes.registry import RetryPolicy, registry
 log = logging.getLogger(__name__)
 # Rows handled per pass, so one pass stays short even after a long outage; the next pass takes the rest.
 BATCH = 200
+# A lost attempt runs again after this: soon, but not in a tight loop if the job itself is what kills workers.
+LOST_RETRY_SECONDS = 1.0
 
 Publish = Callable[[Job], None]
 
 
-def reap(publish: Publish, idle_queues: list[str], republish_after: float) -> dict[str, int]:
+def reap(publish: Publish, idle_queues: list[str], republish_after: float, lost_attempts: int) -> dict[str, int]:
     counts = {
-        "lost": recover_expired(),
+        "lost": recover_expired(lost_attempts),
         "released": release_due(publish),
         "republished": republish_stale(publish, idle_queues, republish_after),
+        "rate_woken": wake_rate_limited(publish, idle_queues),
     }
     if any(counts.values()):
         log.info("reaper: %s", counts)
@@ -51,11 +54,12 @@ def _rows(query: Select[Job]) -> list[Job]:
         return list(session.scalars(query))
 
 
-def recover_expired() -> int:
-    """Running jobs whose lease ran out: cancelled if asked, scheduled again if attempts remain, else failed.
+def recover_expired(lost_attempts: int) -> int:
+    """Running jobs whose lease ran out: cancelled if asked, run again if attempts remain, else failed.
 
-    A lost worker counts as a failed attempt: a type without retries is not run twice (its script may not
-    be safe to repeat); declare `retry.max_retries` to have it run again.
+    A lost worker is not the script's fault: the job runs again up to `lost_attempts` times without spending
+    its type's retries (`retry.max_retries`); past that, a loss counts as a failed attempt, so a job that kills
+    every worker it runs on still ends.
     """
     now = utcnow()
     query = select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now).limit(BATCH)
@@ -64,10 +68,19 @@ def recover_expired() -> int:
         lost = f"worker {job.worker} lost during attempt {job.attempts}"
         if job.cancel_requested:
             row = jobs.finish(job, JobStatus.CANCELLED, lease_expired_by=now, error=f"cancelled; {lost}")
+        elif job.lost_attempts < lost_attempts:
+            row = jobs.retry_later(
+                job,
+                LOST_RETRY_SECONDS,
+                lease_expired_by=now,
+                error=f"{lost}; run again ({job.lost_attempts + 1} of {lost_attempts} for lost workers)",
+                lost_attempts=Job.lost_attempts + 1,
+                max_attempts=Job.max_attempts + 1,  # this attempt does not count against the type's retries
+            )
         elif job.attempts < job.max_attempts:
             row = jobs.retry_later(job, _policy(job).delay(job.attempts), lease_expired_by=now, error=lost)
         else:
-            error = f"{lost} of {job.max_attempts}; no attempts left"
+            error = f"{lost}; no attempts left ({job.lost_attempts} were run again for a lost worker)"
             row = jobs.finish(job, JobStatus.FAILED, lease_expired_by=now, error=error)
         recovered += row is not None
     return recovered
@@ -94,16 +107,20 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
     Only an empty broker queue says a message is gone: with a backlog, a job waits its turn however long that
     takes, and resending it would flood the queue with copies. A message that was only reserved by a busy
     worker runs at most twice as a message and once as a job: the second claim finds the row no longer queued.
+    This is also how a job held back by a rate or a concurrency limit is woken when no job's end woke it.
     """
     if not idle_queues:
         return 0
-    stale_before = utcnow() - timedelta(seconds=republish_after)
+    now, limits = utcnow(), claims.caps()
+    stale_before = now - timedelta(seconds=republish_after)
     query = (
         select(Job)
         .where(
             Job.status == JobStatus.QUEUED,
             or_(Job.published_at.is_(None), Job.published_at < stale_before),
             Job.queue.in_(idle_queues),
+            # A job over a limit stays unclaimed on purpose: a message would only wake a process to find that.
+            *claims.eligible(claims.load(limits, now), limits),
         )
         .order_by(Job.created_at)
         .limit(BATCH)
@@ -114,3 +131,30 @@ def republish_stale(publish: Publish, idle_queues: list[str], republish_after: f
             publish(job)
             republished += 1
     return republished
+
+
+def wake_rate_limited(publish: Publish, idle_queues: list[str]) -> int:
+    """Jobs held back by their type's rate, once it allows starts again: as many messages as it allows now.
+
+    No job's end announces that a rate's window moved on, so each reaper pass looks; a queue that is not idle
+    has messages that wake its processes anyway.
+    """
+    limits = claims.caps()
+    now = utcnow()
+    current = claims.load(limits, now)
+    woken = 0
+    for type_name, rate in limits.rates.items():
+        allowed = rate.count - current.started.get(type_name, 0)
+        if allowed <= 0:
+            continue
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.QUEUED, Job.type == type_name, Job.queue.in_(idle_queues))
+            .order_by(Job.priority, Job.created_at)
+            .limit(min(allowed, BATCH))
+        )
+        for job in _rows(query):
+            if jobs.republished(job):
+                publish(job)
+                woken += 1
+    return woken

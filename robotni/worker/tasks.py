@@ -25,19 +25,21 @@ from celery.worker.consumer import Consumer
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
-from robotni.broker import CLEANUP_TASK, RUN_JOB_TASK, cleaning, publish
+from robotni.broker import CLEANUP_TASK, DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE, cleaning, publish
 from robotni.celery import app
 from robotni.config import settings
 from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import dependencies, jobs, retention, worker_beats
+from robotni.store import claims, dependencies, events, jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
-from robotni.worker import execution, heartbeat, orphan_sweep, reaper
+from robotni.webhooks import delivery
+from robotni.worker import control, execution, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
+from robotni.worker.idle_exit import IdleExit
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
@@ -45,6 +47,7 @@ log = get_task_logger(__name__)
 # Between tries to record an outcome while the job store is down.
 STORE_RETRY_SECONDS = 0.5
 _heartbeat: list[heartbeat.Heartbeat] = []
+_idle_exit: list[IdleExit] = []
 
 
 # Broker cleaning looks at every file of the folder: a few times per stale period is enough.
@@ -52,6 +55,7 @@ BROKER_CLEANS_PER_STALE_PERIOD = 5
 # A dead worker's leftovers are idle processes, not a hazard: a look through /proc this often is plenty.
 ORPHAN_SWEEP_SECONDS = 10.0
 _last_done: dict[str, float] = {}
+events.on_deliveries(publish.deliver_all)  # a job's webhooks go out as soon as its change commits
 
 
 def _due(chore: str, every: float) -> bool:
@@ -68,11 +72,16 @@ def _chores() -> None:
     filesystem broker bounded."""
     current = settings()
     idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
-    reaper.reap(publish.enqueue, idle, current.republish_after)
+    reaper.reap(publish.enqueue, idle, current.republish_after, current.lost_attempts)
+    # Deliveries whose message never went out, or (webhooks queue empty) whose message was lost with a worker.
+    delivery.sweep(publish.deliver, delivery.lease_seconds(current) if publish.depth(WEBHOOK_QUEUE) == 0 else None)
+    for watch in _idle_exit:
+        watch.check()
     if _due("orphans", ORPHAN_SWEEP_SECONDS):
         orphan_sweep.kill_orphans()
     if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
-        counts = cleaning.clean(current.broker_dir, set(registry().queues), current.broker_stale_seconds)
+        queues = {*registry().queues, WEBHOOK_QUEUE}
+        counts = cleaning.clean(current.broker_dir, queues, current.broker_stale_seconds)
         if any(counts.values()):
             log.info("broker folder cleaned: %s", counts)
 
@@ -93,6 +102,12 @@ def _refuse_outdated_schema(**_: Any) -> None:
     except SchemaOutdated as exc:
         print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
         raise SystemExit(1) from None
+
+
+@worker_init.connect
+def _revoke_is_cancel(**_: Any) -> None:
+    """Before the consumer starts its mailbox: Celery's revoke and terminate also cancel the job in the store."""
+    control.install()
 
 
 @worker_init.connect
@@ -130,6 +145,8 @@ def _start_heartbeat(sender: Consumer, **_: Any) -> None:
     current = settings()
     # celery-types leaves out Consumer.controller: the worker (a WorkController) that started the consumer.
     concurrency: int = sender.controller.concurrency  # type: ignore[attr-defined]
+    if current.worker_idle_exit > 0:
+        _idle_exit.append(IdleExit(sender.hostname, current.worker_idle_exit))
     beat = heartbeat.Heartbeat(
         sender.hostname, queues, concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
     )
@@ -167,7 +184,11 @@ def _stop_heartbeat(**_: Any) -> None:
 
 @contextmanager
 def _sigterm_sets(event: threading.Event) -> Iterator[None]:
-    """`revoke(terminate=True)` signals this pool process: stop the job cleanly instead of dying with it."""
+    """`revoke(terminate=True)` signals this pool process: read the cancel mark now instead of dying.
+
+    The process may be running another job than the revoked task's (a message wakes a process for the best job
+    of its queue), so only the job's row says whether this job is to stop.
+    """
     previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
     try:
         yield
@@ -206,23 +227,58 @@ def _until_stored(write: Callable[[], T], patience: float) -> T:
             time.sleep(STORE_RETRY_SECONDS)
 
 
+def _wake_waiting(job: Job, limits: claims.Caps) -> None:
+    """A slot of the job's concurrency key (or of its project's cap) is free: wake the next job waiting for one.
+
+    Its message was used up by a process that found it over the limit; the reaper resends it if this one is lost.
+    """
+    keys = [Job.concurrency_key == job.concurrency_key] if job.concurrency_key is not None else None
+    for where in (keys, [Job.project == job.project] if limits.project_max_running else None):
+        waiting = None if where is None else claims.next_waiting(where)
+        if waiting is not None:
+            publish.enqueue(waiting)
+
+
+def _queue_of(job_id: str) -> str | None:
+    """The queue a message without one named came for (sent before queues were named in messages)."""
+    job = jobs.get(job_id)
+    return None if job is None else job.queue
+
+
 @app.task(name=RUN_JOB_TASK, bind=True)
-def run_job(self: Task[Any, Any], job_id: str) -> str:
-    worker = self.request.hostname
+def run_job(self: Task[Any, Any], job_id: str, queue: str | None = None) -> str:
+    """Wake-up for a queue: run the best job it may start now (robotni/store/claims.py), often job_id itself."""
+    check_now = threading.Event()
+    # From the first moment: a `terminate` aimed at job_id must not kill the job this process claims instead.
+    with _sigterm_sets(check_now):
+        return _claim_and_run(self.request.hostname, job_id, queue, check_now)
+
+
+def _claim_and_run(worker: str | None, job_id: str, queue: str | None, check_now: threading.Event) -> str:
     assert worker is not None  # a worker's request names its worker (and apply()'s the host)
-    job = jobs.claim(job_id, worker=worker, lease_seconds=settings().lease_seconds)
+    queue = queue or _queue_of(job_id)
+    limits = claims.caps()
+    job = None if queue is None else claims.claim_next(queue, worker, settings().lease_seconds, limits)
     if job is None:
-        log.info("job %s: not queued (done, cancelled or taken): duplicate message skipped", job_id)
+        log.info("message for job %s: no job of queue %s may start now (taken, ended or over a limit)", job_id, queue)
         return "skipped"
     logsetup.bind_job(job)  # every line until the task ends carries job_id, type, project and attempt
     log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
-    cancel = threading.Event()
     try:
-        with _sigterm_sets(cancel):
-            outcome, visible = execute(job, registry()[job.type], settings(), cancel)
+        outcome, visible = execute(job, registry()[job.type], settings(), check_now)
     except RobotniError as exc:  # the type, script or venv went away since submit
         outcome, visible = Outcome(JobStatus.FAILED, error=f"cannot start: {exc}"), {}
+    except Exception as exc:  # a bug of Robotni's: the job ends saying so now, not when its lease runs out
+        log.exception("job %s: the worker failed around the run", job.id)
+        outcome, visible = (
+            Outcome(JobStatus.FAILED, error=f"Robotni's worker failed: {exc.__class__.__name__}: {exc}"),
+            {},
+        )
     ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
+    try:
+        _wake_waiting(job, limits)
+    except Exception:  # the broker is down: the reaper sends the waiting job's message once it is idle
+        log.warning("job %s: no wake-up sent for jobs waiting on its slot", job.id, exc_info=True)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
         return "lost"
@@ -236,3 +292,11 @@ def cleanup_old() -> dict[str, int]:
     current = settings()
     processed = current.broker_dir / "processed" if current.uses_filesystem_broker else None
     return retention.run(utcnow(), current.retention_days, current.jobs_dir, processed)
+
+
+@app.task(name=DELIVER_WEBHOOK_TASK)
+def deliver_webhook(delivery_id: int) -> None:
+    """One try of a webhook delivery; the job's next event for the same receiver follows once it is done."""
+    following = delivery.attempt(delivery_id, settings())
+    if following is not None:
+        publish.deliver(following)

@@ -19,8 +19,10 @@ from jsonschema.validators import Draft202012Validator, extend
 from robotni.config import settings
 from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
 from robotni.process_spec import Isolation, Limits
-from robotni.worktypes import environments
+from robotni.status import Priority
+from robotni.worktypes import environments, scheduling
 from robotni.worktypes.environments import EnvSpec
+from robotni.worktypes.scheduling import Concurrency, Rate
 
 # PEP 723's reference regular expression.
 BLOCK_RE = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -46,7 +48,7 @@ PYTHON_SCRIPT_PARAMS = {
         },
         "args": {
             "type": "array",
-            "items": {"type": "string", "maxLength": 4096},
+            "items": {"type": "string", "maxLength": 4096, "pattern": "^[^\\x00]*$"},  # no NUL: argv cannot hold one
             "maxItems": 256,
             "default": [],
         },
@@ -54,7 +56,7 @@ PYTHON_SCRIPT_PARAMS = {
 }
 KNOWN_KEYS = {
     *("description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"),
-    *("isolation", "preload"),
+    *("isolation", "preload", "priority", "concurrency", "rate"),
 }
 # A module name as `import` takes it: what a fork server may import before any job of its type.
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -112,6 +114,9 @@ class WorkerType:
     env: EnvSpec = field(default_factory=EnvSpec)  # its own environment, if any (robotni/worktypes/environments.py)
     isolation: Isolation = Isolation.PROCESS  # FORK: each job is a child of a server with `preload` imported
     preload: tuple[str, ...] = ()
+    priority: Priority = Priority.NORMAL  # a job's default; a submit may name another
+    concurrency: Concurrency | None = None  # at most `limit` of a key running at once (robotni/store/claims.py)
+    rate: Rate | None = None  # at most `count` starts per `per` seconds, cluster-wide
 
     @property
     def has_own_environment(self) -> bool:
@@ -246,6 +251,7 @@ def parse_type(path: Path) -> WorkerType:
         raise DeclarationError("description must be a string")
     dependencies = environments.parse_dependencies(block.get("dependencies"))
     isolation, preload = _isolation(meta)
+    params_schema = _params_schema(meta.get("params", {}))
     return WorkerType(
         name=name,
         script=path.resolve(),
@@ -253,7 +259,7 @@ def parse_type(path: Path) -> WorkerType:
         queue=queue,
         soft_time_limit=soft,
         hard_time_limit=hard,
-        params_schema=_params_schema(meta.get("params", {})),
+        params_schema=params_schema,
         retry=_retry_policy(meta.get("retry", {})),
         limits=_limits(meta.get("limits", {})),
         env=EnvSpec(
@@ -263,6 +269,9 @@ def parse_type(path: Path) -> WorkerType:
         ),
         isolation=isolation,
         preload=preload,
+        priority=scheduling.priority(meta.get("priority", Priority.NORMAL.value)),
+        concurrency=scheduling.concurrency(meta.get("concurrency"), params_schema),
+        rate=scheduling.rate(meta.get("rate")),
     )
 
 

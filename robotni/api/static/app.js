@@ -474,11 +474,11 @@
 
   // --- one job ---------------------------------------------------------------------------------------
 
-  let current = null; // {id, job, etag, token, timer, logOffset, logDone, logText, logTrimmed}
+  let current = null; // {id, job, etag, token, timer, source, logOffset, logDone, logText, logTrimmed}
 
   function openJob(id, initial) {
     if (!current || current.id !== id) {
-      if (current) clearTimeout(current.timer);
+      if (current) unfollow(current);
       current = { id, job: null, etag: null, token: 0, timer: null, logOffset: null, logDone: false, logText: "" };
       current.logTrimmed = false;
       $("job").hidden = false;
@@ -495,11 +495,52 @@
     }
     const hash = "#job=" + enc(id);
     if (location.hash !== hash) history.pushState(null, "", hash);
-    poll(current, 0);
+    follow(current);
+  }
+
+  // The job's live events (Server-Sent Events): the browser reconnects by itself and resumes after the last
+  // event it saw. Without EventSource, or when the stream cannot open (no such job), the page polls instead.
+  function follow(state) {
+    if (!window.EventSource) return poll(state, 0);
+    if (state.source || (state.job && TERMINAL.has(state.job.status) && state.logDone)) return;
+    const source = new EventSource(new URL(`jobs/${enc(state.id)}/events`, API));
+    state.source = source;
+    state.logOffset = 0; // the stream sends the whole log, then each new piece
+    const live = (handler) => (event) => state === current && state.source === source && handler(JSON.parse(event.data));
+    source.addEventListener("status", live((data) => {
+      state.job = data.job;
+      $("job-error").textContent = "";
+      renderJob(state);
+      patchListRow(state.job);
+    }));
+    source.addEventListener("progress", live((data) => {
+      state.job = { ...state.job, progress: data.progress, progress_message: data.message };
+      renderJob(state);
+    }));
+    source.addEventListener("log", live((data) => {
+      appendLog(state, data.data);
+      state.logOffset = data.offset + new TextEncoder().encode(data.data).length; // where polling would go on
+    }));
+    source.addEventListener("end", live(() => {
+      unfollow(state);
+      state.logDone = true;
+      poll(state, 0); // the job as it ended, once
+    }));
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED || state.source !== source) return; // reconnecting by itself
+      unfollow(state);
+      poll(state, 0);
+    };
+  }
+
+  function unfollow(state) {
+    clearTimeout(state.timer);
+    if (state.source) state.source.close();
+    state.source = null;
   }
 
   function closeJob() {
-    if (current) clearTimeout(current.timer);
+    if (current) unfollow(current);
     current = null;
     $("job").hidden = true;
     if (location.hash) history.pushState(null, "", location.pathname + location.search);
@@ -649,10 +690,10 @@
       patchListRow(data);
     } catch (exc) {
       if (state !== current) return;
-      $("job-error").textContent = exc.message; // 409: it ended otherwise meanwhile; the next poll shows how
+      $("job-error").textContent = exc.message; // 409: it ended otherwise meanwhile; its stream shows how
       button.disabled = false;
     }
-    poll(state, 0);
+    follow(state);
   }
 
   function followHash() {
@@ -696,7 +737,7 @@
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) return;
     loadList();
-    if (current && !(current.job && TERMINAL.has(current.job.status) && current.logDone)) poll(current, 0);
+    if (current) follow(current);
   });
 
   const project = store.get("project");

@@ -1,7 +1,7 @@
 """job dependencies and workflows
 
 Revision ID: 043066412aed
-Revises: 19a601169096
+Revises: 27b297b9c72b
 Create Date: 2026-11-30 12:09:47.250857
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "043066412aed"
-down_revision = "19a601169096"
+down_revision = "27b297b9c72b"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,112 @@
+"""Urgent before batch, fair between projects, capped per key, and a queue without a worker says so; each stack."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from tests.stack import TERMINAL, Stack, wait_until
+
+BACKLOG = 1000
+# One job per pool process may start between an urgent submit and its start (the stack's worker has 2).
+POOL_PROCESSES = 2
+
+
+def _when(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+def _started_between(stack: Stack, type_name: str, after: str, before: str) -> int:
+    """Jobs of the type (any project) that started in (after, before]."""
+    started = 0
+    for status in ("running", *TERMINAL):
+        page = stack.http.get(stack.api("/jobs"), params={"type": type_name, "status": status, "limit": 500}).json()
+        started += sum(
+            1 for job in page["jobs"] if job["started_at"] and _when(after) < _when(job["started_at"]) <= _when(before)
+        )
+    return started
+
+
+def _flush(stack: Stack, **body: list[str]) -> None:
+    """Cancel what is left of a backlog and wait for what runs to end, so the next test starts on an idle queue."""
+    assert stack.http.post(stack.api("/queue/flush"), json=body).ok
+    wait_until(
+        lambda: not stack.http.get(stack.api("/jobs"), params={"status": "running"}).json()["jobs"],
+        30,
+        "the running jobs to end",
+    )
+
+
+def _submit_many(stack: Stack, count: int, **fields) -> None:
+    for _ in range(count):
+        stack.submit(**fields)
+
+
+def test_an_urgent_job_starts_before_a_backlog_of_batch_jobs(stack):
+    _submit_many(stack, BACKLOG, type="fakejob", params={"delay_seconds": 0.2}, priority="batch", project="bulk")
+    assert stack.http.get(stack.api("/status")).json()["waiting_by_priority"]["batch"] > 0
+    urgent = stack.submit("fakejob", {"delay_seconds": 0.2}, priority="urgent", project="bulk")
+    assert urgent["priority"] == "urgent"
+    started = stack.wait_for(urgent["id"], ("running", *TERMINAL), timeout=30)
+    ahead = _started_between(stack, "fakejob", urgent["created_at"], started["started_at"])
+    assert ahead <= POOL_PROCESSES, f"{ahead} batch jobs started between the urgent submit and its start"
+    listed = stack.http.get(stack.api("/jobs"), params={"priority": "urgent", "type": "fakejob"}).json()["jobs"]
+    assert [job["id"] for job in listed] == [urgent["id"]]
+    _flush(stack, type=["fakejob"])
+
+
+def test_one_project_s_backlog_delays_another_s_job_by_one_job_per_pool_process(stack):
+    _submit_many(stack, 200, type="fakejob", params={"delay_seconds": 0.2}, project="flood")
+    single = stack.submit("fakejob", {"delay_seconds": 0.2}, project="trickle")
+    started = stack.wait_for(single["id"], ("running", *TERMINAL), timeout=30)
+    ahead = _started_between(stack, "fakejob", single["created_at"], started["started_at"])
+    assert ahead <= POOL_PROCESSES, f"{ahead} jobs of the flooding project started before the other's one"
+    _flush(stack, type=["fakejob"])
+
+
+def test_a_concurrency_key_never_has_more_than_its_limit_running(stack):
+    stack.start_worker("w2")  # 2 workers x 2 pool processes, one job store
+    count, samples, stop = 60, [], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            page = stack.http.get(stack.api("/jobs"), params={"type": "capped", "status": "running"}).json()
+            samples.append(sum(1 for job in page["jobs"] if job["params"]["account"] == "acme"))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        ids = [stack.submit("capped", {"account": "acme"})["id"] for _ in range(count)]
+        reason = "concurrency key 'capped:account=\"acme\"': 2 running, at its limit of 2"
+        wait_until(lambda: stack.job(ids[-1])["waiting_for"] == reason, 10, "the last job's reason")
+        keys = stack.http.get(stack.api("/status")).json()["concurrency_keys"]
+        assert keys['capped:account="acme"']["limit"] == 2
+        other = stack.submit("capped", {"account": "other"})  # another key is not held back by acme's
+        assert stack.wait_for(other["id"], timeout=30)["status"] == "completed"
+        ended = [stack.wait_for(job_id, timeout=120) for job_id in ids]
+    finally:
+        stop.set()
+        sampler.join()
+    assert {job["status"] for job in ended} == {"completed"}
+    assert ended[0]["concurrency_key"] == 'capped:account="acme"'
+    assert len(samples) > 10 and max(samples) == 2, samples
+
+
+def test_a_job_whose_queue_no_worker_consumes_says_so(stack):
+    job = stack.submit("parked")
+    shown = wait_until(lambda: stack.job(job["id"])["waiting_for"], 10, "a reason")
+    assert "no live worker consumes queue 'parked'" in shown
+    types = {t["name"]: t for t in stack.http.get(stack.api("/types")).json()}
+    assert types["parked"]["queue_has_worker"] is False and types["fakejob"]["queue_has_worker"] is True
+    status = stack.http.get(stack.api("/status")).json()
+    assert "parked" in status["queues_without_worker"] and "default" not in status["queues_without_worker"]
+    stack.http.delete(stack.api(f"/jobs/{job['id']}"))
+
+
+def test_a_rate_holds_across_workers_and_drops_no_job(stack):
+    ids = [stack.submit("throttled")["id"] for _ in range(9)]
+    ended = [stack.wait_for(job_id, timeout=60) for job_id in ids]
+    assert {job["status"] for job in ended} == {"completed"}
+    starts = sorted(_when(job["started_at"]) for job in ended)
+    # "3/s": no second-long window holds more than 3 starts.
+    assert all((starts[i + 3] - starts[i]).total_seconds() >= 1 for i in range(len(starts) - 3)), starts

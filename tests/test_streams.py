@@ -1,0 +1,74 @@
+"""Live events (Server-Sent Events) through HTTP: a job's status, progress and log, resumed after a dropped
+connection with Last-Event-ID without losing or repeating an event."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import requests
+
+
+def read_events(response: requests.Response) -> Iterator[dict]:
+    """Each event of an SSE response as {"event", "id", "data"}; comments (keep-alives) are skipped."""
+    event: dict = {}
+    for line in response.iter_lines(decode_unicode=True):
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith((":", "retry:")):
+            name, _, value = line.partition(": ")
+            event[name] = json.loads(value) if name == "data" else value
+
+
+def take(stack, path: str, count: int | None, headers: dict | None = None) -> list[dict]:
+    """The first count events of a stream (None: until `end`), then the connection is dropped."""
+    taken = []
+    with requests.get(stack.api(path), stream=True, timeout=30, headers=headers or {}) as response:
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        for event in read_events(response):
+            taken.append(event)
+            if event["event"] == "end" or len(taken) == count:
+                break
+    return taken
+
+
+def test_a_job_stream_resumes_after_a_dropped_connection(stack):
+    job = stack.submit("ticker", {"lines": 12, "every": 0.15})
+    first = take(stack, f"/jobs/{job['id']}/events", 6)
+    assert first[0]["event"] == "status" and first[0]["data"]["type"] == "job.current"
+    rest = take(stack, f"/jobs/{job['id']}/events", None, {"Last-Event-ID": first[-1]["id"]})
+    events = first + rest
+    assert all(e["id"] for e in events)
+    log = "".join(e["data"]["data"] for e in events if e["event"] == "log")
+    assert log == "".join(f"line {n}\n" for n in range(12))
+    statuses = [e["data"]["type"] for e in events if e["event"] == "status"][1:]
+    assert statuses.count("job.completed") == 1 and statuses[-1] == "job.completed"
+    assert len(statuses) == len(set(statuses))
+    assert events[-1] == {"event": "end", "id": events[-1]["id"], "data": {"status": "completed"}}
+    assert any(e["event"] == "progress" for e in events)
+
+
+def test_a_project_stream_tells_status_changes_and_resumes(stack):
+    opened = requests.get(stack.api("/events?project=streamed"), stream=True, timeout=30)
+    try:
+        ids = [stack.submit("helloworld", project="streamed")["id"] for _ in range(2)]
+        seen = []
+        for event in read_events(opened):
+            seen.append(event)
+            if sum(e["data"]["type"] == "job.completed" for e in seen) == 2:
+                break
+    finally:
+        opened.close()
+    assert {e["data"]["job_id"] for e in seen} == set(ids) and all(e["data"]["project"] == "streamed" for e in seen)
+    again = take(stack, "/events?project=streamed", len(seen) - 1, {"Last-Event-ID": seen[0]["id"]})
+    assert [e["id"] for e in again] == [e["id"] for e in seen[1:]]
+
+
+def test_an_unknown_last_event_id_is_a_422(stack):
+    job = stack.submit("helloworld")
+    stack.wait_for(job["id"])
+    answer = requests.get(stack.api(f"/jobs/{job['id']}/events"), headers={"Last-Event-ID": "nonsense"}, timeout=10)
+    assert answer.status_code == 422
