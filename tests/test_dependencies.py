@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
-from robotni.store import dependencies, engine, jobs, retention, workflows
+from robotni.store import claims, dependencies, engine, jobs, retention, workflows
 from robotni.store.models import Dependency, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
@@ -44,7 +44,7 @@ def shared_store(request, tmp_path):
 
 def running_parent() -> jobs.Job:
     parent, _ = jobs.create(**JOB)
-    claimed = jobs.claim(parent.id, "w", 30)
+    claimed = claims.take(parent.id, "w", 30)
     assert claimed is not None
     return claimed
 
