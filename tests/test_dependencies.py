@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import claims, dependencies, engine, jobs, retention, workflows
-from robotni.store.models import Dependency, utcnow
+from robotni.store.models import Dependency, Event, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
 
@@ -113,6 +113,21 @@ def test_a_flush_settles_dependents_it_did_not_match(shared_store):
     assert jobs.flush(types=["fakejob"]) == 1
     assert jobs.get(cancelled.id).status == JobStatus.CANCELLED
     assert jobs.get(anyway.id).status == JobStatus.QUEUED and shared_store == [anyway.id]
+
+
+def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):
+    """Webhooks and live streams see a dependent's change as any other: in the outbox, after its parent's event."""
+    parent = running_parent()
+    child, _ = jobs.create(**JOB, depends_on=[parent.id])
+    grandchild, _ = jobs.create(**JOB, depends_on=[child.id])
+    anyway, _ = jobs.create(**JOB, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
+    jobs.finish(parent, JobStatus.FAILED)
+    with engine.engine().connect() as conn:
+        found = conn.execute(select(Event.job_id, Event.type).order_by(Event.id)).all()
+    assert found[:2] == [(parent.id, "job.started"), (parent.id, "job.failed")]
+    assert sorted(found[2:]) == sorted(
+        [(child.id, "job.cancelled"), (grandchild.id, "job.cancelled"), (anyway.id, "job.queued")]
+    )
 
 
 def test_retention_removes_old_workflows_with_their_steps_and_edges(shared_store, tmp_path):
