@@ -11,6 +11,9 @@ from robotni.status import JobStatus, ParentFailure, Priority
 from robotni.store.models import utcnow
 from robotni.submission.check import DEFAULT_PROJECT, MAX_PARENTS, MAX_WAIT_SECONDS, NAME
 
+# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
+
 
 class UTCDateTime(fields.DateTime):
     """The store keeps naive UTC; the API always says so (ISO 8601 with +00:00)."""
@@ -61,7 +64,7 @@ class JobCreateSchema(Schema):
     )
 
     depends_on = fields.List(
-        fields.String(),
+        fields.String(validate=NO_NUL),
         load_default=list,
         validate=validate.Length(max=MAX_PARENTS),
         metadata={"description": f"ids of jobs of the same project (at most {MAX_PARENTS}): it waits until they ended"},
@@ -181,10 +184,6 @@ class LogChunkSchema(Schema):
     size = fields.Integer(metadata={"description": "bytes in the log so far"})
     data = fields.String(metadata={"description": "the bytes from offset, decoded as UTF-8"})
     complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
-
-
-# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
 
 
 class FlushSchema(Schema):
