@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from honcho.environ import parse, parse_procfile
 from honcho.manager import Manager
 
@@ -177,6 +178,40 @@ def submit(type_name: str, params: tuple[str, ...], project: str, wait: bool) ->
 def show(job_id: str) -> None:
     """Print one job as JSON."""
     click.echo(json.dumps(_call("GET", f"/jobs/{job_id}"), indent=2))
+
+
+@main.group(name="workflow")
+def workflow_group() -> None:
+    """Workflows: named steps (jobs) and the steps each one waits for."""
+
+
+def _print_workflow(found: dict[str, Any]) -> None:
+    click.echo(f"workflow {found['id']} {found['name']!r} (project {found['project']}): {found['status']}")
+    for step in found["steps"]:
+        after = f"  after {', '.join(step['depends_on'])}" if step["depends_on"] else ""
+        click.echo(f"  {step['name']:20} {step['job']['status']:10} {step['job_id']}{after}")
+
+
+@workflow_group.command(name="submit")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="poll until the workflow ends; exit 1 unless it completed")
+def workflow_submit(path: Path, wait: bool) -> None:
+    """Submit a workflow from a JSON or YAML file: {"project", "name", "steps": [...]}."""
+    body = yaml.safe_load(path.read_text())  # YAML reads JSON too
+    found = _call("POST", "/workflows", body)
+    while wait and found["status"] == "running":
+        time.sleep(WAIT_POLL_SECONDS)
+        found = _call("GET", f"/workflows/{found['id']}")
+    _print_workflow(found)
+    if wait and found["status"] != "completed":
+        sys.exit(1)
+
+
+@workflow_group.command(name="show")
+@click.argument("workflow_id")
+def workflow_show(workflow_id: str) -> None:
+    """Print a workflow's status and each step's, parents first."""
+    _print_workflow(_call("GET", f"/workflows/{workflow_id}"))
 
 
 @main.group(name="venvs")

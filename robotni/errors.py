@@ -45,5 +45,9 @@ class SchemaOutdated(RobotniError):
     """The job store needs `robotni db upgrade` before this version can use it."""
 
 
+class UnknownParent(RobotniError):
+    """A job's depends_on names ids that are no job of its project; `args[0]` lists them."""
+
+
 class UnsafeURL(RobotniError):
     """A webhook or callback URL that is not http(s), or whose host is or resolves to a non-public address."""

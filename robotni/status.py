@@ -4,6 +4,7 @@ from enum import Enum
 
 
 class JobStatus(str, Enum):
+    WAITING = "waiting"  # for its parents (depends_on) to end
     QUEUED = "queued"
     SCHEDULED = "scheduled"
     RUNNING = "running"
@@ -21,7 +22,18 @@ class JobStatus(str, Enum):
 
 
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
-WAITING = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+# Not started yet: counted by the waiting cap, cancelled at once by a cancel or a flush.
+WAITING = frozenset({JobStatus.WAITING, JobStatus.QUEUED, JobStatus.SCHEDULED})
+
+
+class ParentFailure(str, Enum):
+    """What a job does when a parent ends other than `completed` (a cancelled parent counts as failed)."""
+
+    CANCEL = "cancel"  # it ends `cancelled`, naming the parent; so does everything under it
+    RUN = "run"  # it runs anyway once every parent has ended
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Priority(str, Enum):
@@ -41,3 +53,13 @@ class Priority(str, Enum):
 
 
 PRIORITY_ORDER = (Priority.URGENT, Priority.NORMAL, Priority.BATCH)
+
+
+class WorkflowStatus(str, Enum):
+    RUNNING = "running"  # a step has not ended yet
+    COMPLETED = "completed"  # every step completed
+    FAILED = "failed"  # a step ended otherwise
+    CANCELLED = "cancelled"  # the workflow was cancelled before it ended
+
+    def __str__(self) -> str:
+        return self.value

@@ -69,6 +69,28 @@ def test_sigkilled_worker_mid_job_is_recovered_by_another_worker(faults):
     wait_until(lambda: not alive(grandchild), 15, f"the lost job's grandchild {grandchild} to be killed")
 
 
+def test_a_workflow_whose_worker_is_sigkilled_mid_step_still_ends(faults):
+    """The killed step is recovered like any job (retried here); its dependents wait through the retry, then run."""
+    first = faults.start_worker("first")
+    steps = [
+        {"name": "long", "type": "patient", "params": {"seconds": 2}},
+        {"name": "next", "type": "helloworld", "depends_on": ["long"]},
+    ]
+    response = faults.http.post(faults.api("/workflows"), json={"name": "killed", "steps": steps})
+    assert response.status_code == 202, response.text
+    workflow = response.json()
+    long, after = (s["job_id"] for s in workflow["steps"])
+    faults.wait_for(long, {"running"})
+    kill_worker(first)
+    faults.start_worker("second")
+    wait_until(lambda: faults.job(long)["attempts"] == 2, RECOVERY_BOUND, "the killed step's second attempt")
+    assert faults.job(after)["status"] == "waiting"  # a retried step keeps its dependents waiting
+    url = faults.api(f"/workflows/{workflow['id']}")
+    done = wait_until(lambda: (w := faults.http.get(url).json())["status"] != "running" and w, RECOVERY_BOUND, "it")
+    assert done["status"] == "completed", done
+    assert_invariants(faults, [long, after])
+
+
 def test_prefetched_messages_of_a_killed_worker_still_run(faults):
     doomed = faults.start_worker("doomed", concurrency=1)
     jobs = [faults.submit("patient", {"seconds": 1}) for _ in range(3)]

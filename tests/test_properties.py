@@ -533,6 +533,10 @@ NUL_REQUESTS = [  # PostgreSQL text cannot hold NUL: each of these answered 500 
     ("GET", "/jobs", {"query_string": {"cursor": b64(json.dumps(["2026-01-01T00:00:00", "a\0"]).encode())}}, 422),
     ("POST", "/queue/flush", {"json": {"type": ["add\0"]}}, 422),
     ("POST", "/queue/flush", {"json": {"project": ["\0"]}}, 422),
+    ("POST", "/jobs", {"json": {"type": "add", "params": {"x": 1, "y": 2}, "depends_on": ["a\0"]}}, 422),
+    ("GET", "/workflows/%00", {}, 404),
+    ("DELETE", "/workflows/a%00b", {}, 404),
+    ("GET", "/workflows", {"query_string": {"name": "\0"}}, 422),
 ]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from robotni.schedules import dispatch, file
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.status import JobStatus
-from robotni.store import jobs, retention
+from robotni.store import jobs, retention, workflows
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun, utcnow
 from robotni.worktypes.registry import load_registry
@@ -305,6 +305,11 @@ schedules:
         ("schedules: {a: 1}", "list"),
         ("- [unclosed", "cannot read"),
         ("- {name: taken, type: helloworld, interval_seconds: 5}", "API"),
+        ("- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: nope}]}}", "nope"),
+        (
+            "- {name: w, interval_seconds: 5, workflow: {name: w, steps: [{name: s, type: helloworld, depends_on: [s]}]}}",
+            "cycle",
+        ),
     ],
 )
 def test_bad_schedules_file_changes_nothing_and_says_why(store, content, reason):
@@ -365,7 +370,7 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
 
     counts = retention.run(now, 7, jobs_dir, processed)
 
-    assert counts == {"jobs": 4, "orphan_folders": 1, "processed_messages": 0}
+    assert counts == {"jobs": 4, "workflows": 0, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
         assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
         assert jobs.attempts_of(job_id) == [] and jobs.output_of(job_id, 0, 10) == b""
@@ -378,3 +383,37 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     in_two_minutes = utcnow() + timedelta(minutes=2)
     assert retention.remove_processed_messages(in_two_minutes, processed) == 1
     assert list(processed.iterdir()) == []
+
+
+def test_a_workflow_schedule_makes_one_workflow_per_due_time_and_publishes_its_first_steps(store):
+    steps = [
+        {"name": "check", "type": "add", "params": {"x": 1, "y": 2}, "depends_on": []},
+        {"name": "report", "type": "helloworld", "params": {}, "depends_on": ["check"]},
+    ]
+    steps = [{"venv": None, "on_parent_failure": "cancel", **step} for step in steps]
+    schedule = make(
+        "wf", type=None, params={}, workflow={"name": "check-then-report", "steps": steps}, interval_seconds=10
+    )
+    sent, publish = published()
+    made = dispatch.dispatch(T0 + timedelta(seconds=10), publish, TYPES)
+    assert [job.step for job in made] == ["check"] and sent == made
+    found = workflows.get(made[0].workflow_id)
+    assert found.workflow.name == "check-then-report" and found.status == "running"
+    jobs_made, edges = workflows.steps(found.workflow.id)
+    assert {job.step: job.status for job in jobs_made} == {"check": "queued", "report": "waiting"}
+    assert edges == [("report", "check")] and dispatch.get(schedule.id).last_job_id == made[0].id
+    assert dispatch.dispatch(T0 + timedelta(seconds=10.5), publish, TYPES) == []  # the same due time again
+    bad = {"name": "x", "steps": [{**steps[0], "type": "gone"}]}
+    broken = make("broken-wf", type=None, params={}, workflow=bad, interval_seconds=10)
+    assert dispatch.dispatch(T0 + timedelta(seconds=20), publish, TYPES)[0].step == "check"  # only the healthy one
+    assert "gone" in dispatch.get(broken.id).last_error
+
+
+def test_a_schedules_file_declares_a_workflow(store):
+    path = store / "schedules.yaml"
+    path.write_text(
+        "- name: nightly\n  interval_seconds: 60\n  workflow:\n    name: nightly\n    steps:\n"
+        "      - {name: a, type: helloworld}\n      - {name: b, type: helloworld, depends_on: [a]}\n"
+    )
+    assert file.sync(path, T0, TYPES)["created"] == 1
+    assert dispatch.by_name("nightly").workflow["steps"][1]["depends_on"] == ["a"]

@@ -236,3 +236,24 @@ def test_schedules_from_the_file_are_listed_with_their_source(beat_stack):
 def test_beat_runs_the_cleanup_and_its_counts_are_logged(beat_stack):
     found = wait_until(lambda: re.search(r"cleanup: removed (\{.*\})", beat_stack.worker.log()), 30, "a cleanup pass")
     assert "'jobs': 0" in found.group(1)  # nothing here is older than the 7 days of retention
+
+
+def test_a_schedule_starts_a_workflow_check_then_report(beat_stack):
+    stack = beat_stack
+    steps = [
+        {"name": "check", "type": "add", "params": {"x": 2, "y": 3}},
+        {"name": "report", "type": "helloworld", "depends_on": ["check"]},
+    ]
+    bad = create(stack, expect=422, type=None, workflow={"name": "w", "steps": [{**steps[0], "params": {"x": "2"}}]})
+    assert "step 'check'" in bad["message"] and "params" in bad["errors"]["json"]["workflow"]["steps"]["0"]
+    assert create(stack, expect=422, workflow={"name": "w", "steps": steps})["errors"]["json"]["type"]  # not both
+    schedule = create(
+        stack, name="check-then-report", type=None, workflow={"name": "w", "steps": steps}, interval_seconds=2
+    )
+    assert schedule["type"] is None and schedule["workflow"]["name"] == "w"
+    first = wait_until(lambda: runs(stack, schedule["id"]), 20, "the schedule's first run", every=0.2)[-1]
+    workflow_id = first["job"]["workflow_id"]
+    url = stack.api(f"/workflows/{workflow_id}")
+    done = wait_until(lambda: (w := stack.http.get(url).json())["status"] != "running" and w, 30, "the workflow")
+    assert done["status"] == "completed" and [s["name"] for s in done["steps"]] == ["check", "report"]
+    assert stack.http.post(stack.api(f"/schedules/{schedule['id']}/disable")).status_code == 200

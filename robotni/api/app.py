@@ -17,7 +17,7 @@ from robotni.api import auth, metrics
 from robotni.api.blueprint import abort
 from robotni.broker import publish
 from robotni.config import settings
-from robotni.store import events
+from robotni.store import dependencies, events
 from robotni.store.engine import engine
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -48,8 +48,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from robotni.api import jobs as job_api
     from robotni.api import ops, streams, webhooks
     from robotni.api import schedules as api_schedules
+    from robotni.api import workflows as api_workflows
 
-    for blueprint in (job_api.blp, streams.blp, webhooks.blp, api_schedules.blp, ops.blp, ops.health):
+    for blueprint in (
+        job_api.blp,
+        api_workflows.blp,
+        streams.blp,
+        webhooks.blp,
+        api_schedules.blp,
+        ops.blp,
+        ops.health,
+    ):
         api.register_blueprint(blueprint)
     auth.install(app)  # first: who asks decides everything else (401/403/429 before 415)
     app.before_request(_refuse_oversized_body)
@@ -57,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_refuse_nul)
     app.register_error_handler(OperationalError, lambda exc: _database_unavailable(api, exc))
     app.add_url_rule("/", "index", lambda: app.send_static_file("index.html"))  # the try-it page, robotni/api/static
+    dependencies.publish_released_with(publish.enqueue)  # a cancel here may release a job whose parent it ended
     events.on_deliveries(publish.deliver_all)  # a cancel's webhooks go out as soon as it commits
     engine()  # refuse to start on an outdated schema (the embedded store migrates itself here)
     return app

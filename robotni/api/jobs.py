@@ -27,6 +27,7 @@ from robotni.api.schemas import (
 from robotni.api.webhooks import checked_url
 from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
+from robotni.errors import UnknownParent
 from robotni.status import WAITING, JobStatus
 from robotni.store import claims, jobs, queries, waiting, worker_beats
 from robotni.store.models import Attempt, Job
@@ -62,7 +63,7 @@ def _count_waiting(project: str) -> int:
 _waiting_cap = WaitingCap(_count_waiting)
 
 
-def _check_waiting(project: str) -> None:
+def check_waiting(project: str) -> None:
     """429 when the project already has its cap of waiting jobs (robotni/submission/waitcap.py).
 
     Counted before the insert, so submits racing in parallel can each pass: the cap can be overshot by at most
@@ -89,11 +90,11 @@ def _check_callback(url: str) -> None:
     checked_url(url, "callback_url")
 
 
-def _encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode()
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), row_id]).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         if "\0" in str(job_id):  # in no id, and PostgreSQL's text cannot hold one (a 500 there)
@@ -123,11 +124,11 @@ class Jobs(MethodView):
             priorities=query.get("priority"),
             created_after=_naive_utc(query.get("created_after")),
             created_before=_naive_utc(query.get("created_before")),
-            after=_decode_cursor(query["cursor"]) if query.get("cursor") else None,
+            after=decode_cursor(query["cursor"]) if query.get("cursor") else None,
             limit=limit + 1,
         )
         more = len(found) > limit
-        cursor = _encode_cursor(found[limit - 1]) if more else None
+        cursor = encode_cursor(found[limit - 1].created_at, found[limit - 1].id) if more else None
         return {"jobs": with_waiting_for(found[:limit]), "next_cursor": cursor}
 
     @blp.arguments(JobCreateSchema)
@@ -135,7 +136,7 @@ class Jobs(MethodView):
     @blp.response(202, JobSchema)
     @blp.alt_response(200, schema=JobSchema, description="The job first submitted with this Idempotency-Key")
     @blp.alt_response(403, description="The token does not cover this project")
-    @blp.alt_response(422, description="Unknown type, params that do not match its schema, or a refused venv/script")
+    @blp.alt_response(422, description="Unknown type, params not matching its schema, a refused venv/script or parent")
     @blp.alt_response(429, description="The project has ROBOTNI_MAX_WAITING_PER_PROJECT jobs waiting, or rate limit")
     @blp.alt_response(503, description="The job store or the broker is unavailable; nothing was accepted")
     def post(self, body: dict[str, Any], headers: dict[str, Any]) -> tuple[Job, int, dict[str, str]]:
@@ -145,24 +146,32 @@ class Jobs(MethodView):
         placement = check.placement(wtype, body["project"], params, body["priority"])
         if body["callback_url"] is not None:
             _check_callback(body["callback_url"])
-        _check_waiting(body["project"])
-        job, created = jobs.create(
-            type=wtype.name,
-            project=body["project"],
-            params=params,
-            queue=wtype.queue,
-            max_attempts=wtype.retry.max_attempts,
-            venv=body["venv"],
-            idempotency_key=headers.get("idempotency_key"),
-            idempotency_window=settings().idempotency_seconds,
-            run_at=body["run_at"],
-            placement=placement,
-            callback_url=body["callback_url"],
-        )
+        check_waiting(body["project"])
+        try:
+            job, created = jobs.create(
+                type=wtype.name,
+                project=body["project"],
+                params=params,
+                queue=wtype.queue,
+                max_attempts=wtype.retry.max_attempts,
+                venv=body["venv"],
+                idempotency_key=headers.get("idempotency_key"),
+                idempotency_window=settings().idempotency_seconds,
+                run_at=body["run_at"],
+                depends_on=body["depends_on"],
+                on_parent_failure=body["on_parent_failure"],
+                placement=placement,
+                callback_url=body["callback_url"],
+            )
+        except UnknownParent as exc:
+            unknown = exc.args[0]
+            errors = {"depends_on": [f"no job {job_id} in this project" for job_id in unknown]}
+            message = f"depends_on: no job {unknown[0]} in project {body['project']!r}"
+            abort(422, errors={"json": errors}, message=message)
         logsetup.bind_job(job)
         if not created:
             return job, 200, {"Location": url_for("jobs.JobById", job_id=job.id), "Idempotent-Replayed": "true"}
-        if job.status == JobStatus.SCHEDULED:  # deferred: a worker's reaper publishes it when due
+        if job.status != JobStatus.QUEUED:  # scheduled: a reaper publishes it when due; waiting: its last parent's end
             return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
         try:
             enqueue(job)

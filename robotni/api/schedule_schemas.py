@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from robotni.api.schemas import JobSchema, UTCDateTime
-from robotni.schedules.declaration import CRON, INTERVAL, TIMEZONE
+from robotni.schedules.declaration import CRON, INTERVAL, TIMEZONE, WorkflowDeclarationSchema
 from robotni.submission.check import NAME
 
 
@@ -15,6 +15,7 @@ class ScheduleUpdateSchema(Schema):
     name = fields.String(validate=NAME)
     type = fields.String()
     params = fields.Dict(keys=fields.String())
+    workflow = fields.Nested(WorkflowDeclarationSchema, allow_none=True)
     project = fields.String(validate=NAME)
     venv = fields.String(allow_none=True)
     cron = fields.String(allow_none=True, validate=CRON)
@@ -26,9 +27,10 @@ class ScheduleUpdateSchema(Schema):
 class ScheduleSchema(Schema):
     id = fields.String()
     name = fields.String()
-    type = fields.String()
+    type = fields.String(allow_none=True)
     project = fields.String()
     params = fields.Dict()
+    workflow = fields.Dict(allow_none=True, metadata={"description": "the workflow it starts, instead of a type"})
     venv = fields.String(allow_none=True)
     cron = fields.String(allow_none=True)
     timezone = fields.String()
@@ -38,7 +40,7 @@ class ScheduleSchema(Schema):
     source_file = fields.String(allow_none=True, metadata={"description": "the file it was declared in"})
     next_run_at = UTCDateTime(allow_none=True, metadata={"description": "null while disabled"})
     last_run_at = UTCDateTime(allow_none=True, metadata={"description": "when it last made (or tried) a job"})
-    last_job_id = fields.String(allow_none=True)
+    last_job_id = fields.String(allow_none=True, metadata={"description": "its last job, or workflow's first step"})
     last_error = fields.String(allow_none=True, metadata={"description": "why its last due time made no job"})
     created_at = UTCDateTime()
     updated_at = UTCDateTime()

@@ -21,10 +21,14 @@ from robotni.api.schedule_schemas import (
     ScheduleSchema,
     ScheduleUpdateSchema,
 )
+from robotni.config import settings
 from robotni.schedules import dispatch
 from robotni.schedules.declaration import ScheduleCreateSchema
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.store.models import Schedule, utcnow
+from robotni.submission import workflow
+from robotni.submission.check import RefusedRequest
+from robotni.worktypes.registry import registry
 
 blp = Blueprint("schedules", __name__, url_prefix="/api/worker", description="Jobs made on a cron or interval")
 
@@ -37,8 +41,14 @@ def schedule_or_404(schedule_id: str) -> Schedule:
 
 
 def _checked(values: dict[str, Any]) -> None:
-    """422 naming the field unless the type, params, venv and timing hold, exactly as for a job."""
-    checked_request(values)
+    """422 naming the field unless the type, params, venv (or the workflow) and timing hold, exactly as for a job."""
+    if values.get("workflow") is not None:
+        try:
+            workflow.checked(registry(), values["project"], values["workflow"]["steps"], settings())
+        except RefusedRequest as exc:
+            abort(422, errors={"json": {"workflow": exc.errors}}, message=f"workflow: {exc}")
+    else:
+        checked_request(values)
     try:
         Timing(values["cron"], values["timezone"], values["interval_seconds"]).check(utcnow())
     except InvalidSchedule as exc:
@@ -66,7 +76,7 @@ class Schedules(MethodView):
     @blp.response(201, ScheduleSchema)
     @blp.alt_response(403, description="The token does not cover this project")
     @blp.alt_response(409, description="The name is taken")
-    @blp.alt_response(422, description="Unknown type, bad params, bad cron, unknown timezone or bad interval")
+    @blp.alt_response(422, description="Unknown type, bad params or workflow, bad cron, timezone or interval")
     def post(self, body: dict[str, Any]) -> tuple[Schedule, int, dict[str, str]]:
         """Create a schedule: a cron expression in a timezone, or an interval in seconds"""
         auth.require(body["project"])
@@ -100,7 +110,11 @@ class ScheduleById(MethodView):
         schedule = _editable(schedule_or_404(schedule_id))
         if "project" in body:
             auth.require(body["project"])
-        # Switching between cron and interval needs only the new one.
+        # Switching between cron and interval, or between a type and a workflow, needs only the new one.
+        if body.get("type") is not None and "workflow" not in body:
+            body["workflow"] = None
+        if body.get("workflow") is not None and "type" not in body:
+            body["type"] = None
         if body.get("cron") is not None and "interval_seconds" not in body:
             body["interval_seconds"] = None
         if body.get("interval_seconds") is not None and "cron" not in body:

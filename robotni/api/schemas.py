@@ -7,9 +7,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from robotni.status import JobStatus, Priority
+from robotni.status import JobStatus, ParentFailure, Priority
 from robotni.store.models import utcnow
-from robotni.submission.check import DEFAULT_PROJECT, MAX_WAIT_SECONDS, NAME
+from robotni.submission.check import DEFAULT_PROJECT, MAX_PARENTS, MAX_WAIT_SECONDS, NAME
+
+# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
+NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
 
 
 class UTCDateTime(fields.DateTime):
@@ -60,10 +63,24 @@ class JobCreateSchema(Schema):
         metadata={"description": "seconds from now, as in Celery (instead of run_at); 0 or less: now"},
     )
 
+    depends_on = fields.List(
+        fields.String(validate=NO_NUL),
+        load_default=list,
+        validate=validate.Length(max=MAX_PARENTS),
+        metadata={"description": f"ids of jobs of the same project (at most {MAX_PARENTS}): it waits until they ended"},
+    )
+    on_parent_failure = fields.String(
+        load_default=ParentFailure.CANCEL.value,
+        validate=validate.OneOf([rule.value for rule in ParentFailure]),
+        metadata={"description": "a parent did not complete: `cancel` this job (and its dependents) or `run` it"},
+    )
+
     @validates_schema
     def _one_start_time(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("run_at") is not None and data.get("countdown") is not None:
             raise ValidationError("give run_at or countdown, not both", "run_at")
+        if data.get("depends_on") and (data.get("run_at") is not None or data.get("countdown") is not None):
+            raise ValidationError("it starts when its parents end: no run_at or countdown with it", "depends_on")
 
     @post_load
     def _deferred_until(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -76,6 +93,8 @@ class JobCreateSchema(Schema):
         if countdown is not None:
             start = now + timedelta(seconds=countdown) if countdown > 0 else None
         data["run_at"] = start if start and start > now else None
+        data["depends_on"] = list(dict.fromkeys(data["depends_on"]))  # a parent named twice is one parent
+        data["on_parent_failure"] = ParentFailure(data["on_parent_failure"])
         return data
 
 
@@ -120,6 +139,10 @@ class JobSchema(Schema):
     started_at = UTCDateTime(allow_none=True)
     finished_at = UTCDateTime(allow_none=True)
     updated_at = UTCDateTime()
+    on_parent_failure = fields.String(allow_none=True, metadata={"description": "set on a job with depends_on"})
+    parents_left = fields.Integer(metadata={"description": "parents not ended yet, while `waiting`"})
+    workflow_id = fields.String(allow_none=True)
+    step = fields.String(allow_none=True, metadata={"description": "its step's name in its workflow"})
 
 
 def _in_utc_range(moment: datetime) -> None:
@@ -161,10 +184,6 @@ class LogChunkSchema(Schema):
     size = fields.Integer(metadata={"description": "bytes in the log so far"})
     data = fields.String(metadata={"description": "the bytes from offset, decoded as UTF-8"})
     complete = fields.Boolean(metadata={"description": "the job has ended and nothing more will come"})
-
-
-# Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
-NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
 
 
 class FlushSchema(Schema):

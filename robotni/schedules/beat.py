@@ -21,6 +21,7 @@ from robotni.broker import revokes
 from robotni.broker.publish import enqueue
 from robotni.config import SCHEDULE_TICK_SECONDS, settings
 from robotni.schedules import dispatch, file
+from robotni.store import dependencies
 from robotni.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def _load_schedules_file(**_: Any) -> None:
 
 @beat_init.connect
 def _hear_revokes(**_: Any) -> None:
-    """A revoke sent while no worker runs still cancels its job (robotni/broker/revokes.py)."""
+    """A revoke sent while no worker runs still cancels its job (robotni/broker/revokes.py), and its dependents
+    that the cancel released are published from here."""
+    dependencies.publish_released_with(enqueue)
     revokes.RevokeListener().start()
 
 

@@ -20,11 +20,14 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from robotni.config import settings
 from robotni.errors import InvalidParams, RobotniError, UnknownType
-from robotni.store import jobs
+from robotni.status import JobStatus
+from robotni.store import jobs, workflows
 from robotni.store.engine import engine
 from robotni.store.models import Job, Schedule, ScheduleRun
-from robotni.submission import check
+from robotni.submission import check, workflow
+from robotni.submission.check import RefusedRequest
 from robotni.worktypes.registry import WorkerType, registry
 
 log = logging.getLogger(__name__)
@@ -205,23 +208,35 @@ def dispatch(now: datetime, publish: Publish, types: Mapping[str, WorkerType] | 
     made = []
     for schedule in due(now):
         try:
-            job = fire(schedule, now, types)
+            queued = fire(schedule, now, types)
         except Exception:  # one broken schedule must not hold up the others; it is tried again next tick
             log.exception("schedule %s: dispatch failed", schedule.name)
             continue
-        if job is None:
-            continue
-        made.append(job)
-        try:
-            publish(job)
-        except Exception:  # the row stays queued with its publish time: a worker's reaper sends it again
-            log.exception("schedule %s: job %s made, but publishing failed", schedule.name, job.id)
+        for job in queued or ():
+            made.append(job)
+            try:
+                publish(job)
+            except Exception:  # the row stays queued with its publish time: a worker's reaper sends it again
+                log.exception("schedule %s: job %s made, but publishing failed", schedule.name, job.id)
     return made
+
+
+def _rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> tuple[list[Any], list[Job]]:
+    """The rows the schedule inserts and the jobs among them to publish: its job, or its workflow's first steps.
+
+    Raises UnknownType (or KeyError), InvalidParams or RefusedRequest when a type or its params changed.
+    """
+    if schedule.workflow is not None:
+        steps = workflow.checked(types, schedule.project, schedule.workflow["steps"], settings())
+        made = workflows.make(schedule.project, schedule.workflow["name"], steps, now)
+        return made.rows, [job for job in made.jobs if job.status == JobStatus.QUEUED]
+    job = _job_for(schedule, types, now)
+    return [job], [job]
 
 
 def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> Job:
     """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
-    wtype = types[schedule.type]
+    wtype = types[schedule.type or ""]
     params = wtype.validate(schedule.params)
     return jobs.new_job(
         now,
@@ -235,18 +250,22 @@ def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime)
     )
 
 
-def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> Job | None:
-    """The job for the schedule's due time, or None when another dispatch (or an edit) got there first.
+def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> list[Job] | None:
+    """The jobs to publish for the schedule's due time, or None when another dispatch (or an edit) got there first.
 
-    A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error.
+    A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error. Its
+    run (and last_job_id) names the job it made, or its workflow's first step, whose workflow_id names the workflow.
     """
     due_at = schedule.next_run_at
     assert due_at is not None  # only a schedule with a due time fires (due())
+    rows: list[Any] = []
+    queued: list[Job] = []
     try:
-        job, error = _job_for(schedule, types, now), None
-    except (UnknownType, KeyError, InvalidParams) as exc:
-        job, error = None, f"no job for {due_at.isoformat()}: {exc}"
+        (rows, queued), error = _rows_for(schedule, types, now), None
+    except (UnknownType, KeyError, InvalidParams, RefusedRequest) as exc:
+        error = f"no job for {due_at.isoformat()}: {exc}"
         log.warning("schedule %s: %s", schedule.name, error)
+    job = next((row for row in rows if isinstance(row, Job)), None)
     try:
         following = timing_of(schedule).following(due_at, now)
     except InvalidSchedule as exc:  # its timezone left tzdata in an upgrade: it stops until its timing is edited
@@ -271,7 +290,7 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
                 return None
             if job is not None:
                 session.add(ScheduleRun(schedule_id=schedule.id, due_at=due_at, job_id=job.id, created_at=now))
-                session.add(job)
+                session.add_all(rows)
     except IntegrityError:
         return None  # this due time already has its job
-    return job
+    return queued

@@ -21,7 +21,7 @@ from robotni.config import settings
 from robotni.errors import RobotniError
 from robotni.schedules import dispatch
 from robotni.schedules.declaration import ScheduleCreateSchema
-from robotni.submission import check
+from robotni.submission import check, workflow
 from robotni.worktypes.registry import WorkerType, registry
 
 Types = Mapping[str, WorkerType] | None
@@ -56,7 +56,10 @@ def checked(path: Path, entries: list[dict[str, Any]], now: datetime, types: Typ
         try:
             values = ScheduleCreateSchema().load(entry)
             dispatch.Timing(values["cron"], values["timezone"], values["interval_seconds"]).check(now)
-            check.checked(types, values["type"], values["params"], values["venv"], settings())
+            if values["workflow"] is not None:
+                workflow.checked(types, values["project"], values["workflow"]["steps"], settings())
+            else:
+                check.checked(types, values["type"], values["params"], values["venv"], settings())
         except ValidationError as exc:
             raise ScheduleFileError(f"{where}: {exc.messages}") from None
         except check.RefusedRequest as exc:

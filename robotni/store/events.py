@@ -27,6 +27,7 @@ PUBLIC_FIELDS = (
     "id", "type", "project", "queue", "params", "venv", "status", "result", "error", "exit_code", "attempts",
     "max_attempts", "run_at", "worker", "cancel_requested", "progress", "progress_message", "log_bytes",
     "callback_url", "created_at", "started_at", "finished_at", "updated_at", "priority", "concurrency_key",
+    "on_parent_failure", "parents_left", "workflow_id", "step",
 )  # fmt: skip
 PENDING = "pending"
 _listeners: list[Callable[[list[int]], None]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,10 +13,11 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus, Priority
-from robotni.store import events
+from robotni.status import WAITING, JobStatus, ParentFailure, Priority
+from robotni.store import dependencies, events
+from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.models import Attempt, Job, LogChunk, utcnow
+from robotni.store.models import Attempt, Dependency, Job, LogChunk, utcnow
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,12 @@ def new_job(
     venv: str | None,
     max_attempts: int,
     run_at: datetime | None = None,
+    parents: int = 0,
+    on_parent_failure: ParentFailure | None = None,
     placement: Placement = Placement(),
 ) -> Job:
-    """An unsaved row: queued (its message sent at once), or scheduled until run_at."""
+    """An unsaved row: queued (its message sent at once), scheduled until run_at, or waiting for its parents."""
+    status = JobStatus.WAITING if parents else JobStatus.SCHEDULED if run_at else JobStatus.QUEUED
     return Job(
         id=str(uuid.uuid4()),
         type=type,
@@ -48,7 +52,7 @@ def new_job(
         queue=queue,
         params=params,
         venv=venv,
-        status=JobStatus.SCHEDULED if run_at else JobStatus.QUEUED,
+        status=status,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
@@ -57,7 +61,10 @@ def new_job(
         created_at=now,
         updated_at=now,
         run_at=run_at,
-        published_at=None if run_at else now,
+        published_at=now if status == JobStatus.QUEUED else None,
+        parents_left=parents,
+        has_dependents=False,
+        on_parent_failure=None if on_parent_failure is None else on_parent_failure.value,
         priority=placement.priority,
         concurrency_key=placement.concurrency_key,
         concurrency_limit=placement.concurrency_limit,
@@ -75,12 +82,16 @@ def create(
     idempotency_key: str | None = None,
     idempotency_window: float = 0,
     run_at: datetime | None = None,
+    depends_on: Sequence[str] = (),
+    on_parent_failure: ParentFailure = ParentFailure.CANCEL,
     placement: Placement = Placement(),
     callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
 
-    With run_at, the job is scheduled and nothing is published: a reaper releases it when due.
+    With run_at, the job is scheduled and nothing is published: a reaper releases it when due. With depends_on
+    it waits for those jobs (UnknownParent if one is not of this project); it comes back queued (publish it) or
+    cancelled when they had all ended already.
     """
     now = utcnow()
     job = new_job(
@@ -92,6 +103,8 @@ def create(
         venv=venv,
         max_attempts=max_attempts,
         run_at=run_at,
+        parents=len(depends_on),
+        on_parent_failure=on_parent_failure if depends_on else None,
         placement=placement,
     )
     job.idempotency_key, job.callback_url = idempotency_key, callback_url
@@ -99,6 +112,9 @@ def create(
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():
                 session.add(job)
+                if depends_on:
+                    session.flush()  # the insert first: on SQLite it takes the write lock (dependencies.py)
+                    dependencies.attach(session, job, depends_on)
             return job, True
         except IntegrityError:
             if idempotency_key is None:
@@ -124,9 +140,17 @@ def _expire_idempotency_key(project: str, key: str, older_than: datetime) -> Non
 
 
 def discard(job_id: str) -> None:
-    """Undo a create whose message could not be published: the client was told no, so it must never run."""
-    with engine().begin() as conn:
-        conn.execute(delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED))
+    """Undo a create whose message could not be published: the client was told no, so it must never run.
+
+    A job submitted meanwhile with this one in its depends_on sees it end as cancelled.
+    """
+    with Session(engine(), expire_on_commit=False) as session, session.begin():
+        withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.has_dependents)
+        waited_on = session.execute(withdrawn.execution_options(synchronize_session=False)).scalar()
+        session.execute(delete(Dependency).where(Dependency.job_id == job_id))
+        settled = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)] if waited_on else [])
+    events.announce(settled.delivery_ids)
+    dependencies.publish(settled.released)
 
 
 def get(job_id: str) -> Job | None:
@@ -151,6 +175,8 @@ def transition(
 
     With `ended`, the attempt that `ended` describes is recorded in the same transaction; so is `log_chunk`, which
     only the attempt that owns the row can add; so is the event of a status change, with its webhook deliveries.
+    A row that reaches a terminal status settles its dependents in the same transaction too (dependencies.py),
+    with their events; the jobs that released are published after the commit.
     `locks` are taken first and held to the commit, so a `where` that counts other rows (robotni/store/claims.py)
     sees every change made under the same lock: PostgreSQL's advisory locks; SQLite needs none, as it runs one
     write at a time.
@@ -164,6 +190,7 @@ def transition(
         # A fresh session holds no object to bring up to date: skipping that saves ~0.2 ms of CPU per change.
         .execution_options(synchronize_session=False)
     )
+    settled = dependencies.Settled([], [])
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
             for name in sorted(set(locks)):  # one order everywhere: two claims never wait on each other in a cycle
@@ -189,7 +216,10 @@ def transition(
             if row is not None and "status" in values
             else []
         )
-    events.announce(delivery_ids)
+        if row is not None and "status" in values and row.status.is_terminal and row.has_dependents:
+            settled = dependencies.settle(session, [Ended(row.id, row.status)], now)
+    events.announce(delivery_ids + settled.delivery_ids)
+    dependencies.publish(settled.released)
     return row
 
 
@@ -345,5 +375,8 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         ended = list(session.execute(statement.execution_options(synchronize_session=False)).scalars())
         delivery_ids = [i for job in ended for i in events.record(session, job, "job.cancelled", now)]
-    events.announce(delivery_ids)
+        waited_on = [Ended(job.id, JobStatus.CANCELLED) for job in ended if job.has_dependents]
+        settled = dependencies.settle(session, waited_on, now)
+    events.announce(delivery_ids + settled.delivery_ids)
+    dependencies.publish(settled.released)
     return len(ended)

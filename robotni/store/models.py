@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,14 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set only on a job with parents (depends_on): "cancel" or "run" (robotni.status.ParentFailure).
+    on_parent_failure: Mapped[str | None] = mapped_column(String(8))
+    # Parents not ended yet, while `waiting`: the job is queued in the transaction that brings it to 0.
+    parents_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Some job waits on this one: only then does its end look for dependents (an indexed read per job otherwise).
+    has_dependents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    workflow_id: Mapped[str | None] = mapped_column(String(36))
+    step: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
@@ -120,6 +129,40 @@ class Job(Base):
         Index("ix_jobs_queue_status_project", "queue", "status", "project", "priority", "created_at", "id"),
         Index("ix_jobs_key_status", "concurrency_key", "status"),
         Index("ix_jobs_type_started", "type", "started_at"),
+        Index("ix_jobs_workflow", "workflow_id"),
+    )
+
+
+class Dependency(Base):
+    """An edge: job_id waits for parent_id to end. Read from the parent's side when it ends, hence the index."""
+
+    __tablename__ = "dependencies"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    parent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+    __table_args__ = (Index("ix_dependencies_parent", "parent_id"),)
+
+
+class Workflow(Base):
+    """Steps (jobs with workflow_id) and their edges, submitted together.
+
+    Its status is read from its steps (robotni/store/workflows.py), never stored: a step's end writes nothing
+    here, so the steps of a fan-in ending at once do not queue up on this row.
+    """
+
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    # Set by a cancel that came while a step had not ended: the workflow then ends `cancelled`.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_workflows_created", "created_at", "id"),
+        Index("ix_workflows_project_created", "project", "created_at", "id"),
     )
 
 
@@ -166,13 +209,15 @@ class WorkerBeat(Base):
 
 
 class Schedule(Base):
-    """A job made again and again: by a cron expression in a timezone, or every interval_seconds."""
+    """A job (or a workflow) made again and again: by a cron expression in a timezone, or every interval_seconds."""
 
     __tablename__ = "schedules"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
+    # A job's type and params, or (type null) a workflow's {name, steps}, started at each due time.
+    type: Mapped[str | None] = mapped_column(String(64))
+    workflow: Mapped[Any | None] = mapped_column(JSON)
     project: Mapped[str] = mapped_column(String(128))
     params: Mapped[Any] = mapped_column(JSON)
     venv: Mapped[str | None] = mapped_column(String(128))

@@ -1,5 +1,5 @@
-"""Retention: finished jobs older than ROBOTNI_RETENTION_DAYS go with their attempts, runs, events, webhook
-deliveries and folders.
+"""Retention: finished jobs older than ROBOTNI_RETENTION_DAYS go with their attempts, runs, edges, events,
+webhook deliveries and folders.
 
 Run by beat every ROBOTNI_CLEANUP_SECONDS (robotni/schedules/beat.py); every function takes `now`, for tests.
 Only rows in a terminal status are deleted (checked again in the DELETE itself), so a queued, scheduled or
@@ -14,12 +14,12 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 
 from robotni.status import TERMINAL
 from robotni.store.engine import engine
 from robotni.store.jobs import status_in
-from robotni.store.models import Attempt, Event, Job, LogChunk, ScheduleRun, WebhookDelivery
+from robotni.store.models import Attempt, Dependency, Event, Job, LogChunk, ScheduleRun, WebhookDelivery, Workflow
 
 log = logging.getLogger(__name__)
 # Rows deleted per transaction, so a first cleanup after months does not hold SQLite's write lock for long.
@@ -41,6 +41,7 @@ def remove_old_jobs(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
                 conn.execute(delete(Attempt).where(Attempt.job_id.in_(ids)))
                 conn.execute(delete(LogChunk).where(LogChunk.job_id.in_(ids)))
                 conn.execute(delete(ScheduleRun).where(ScheduleRun.job_id.in_(ids)))
+                conn.execute(delete(Dependency).where(Dependency.job_id.in_(ids)))
                 conn.execute(delete(Event).where(Event.job_id.in_(ids)))
                 conn.execute(delete(WebhookDelivery).where(WebhookDelivery.job_id.in_(ids)))
                 conn.execute(delete(Job).where(Job.id.in_(ids), *ended_before))
@@ -49,6 +50,14 @@ def remove_old_jobs(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
         removed += len(ids)
         if len(ids) < BATCH:
             return removed
+
+
+def remove_empty_workflows(now: datetime, retention: timedelta) -> int:
+    """Workflows older than the retention whose steps are all gone (each went with remove_old_jobs)."""
+    steps = exists().where(Job.workflow_id == Workflow.id)
+    with engine().begin() as conn:
+        statement = delete(Workflow).where(Workflow.created_at < now - retention, ~steps)
+        return conn.execute(statement).rowcount
 
 
 def remove_orphan_folders(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
@@ -103,6 +112,7 @@ def run(now: datetime, retention_days: float, jobs_dir: Path, processed_dir: Pat
     retention = timedelta(days=retention_days)
     counts = {
         "jobs": remove_old_jobs(now, retention, jobs_dir),
+        "workflows": remove_empty_workflows(now, retention),
         "orphan_folders": remove_orphan_folders(now, retention, jobs_dir),
         "processed_messages": 0 if processed_dir is None else remove_processed_messages(now, processed_dir),
     }

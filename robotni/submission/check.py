@@ -25,6 +25,8 @@ DEFAULT_PROJECT = "default"
 MAX_WAIT_SECONDS = 10 * 365 * 24 * 3600
 # Deeper params are refused before validation: they are never needed and recursion has a price.
 MAX_PARAMS_DEPTH = 32
+# A job waits for at most this many others: each is an edge read when it ends and a file entry when it runs.
+MAX_PARENTS = 100
 # Params travel in the job row and on stdin; large inputs belong in files the script fetches.
 MAX_PARAMS_BYTES = 256 * 1024
 

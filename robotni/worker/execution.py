@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -14,7 +15,7 @@ from robotni.errors import RobotniError
 from robotni.process_spec import Isolation
 from robotni.runner import confinement, forkserver
 from robotni.runner.run import Outcome, RunSpec, run, script_argv
-from robotni.store import jobs
+from robotni.store import dependencies, jobs
 from robotni.store.models import Job, LogChunk
 from robotni.submission import check
 from robotni.worktypes import environments
@@ -89,7 +90,25 @@ def start_fork_servers(types: list[WorkerType], settings: Settings) -> None:
             forkserver.server_for(argv[:3], wtype.preload)
 
 
+def parents_path(settings: Settings, job_id: str) -> Path:
+    """$ROBOTNI_PARENTS: beside the job's log, the worker's to write and the job's to read (its folder is 0711)."""
+    return job_dir(settings, job_id) / "parents.json"
+
+
+def write_parents(job: Job, settings: Settings) -> None:
+    """What each parent left, for a job with depends_on: id -> {type, status, result, step}."""
+    parents = {
+        parent.id: {"type": parent.type, "status": parent.status.value, "result": parent.result, "step": parent.step}
+        for parent in dependencies.parents_of(job.id)
+    }
+    path = parents_path(settings, job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(parents))
+    path.chmod(0o644)  # readable by the job user, who can reach it but not list the folder
+
+
 def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
+    has_parents = job.on_parent_failure is not None  # set only on a job submitted with depends_on
     return RunSpec(
         argv=job_argv(wtype, job.params, job.venv, settings),
         params=job.params,
@@ -108,6 +127,7 @@ def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
             "ROBOTNI_JOB_TYPE": job.type,
             "ROBOTNI_PROJECT": job.project,
             "ROBOTNI_ATTEMPT": str(job.attempts),
+            **({"ROBOTNI_PARENTS": str(parents_path(settings, job.id))} if has_parents else {}),
         },
     )
 
@@ -209,6 +229,8 @@ def execute(
     Setting check_now makes the lease keeper read the job's cancel mark at once instead of at its next beat.
     """
     spec = spec_for(job, wtype, settings)
+    if "ROBOTNI_PARENTS" in spec.env:
+        write_parents(job, settings)
     with LeaseKeeper(job, spec, settings, check_now) as keeper:
         outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
     chunk = keeper.unshipped()  # recorded with the outcome: a finished job's output is all in the store

@@ -32,7 +32,7 @@ from robotni.errors import RobotniError, SchemaOutdated
 from robotni.runner import confinement
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import claims, events, jobs, retention, worker_beats
+from robotni.store import claims, dependencies, events, jobs, retention, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
@@ -108,6 +108,12 @@ def _refuse_outdated_schema(**_: Any) -> None:
 def _revoke_is_cancel(**_: Any) -> None:
     """Before the consumer starts its mailbox: Celery's revoke and terminate also cancel the job in the store."""
     control.install()
+
+
+@worker_init.connect
+def _publish_released(**_: Any) -> None:
+    """A job this worker ends may release its dependents: their messages go out from here (the pool forks later)."""
+    dependencies.publish_released_with(publish.enqueue)
 
 
 @worker_init.connect

@@ -4,9 +4,9 @@
 
 (() => {
   const API = new URL("api/worker/", document.baseURI);
-  const STATUSES = ["queued", "scheduled", "running", "completed", "failed", "cancelled", "timed_out"];
+  const STATUSES = ["waiting", "queued", "scheduled", "running", "completed", "failed", "cancelled", "timed_out"];
   const TERMINAL = new Set(["completed", "failed", "cancelled", "timed_out"]);
-  const CANCELLABLE = new Set(["queued", "scheduled", "running"]);
+  const CANCELLABLE = new Set(["waiting", "queued", "scheduled", "running"]);
   const PAGE_SIZE = 20;
   const JOB_POLL_MS = 1000;
   const HIDDEN_POLL_MS = 5000;

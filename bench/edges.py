@@ -1,0 +1,184 @@
+"""The cost of an edge: `python -m bench.edges` (a few minutes; `--help` for the knobs).
+
+Per stack (embedded; Redis + PostgreSQL when they answer on this machine), no-op jobs submitted as one workflow
+each time, so every shape goes through the same insert:
+
+- a chain of --steps steps against --steps independent steps, on a worker with 1 pool process: both run one job
+  at a time, so the difference is what each edge adds (the dependent's release in its parent's transaction, its
+  message sent only then, and no prefetched message waiting);
+- 1 -> --steps -> 1 (fan-out, then fan-in) against --steps + 2 independent steps, on 2 pool processes.
+
+The time of a shape is its first step's creation to its last step's end, from the stored timestamps; the
+per-step overhead is (shape - independent) / steps. Each pair runs --rounds times; the table gives medians.
+
+Then, in the job store alone (no broker, no worker): the time of a job's terminal transition with no dependent
+and with one waiting dependent it releases, --store-jobs of each, interleaved: what an edge adds to the
+transaction that ends its parent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+# After the test URLs: tests.backends reads them at import.
+from robotni.status import JobStatus
+from robotni.store import claims, engine, jobs
+from tests import backends
+from tests.stack import Stack, wait_until
+
+BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
+STACKS = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
+
+
+def chain(steps: int) -> list[dict]:
+    return [{"name": f"s{i}", "type": "noop", "depends_on": [f"s{i - 1}"] if i else []} for i in range(steps)]
+
+
+def fan(steps: int) -> list[dict]:
+    middle = [{"name": f"m{i}", "type": "noop", "depends_on": ["first"]} for i in range(steps)]
+    last = {"name": "last", "type": "noop", "depends_on": [step["name"] for step in middle]}
+    return [{"name": "first", "type": "noop"}, *middle, last]
+
+
+def independent(steps: int) -> list[dict]:
+    return [{"name": f"s{i}", "type": "noop"} for i in range(steps)]
+
+
+@dataclass
+class Run:
+    seconds: float  # first step created -> last step ended
+    submit_ms: float  # the POST /workflows itself
+
+
+def run(stack: Stack, steps: list[dict]) -> Run:
+    started = time.perf_counter()
+    response = stack.http.post(stack.api("/workflows"), json={"name": "bench", "steps": steps})
+    submit_ms = (time.perf_counter() - started) * 1000
+    assert response.status_code == 202, response.text
+    url = stack.api(f"/workflows/{response.json()['id']}")
+    done = wait_until(lambda: (w := stack.http.get(url).json())["status"] != "running" and w, 600, "it", every=0.5)
+    assert done["status"] == "completed", done["status"]
+    jobs = [step["job"] for step in done["steps"]]
+    first = min(datetime.fromisoformat(job["created_at"]) for job in jobs)
+    last = max(datetime.fromisoformat(job["finished_at"]) for job in jobs)
+    return Run((last - first).total_seconds(), submit_ms)
+
+
+def measure(name: str, args: argparse.Namespace) -> dict[str, list[Run]]:
+    base = Path(tempfile.mkdtemp(prefix=f"robotni-edges-{name}-"))
+    backend = backends.provision(name) if name != "embedded" else backends.Backend(name)
+    stack = Stack(base, dict(backend.env))
+    for script in BENCH_WORKERS.glob("*.py"):
+        shutil.copy(script, stack.workers_dir / script.name)
+    runs: dict[str, list[Run]] = {}
+    try:
+        stack.start_web()
+        for processes, shapes in ((1, ("chain", "chain-independent")), (2, ("fan", "fan-independent"))):
+            worker = stack.start_worker(f"p{processes}", concurrency=processes)
+            run(stack, independent(10))  # warm: the pool processes open the store
+            for _ in range(args.rounds):
+                for shape in shapes:
+                    steps = {
+                        "chain": chain(args.steps),
+                        "chain-independent": independent(args.steps),
+                        "fan": fan(args.steps),
+                        "fan-independent": independent(args.steps + 2),
+                    }[shape]
+                    runs.setdefault(shape, []).append(run(stack, steps))
+            worker.stop()
+    finally:
+        stack.stop()
+        backend.release()
+        shutil.rmtree(base, ignore_errors=True)
+    return runs
+
+
+def store_cost(name: str, count: int) -> tuple[float, float]:
+    """Median ms of finish() for a job without dependents and for one releasing its dependent."""
+    base = Path(tempfile.mkdtemp(prefix=f"robotni-edges-store-{name}-"))
+    backend = backends.Backend(name)
+    if name == "embedded":
+        url = f"sqlite:///{base / 'robotni.db'}"
+    else:
+        backends._postgres(backend)
+        url = backend.env["ROBOTNI_DATABASE_URL"]
+    fresh = engine.make_engine(url)
+    engine.create_schema(fresh)
+    engine.use(fresh)
+    job = {"type": "noop", "project": "bench", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
+    alone: list[float] = []
+    with_edge: list[float] = []
+    try:
+        for i in range(count * 2):
+            parent = claims.take(jobs.create(**job)[0].id, "bench", 60)
+            assert parent is not None
+            if i % 2:
+                jobs.create(**job, depends_on=[parent.id])
+            started = time.perf_counter()
+            jobs.finish(parent, JobStatus.COMPLETED)
+            (with_edge if i % 2 else alone).append((time.perf_counter() - started) * 1000)
+    finally:
+        engine.use(None)
+        fresh.dispose()
+        backend.release()
+        shutil.rmtree(base, ignore_errors=True)
+    return statistics.median(alone), statistics.median(with_edge)
+
+
+def rows(title: str, runs: dict[str, list[Run]], steps: int) -> list[str]:
+    def median(shape: str) -> float:
+        return statistics.median(r.seconds for r in runs[shape])
+
+    def submit(shape: str) -> float:
+        return statistics.median(r.submit_ms for r in runs[shape])
+
+    out = []
+    for shape, label, count in (("chain", f"chain of {steps}", steps), ("fan", f"1 -> {steps} -> 1", steps + 2)):
+        base = f"{shape}-independent"
+        overhead = (median(shape) - median(base)) * 1000 / count
+        out.append(
+            f"| {title} | {label} | {median(shape):.2f} s | {median(base):.2f} s | **{overhead:.1f} ms** "
+            f"| {submit(shape):.0f} / {submit(base):.0f} ms |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--stacks", nargs="+", default=list(STACKS), choices=list(STACKS))
+    parser.add_argument("--store-jobs", type=int, default=500)
+    parser.add_argument("--no-workers", action="store_true", help="only the job store's part")
+    args = parser.parse_args()
+    lines = [
+        "| stack | shape | time | as many independent steps | per-step overhead | submit (shape / independent) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in [] if args.no_workers else args.stacks:
+        lines += rows(STACKS[name], measure(name, args), args.steps)
+    lines += [
+        "",
+        "| store | a job's end, no dependent | the same, releasing one dependent | an edge adds |",
+        "|---|---|---|---|",
+    ]
+    for name in args.stacks:
+        alone, with_edge = store_cost(name, args.store_jobs)
+        store = "SQLite" if name == "embedded" else "PostgreSQL"
+        lines.append(f"| {store} | {alone:.2f} ms | {with_edge:.2f} ms | **{with_edge - alone:.2f} ms** |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The job store's side of depends_on, on SQLite and PostgreSQL: a parent's end and its dependent's insert racing."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from robotni.status import JobStatus, ParentFailure, WorkflowStatus
+from robotni.store import claims, dependencies, engine, jobs, retention, workflows
+from robotni.store.models import Dependency, Event, utcnow
+from robotni.store.workflows import NewStep
+from tests import backends
+
+JOB = {"type": "fakejob", "project": "p", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_store(request, tmp_path):
+    """This process's engine on a fresh store that threads share, with the released jobs' messages recorded."""
+    backend = backends.Backend(request.param)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'robotni.db'}"
+    elif not backends.POSTGRES:
+        pytest.skip("set ROBOTNI_TEST_POSTGRES_URL to run it on PostgreSQL")
+    else:
+        backends._postgres(backend)
+        url = backend.env["ROBOTNI_DATABASE_URL"]
+    fresh = engine.make_engine(url)
+    engine.create_schema(fresh)
+    engine.use(fresh)
+    published: list[str] = []
+    dependencies.publish_released_with(lambda job: published.append(job.id))
+    try:
+        yield published
+    finally:
+        dependencies.publish_released_with(lambda job: None)
+        engine.use(None)
+        fresh.dispose()
+        backend.release()
+
+
+def running_parent() -> jobs.Job:
+    parent, _ = jobs.create(**JOB)
+    claimed = claims.take(parent.id, "w", 30)
+    assert claimed is not None
+    return claimed
+
+
+def race(parent: jobs.Job, status: JobStatus) -> jobs.Job:
+    """The parent's end and the dependent's submit, released at the same moment on two threads."""
+    start, child = threading.Barrier(2), {}
+
+    def end() -> None:
+        start.wait()
+        jobs.finish(parent, status)
+
+    def submit() -> None:
+        start.wait()
+        child["job"] = jobs.create(**JOB, depends_on=[parent.id])[0]
+
+    threads = [threading.Thread(target=end), threading.Thread(target=submit)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return child["job"]
+
+
+def test_a_parent_ending_while_its_dependent_is_inserted_applies_exactly_once(shared_store):
+    """Either the submit sees the parent ended, or the parent's end sees the new edge: never both, never neither."""
+    published = shared_store
+    for round in range(60):
+        status = JobStatus.COMPLETED if round % 3 else JobStatus.FAILED
+        submitted = race(running_parent(), status)
+        child = jobs.get(submitted.id)
+        assert child is not None
+        if status is JobStatus.COMPLETED:
+            assert child.status == JobStatus.QUEUED and child.parents_left == 0, child
+            # Queued by the submit (whose caller publishes it) or by the parent's end (which published it).
+            assert (submitted.status == JobStatus.QUEUED) + published.count(child.id) == 1
+        else:
+            assert child.status == JobStatus.CANCELLED and child.error.endswith("ended failed"), child
+            assert child.id not in published
+
+
+def test_two_last_parents_ending_at_once_release_their_dependent_once(shared_store):
+    published = shared_store
+    for _ in range(30):
+        first, second = running_parent(), running_parent()
+        child, _ = jobs.create(**JOB, depends_on=[first.id, second.id])
+        start = threading.Barrier(2)
+
+        def end(parent: jobs.Job, start: threading.Barrier = start) -> None:
+            start.wait()
+            jobs.finish(parent, JobStatus.COMPLETED)
+
+        threads = [threading.Thread(target=end, args=(p,)) for p in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert jobs.get(child.id).status == JobStatus.QUEUED and published.count(child.id) == 1
+
+
+def test_a_flush_settles_dependents_it_did_not_match(shared_store):
+    parent, _ = jobs.create(**JOB)
+    other = {**JOB, "type": "helloworld"}
+    cancelled, _ = jobs.create(**other, depends_on=[parent.id])
+    anyway, _ = jobs.create(**other, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
+    assert jobs.flush(types=["fakejob"]) == 1
+    assert jobs.get(cancelled.id).status == JobStatus.CANCELLED
+    assert jobs.get(anyway.id).status == JobStatus.QUEUED and shared_store == [anyway.id]
+
+
+def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):
+    """Webhooks and live streams see a dependent's change as any other: in the outbox, after its parent's event."""
+    parent = running_parent()
+    child, _ = jobs.create(**JOB, depends_on=[parent.id])
+    grandchild, _ = jobs.create(**JOB, depends_on=[child.id])
+    anyway, _ = jobs.create(**JOB, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
+    jobs.finish(parent, JobStatus.FAILED)
+    with engine.engine().connect() as conn:
+        found = conn.execute(select(Event.job_id, Event.type).order_by(Event.id)).all()
+    assert found[:2] == [(parent.id, "job.started"), (parent.id, "job.failed")]
+    assert sorted(found[2:]) == sorted(
+        [(child.id, "job.cancelled"), (grandchild.id, "job.cancelled"), (anyway.id, "job.queued")]
+    )
+
+
+def test_retention_removes_old_workflows_with_their_steps_and_edges(shared_store, tmp_path):
+    step = {"type": "fakejob", "queue": "default", "params": {}, "venv": None, "max_attempts": 1}
+    found, _ = workflows.create("p", "old", [NewStep("a", **step), NewStep("b", **step, depends_on=["a"])])
+    assert workflows.cancel(found.workflow.id) == []
+    assert workflows.get(found.workflow.id).status == WorkflowStatus.CANCELLED
+    assert retention.run(utcnow() + timedelta(days=8), 7, tmp_path, None)["workflows"] == 1
+    assert workflows.get(found.workflow.id) is None
+    with engine.engine().connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Dependency)).scalar() == 0
