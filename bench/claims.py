@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from robotni.store import engine, jobs
+from robotni.store import creation, engine
 from robotni.store.claims import Caps, claim_next, take
-from robotni.store.jobs import Placement
+from robotni.store.creation import Placement
 from robotni.store.models import utcnow
 
 BACKLOG = 1000
@@ -26,7 +26,7 @@ CLAIMS = 200
 
 def _fill(projects: list[str], placement: Placement) -> list[str]:
     rows = [
-        jobs.new_job(
+        creation.new_job(
             utcnow(),
             type="noop",
             project=projects[i % len(projects)],

@@ -33,7 +33,7 @@ os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
 from robotni.status import JobStatus
-from robotni.store import claims, engine, jobs
+from robotni.store import claims, creation, engine, jobs
 from tests import backends
 from tests.stack import Stack, wait_until
 
@@ -121,10 +121,10 @@ def store_cost(name: str, count: int) -> tuple[float, float]:
     with_edge: list[float] = []
     try:
         for i in range(count * 2):
-            parent = claims.take(jobs.create(**job)[0].id, "bench", 60)
+            parent = claims.take(creation.create(**job)[0].id, "bench", 60)
             assert parent is not None
             if i % 2:
-                jobs.create(**job, depends_on=[parent.id])
+                creation.create(**job, depends_on=[parent.id])
             started = time.perf_counter()
             jobs.finish(parent, JobStatus.COMPLETED)
             (with_edge if i % 2 else alone).append((time.perf_counter() - started) * 1000)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from robotni.store import claims, engine, events, jobs, subscriptions
+from robotni.store import claims, creation, engine, events, jobs, subscriptions
 from tests.stack import Stack, wait_until
 from tests.webhook_receiver import Receiver
 
@@ -41,7 +41,7 @@ def outbox_cost(count: int) -> dict[str, float]:
                 if label != "no subscription":
                     subscriptions.create("http://127.0.0.1:9/", ["job.started", "job.completed"], [], "whsec_eA==")
                 made = [
-                    jobs.create(type="t", project="p", params={}, queue="q", max_attempts=1, venv=None)[0]
+                    creation.create(type="t", project="p", params={}, queue="q", max_attempts=1, venv=None)[0]
                     for _ in range(count)
                 ]
                 started = time.perf_counter()

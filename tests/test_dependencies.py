@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
-from robotni.store import claims, dependencies, engine, jobs, retention, workflows
+from robotni.store import claims, creation, dependencies, engine, jobs, retention, workflows
 from robotni.store.models import Dependency, Event, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
@@ -43,7 +43,7 @@ def shared_store(request, tmp_path):
 
 
 def running_parent() -> jobs.Job:
-    parent, _ = jobs.create(**JOB)
+    parent, _ = creation.create(**JOB)
     claimed = claims.take(parent.id, "w", 30)
     assert claimed is not None
     return claimed
@@ -59,7 +59,7 @@ def race(parent: jobs.Job, status: JobStatus) -> jobs.Job:
 
     def submit() -> None:
         start.wait()
-        child["job"] = jobs.create(**JOB, depends_on=[parent.id])[0]
+        child["job"] = creation.create(**JOB, depends_on=[parent.id])[0]
 
     threads = [threading.Thread(target=end), threading.Thread(target=submit)]
     for thread in threads:
@@ -90,7 +90,7 @@ def test_two_last_parents_ending_at_once_release_their_dependent_once(shared_sto
     published = shared_store
     for _ in range(30):
         first, second = running_parent(), running_parent()
-        child, _ = jobs.create(**JOB, depends_on=[first.id, second.id])
+        child, _ = creation.create(**JOB, depends_on=[first.id, second.id])
         start = threading.Barrier(2)
 
         def end(parent: jobs.Job, start: threading.Barrier = start) -> None:
@@ -106,10 +106,10 @@ def test_two_last_parents_ending_at_once_release_their_dependent_once(shared_sto
 
 
 def test_a_flush_settles_dependents_it_did_not_match(shared_store):
-    parent, _ = jobs.create(**JOB)
+    parent, _ = creation.create(**JOB)
     other = {**JOB, "type": "helloworld"}
-    cancelled, _ = jobs.create(**other, depends_on=[parent.id])
-    anyway, _ = jobs.create(**other, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
+    cancelled, _ = creation.create(**other, depends_on=[parent.id])
+    anyway, _ = creation.create(**other, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
     assert jobs.flush(types=["fakejob"]) == 1
     assert jobs.get(cancelled.id).status == JobStatus.CANCELLED
     assert jobs.get(anyway.id).status == JobStatus.QUEUED and shared_store == [anyway.id]
@@ -118,9 +118,9 @@ def test_a_flush_settles_dependents_it_did_not_match(shared_store):
 def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):
     """Webhooks and live streams see a dependent's change as any other: in the outbox, after its parent's event."""
     parent = running_parent()
-    child, _ = jobs.create(**JOB, depends_on=[parent.id])
-    grandchild, _ = jobs.create(**JOB, depends_on=[child.id])
-    anyway, _ = jobs.create(**JOB, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
+    child, _ = creation.create(**JOB, depends_on=[parent.id])
+    grandchild, _ = creation.create(**JOB, depends_on=[child.id])
+    anyway, _ = creation.create(**JOB, depends_on=[parent.id], on_parent_failure=ParentFailure.RUN)
     jobs.finish(parent, JobStatus.FAILED)
     with engine.engine().connect() as conn:
         found = conn.execute(select(Event.job_id, Event.type).order_by(Event.id)).all()

@@ -1,8 +1,8 @@
-"""Job output in the store: chunk after chunk, read from any offset (robotni.jobs.output_of)."""
+"""Job output in the store: chunk after chunk, read from any offset (robotni.queries.output_of)."""
 
 from __future__ import annotations
 
-from robotni.store import jobs
+from robotni.store import queries
 from robotni.store.engine import engine
 from robotni.store.models import LogChunk
 
@@ -15,5 +15,5 @@ def test_output_reads_across_chunks_from_any_offset(store):
         conn.execute(LogChunk.__table__.insert(), [{"job_id": j, "start": s, "data": d} for j, s, d in chunks])
     for offset in range(len(TEXT) + 2):
         for limit in (0, 1, 3, 7, 100):
-            assert jobs.output_of("j", offset, limit) == TEXT[offset : offset + limit], (offset, limit)
-    assert jobs.output_of("no-such-job", 0, 10) == b""
+            assert queries.output_of("j", offset, limit) == TEXT[offset : offset + limit], (offset, limit)
+    assert queries.output_of("no-such-job", 0, 10) == b""

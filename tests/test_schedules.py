@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from robotni.schedules import dispatch, file
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.status import JobStatus
-from robotni.store import jobs, retention, workflows
+from robotni.store import creation, jobs, queries, retention, workflows
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun, utcnow
 from robotni.worktypes.registry import load_registry
@@ -325,7 +325,7 @@ def test_bad_schedules_file_changes_nothing_and_says_why(store, content, reason)
 
 
 def _job(status: JobStatus, ended_days_ago: float | None, now: datetime) -> str:
-    job, _ = jobs.create(type="add", project="p", params={}, queue="default", max_attempts=1, venv=None)
+    job, _ = creation.create(type="add", project="p", params={}, queue="default", max_attempts=1, venv=None)
     moment = now - timedelta(days=ended_days_ago or 30)
     values = {"status": status.value, "created_at": moment, "updated_at": moment}
     if ended_days_ago is not None:
@@ -373,10 +373,10 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
     assert counts == {"jobs": 4, "workflows": 0, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
         assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
-        assert jobs.attempts_of(job_id) == [] and jobs.output_of(job_id, 0, 10) == b""
+        assert queries.attempts_of(job_id) == [] and queries.output_of(job_id, 0, 10) == b""
     for job_id in kept:
         assert jobs.get(job_id) is not None and (jobs_dir / job_id / "output.log").exists()
-        assert len(jobs.attempts_of(job_id)) == 1 and jobs.output_of(job_id, 0, 10) == b"log"
+        assert len(queries.attempts_of(job_id)) == 1 and queries.output_of(job_id, 0, 10) == b"log"
     assert count(ScheduleRun) == 0
     assert not orphan.exists() and young_orphan.exists()
     assert (processed / "1_abc.default.msg").exists()  # a message consumed just now stays a minute

@@ -8,7 +8,7 @@ import pytest
 
 from robotni import config
 from robotni.errors import UnsafeURL
-from robotni.store import claims, deliveries, events, jobs, subscriptions
+from robotni.store import claims, creation, deliveries, events, subscriptions
 from robotni.webhooks import addresses, delivery
 from tests.stack import Stack
 from tests.webhook_receiver import Receiver
@@ -72,7 +72,7 @@ def test_delivery_checks_the_address_again(store):
     receiver = Receiver().start()
     try:
         subscription = subscriptions.create(receiver.url, ["job.started"], [], "whsec_c2VjcmV0c2VjcmV0c2VjcmV0")
-        job, _ = jobs.create(type="t", project="p", params={}, queue="default", max_attempts=1, venv=None)
+        job, _ = creation.create(type="t", project="p", params={}, queue="default", max_attempts=1, venv=None)
         claims.claim_next("default", "w", 10, claims.Caps())
         [pending] = deliveries.of_subscription(subscription.id, 10)
         strict = dataclasses.replace(config.settings(), webhook_allow_private=False)

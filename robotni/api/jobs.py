@@ -29,7 +29,7 @@ from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.errors import UnknownParent
 from robotni.status import WAITING, JobStatus
-from robotni.store import claims, jobs, queries, waiting, worker_beats
+from robotni.store import claims, creation, jobs, queries, waiting, worker_beats
 from robotni.store.models import Attempt, Job
 from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
@@ -148,7 +148,7 @@ class Jobs(MethodView):
             _check_callback(body["callback_url"])
         check_waiting(body["project"])
         try:
-            job, created = jobs.create(
+            job, created = creation.create(
                 type=wtype.name,
                 project=body["project"],
                 params=params,
@@ -177,7 +177,7 @@ class Jobs(MethodView):
             enqueue(job)
         except Exception:
             log.exception("job %s: publishing failed; the job is withdrawn", job.id)
-            jobs.discard(job.id)
+            creation.discard(job.id)
             abort(503, message="the broker is unavailable: the job was not accepted, submit it again later")
         return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
 
@@ -237,7 +237,7 @@ class JobLogs(MethodView):
         job = job_or_404(job_id)
         offset, size = query["offset"], job.log_bytes  # output shipped after this read waits for the next ask
         start = min(offset, size)
-        chunk = utf8_prefix(jobs.output_of(job.id, start, min(query["limit"], size - start)))
+        chunk = utf8_prefix(queries.output_of(job.id, start, min(query["limit"], size - start)))
         next_offset = start + len(chunk)
         ended = JobStatus(job.status).is_terminal
         return {
@@ -256,4 +256,4 @@ class JobAttempts(MethodView):
     def get(self, job_id: str) -> list[Attempt]:
         """Each ended attempt of a job: worker, outcome, exit code, error, times"""
         job_or_404(job_id)
-        return jobs.attempts_of(job_id)
+        return queries.attempts_of(job_id)

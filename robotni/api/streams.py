@@ -21,7 +21,7 @@ from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.jobs import job_or_404, utf8_prefix
 from robotni.status import JobStatus
-from robotni.store import events, jobs
+from robotni.store import events, jobs, queries
 from robotni.store.events import iso, snapshot
 from robotni.store.models import Event
 
@@ -101,7 +101,7 @@ def follow_job(job_id: str, cursor: int, offset: int, current: bool) -> Iterator
         if job.version != version:
             version = job.version
             while offset < job.log_bytes:
-                chunk = utf8_prefix(jobs.output_of(job_id, offset, LOG_EVENT_BYTES))
+                chunk = utf8_prefix(queries.output_of(job_id, offset, LOG_EVENT_BYTES))
                 if not chunk:
                     break
                 offset += len(chunk)

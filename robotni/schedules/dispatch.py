@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from robotni.config import settings
 from robotni.errors import InvalidParams, RobotniError, UnknownType
 from robotni.status import JobStatus
-from robotni.store import jobs, workflows
+from robotni.store import creation, workflows
 from robotni.store.engine import engine
 from robotni.store.models import Job, Schedule, ScheduleRun
 from robotni.submission import check, workflow
@@ -238,7 +238,7 @@ def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime)
     """The job the schedule makes; raises UnknownType (or KeyError) or InvalidParams when its type changed."""
     wtype = types[schedule.type or ""]
     params = wtype.validate(schedule.params)
-    return jobs.new_job(
+    return creation.new_job(
         now,
         type=wtype.name,
         project=schedule.project,

@@ -1,4 +1,4 @@
-"""Read-only questions about many jobs: listing, counting, and the queue-wide flush."""
+"""Read-only questions about jobs: listing, counting, a job's attempts and its stored output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
-from robotni.store.models import Job
+from robotni.store.models import Attempt, Job, LogChunk
 
 K = TypeVar("K")
 
@@ -56,3 +56,25 @@ def running_on(worker: str) -> list[str]:
     with engine().connect() as conn:
         rows = conn.execute(select(Job.id).where(Job.worker == worker, Job.status == JobStatus.RUNNING))
         return [r[0] for r in rows]
+
+
+def attempts_of(job_id: str) -> list[Attempt]:
+    with Session(engine(), expire_on_commit=False) as session:
+        return list(session.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.number)))
+
+
+def output_of(job_id: str, offset: int, limit: int) -> bytes:
+    """Up to limit bytes of the job's shipped output from offset (fewer at its end)."""
+    first = select(func.max(LogChunk.start)).where(LogChunk.job_id == job_id, LogChunk.start <= offset)
+    query = (
+        select(LogChunk.start, LogChunk.data)
+        .where(LogChunk.job_id == job_id, LogChunk.start >= func.coalesce(first.scalar_subquery(), 0))
+        .where(LogChunk.start < offset + limit)
+        .order_by(LogChunk.start)
+    )
+    with engine().connect() as conn:
+        chunks = conn.execute(query).all()
+    if not chunks:
+        return b""
+    skip = offset - chunks[0].start  # chunks begin at 0, so the first one starts at or before offset
+    return b"".join(data for _, data in chunks)[skip : skip + limit]

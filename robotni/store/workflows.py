@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import dependencies, events
+from robotni.store.creation import Placement, new_job
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.jobs import Placement, new_job, status_in
+from robotni.store.jobs import status_in
 from robotni.store.models import Dependency, Job, Workflow, utcnow
 
 

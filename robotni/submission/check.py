@@ -15,7 +15,7 @@ from robotni.errors import InterpreterError, InvalidParams, RobotniError, Unknow
 from robotni.paths import script_in, venv_python
 from robotni.process_spec import check_interpreter
 from robotni.status import Priority
-from robotni.store.jobs import Placement
+from robotni.store.creation import Placement
 from robotni.worktypes.registry import WorkerType
 
 # Names of projects and schedules: safe in URLs, file names and metric labels.
