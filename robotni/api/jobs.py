@@ -239,7 +239,7 @@ class JobLogs(MethodView):
         start = min(offset, size)
         chunk = utf8_prefix(queries.output_of(job.id, start, min(query["limit"], size - start)))
         next_offset = start + len(chunk)
-        ended = JobStatus(job.status).is_terminal
+        ended = job.status.is_terminal
         return {
             "offset": offset,
             "next_offset": next_offset,

@@ -20,7 +20,6 @@ from marshmallow import Schema, fields
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.jobs import job_or_404, utf8_prefix
-from robotni.status import JobStatus
 from robotni.store import events, jobs, queries
 from robotni.store.events import iso, snapshot
 from robotni.store.models import Event
@@ -115,11 +114,7 @@ def follow_job(job_id: str, cursor: int, offset: int, current: bool) -> Iterator
                 cursor = event.id
                 yield sse("status", {**_status(event), "job": snapshot(job)}, tag())
             sent = time.monotonic()
-            if (
-                JobStatus(job.status).is_terminal
-                and offset >= job.log_bytes
-                and not events.after(job_id, None, cursor, 1)
-            ):
+            if job.status.is_terminal and offset >= job.log_bytes and not events.after(job_id, None, cursor, 1):
                 yield sse("end", {"status": job.status.value}, tag())
                 return
         elif _quiet(sent):

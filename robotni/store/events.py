@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from robotni.status import TERMINAL, JobStatus, Priority
+from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
 from robotni.store.models import Event, Job, WebhookDelivery, WebhookSubscription
 
@@ -56,7 +56,7 @@ def iso(moment: datetime) -> str:
 def snapshot(job: Job) -> dict[str, Any]:
     view = {name: getattr(job, name) for name in PUBLIC_FIELDS}
     view["job_id"] = job.id  # as the API shows it, for older clients
-    view["status"] = JobStatus(job.status).value
+    view["status"] = job.status.value
     view["priority"] = Priority(job.priority).value
     view["waiting_for"] = None  # read with the job (robotni/store/waiting.py: live workers, limits), not a change
     return {name: iso(value) if isinstance(value, datetime) else value for name, value in view.items()}
@@ -81,9 +81,9 @@ def record(session: Session, job: Job, type_: str, now: datetime) -> list[int]:
         for sid, url, events, projects in session.execute(query.where(WebhookSubscription.enabled.is_(True)))
         if type_ in events and (not projects or job.project in projects)
     ]
-    if job.callback_url and JobStatus(job.status) in TERMINAL:
+    if job.callback_url and job.status.is_terminal:
         targets.append((None, job.callback_url))
-    event = Event(job_id=job.id, project=job.project, type=type_, status=JobStatus(job.status).value, created_at=now)
+    event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)
     if targets:
         event.payload = json.dumps({"type": type_, "timestamp": iso(now), "data": snapshot(job)})
     session.add(event)
