@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -179,11 +180,11 @@ def test_a_workflow_cancel_racing_its_steps_ends_never_deadlocks(shared_store):
         a, b = (claims.take(step[s].id, "w", 30) for s in "ab")
         jobs.cancel(b.id)
         raised = _racing(
-            lambda: workflows.cancel(found.workflow.id),
-            lambda: jobs.finish(a, JobStatus.COMPLETED),
-            lambda: jobs.finish(b, JobStatus.CANCELLED),
-            lambda: jobs.cancel(step["w"].id),
-            lambda: claims.take(step["c"].id, "w", 30),
+            partial(workflows.cancel, found.workflow.id),
+            partial(jobs.finish, a, JobStatus.COMPLETED),
+            partial(jobs.finish, b, JobStatus.CANCELLED),
+            partial(jobs.cancel, step["w"].id),
+            partial(claims.take, step["c"].id, "w", 30),
         )
         assert raised == []
         ended = {job.step: jobs.get(job.id) for job in made}

@@ -172,8 +172,9 @@ def cancel(workflow_id: str) -> list[str] | None:
             return None
         waiting = [Job.workflow_id == workflow_id, status_in(WAITING)]
         values = {"status": JobStatus.CANCELLED, "cancel_requested": True, "finished_at": now, "run_at": None}
+        values["error"] = "cancelled with its workflow"
         statement = _visible(update(Job).where(in_id_order(*waiting), *waiting), now, **values)
-        cancelled = list(session.execute(statement.values(error="cancelled with its workflow").returning(Job)).scalars())
+        cancelled = list(session.execute(statement.returning(Job)).scalars())
         running = [Job.workflow_id == workflow_id, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)]
         mark = _visible(update(Job).where(in_id_order(*running), *running), now, cancel_requested=True)
         marked = session.execute(mark.returning(Job.id)).scalars().all()
