@@ -30,6 +30,9 @@ PUBLIC_FIELDS = (
     "on_parent_failure", "parents_left", "workflow_id", "step",
 )  # fmt: skip
 PENDING = "pending"
+ENABLED = WebhookSubscription.enabled.is_(True)
+# Read with a job's change (robotni/store/jobs.py), in the same statement: is any subscription on?
+SUBSCRIBED = select(WebhookSubscription.id).where(ENABLED).exists().label("subscribed")
 _listeners: list[Callable[[list[int]], None]] = []
 
 
@@ -71,14 +74,17 @@ def event_type(status: JobStatus, ended_attempt: bool) -> str:
     return f"job.{status.value}"
 
 
-def record(session: Session, job: Job, type_: str, now: datetime) -> list[int]:
-    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids."""
+def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bool = True) -> list[int]:
+    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids.
+
+    subscribed=False: the caller read in this transaction that no subscription is on (SUBSCRIBED), so none is read.
+    """
     query = select(
         WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.events, WebhookSubscription.projects
     )
     targets: list[tuple[str | None, str]] = [
         (sid, url)
-        for sid, url, events, projects in session.execute(query.where(WebhookSubscription.enabled.is_(True)))
+        for sid, url, events, projects in (session.execute(query.where(ENABLED)) if subscribed else [])
         if type_ in events and (not projects or job.project in projects)
     ]
     if job.callback_url and job.status.is_terminal:
