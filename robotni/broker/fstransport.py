@@ -137,7 +137,11 @@ class Landing:
             return False
         if not select.select([self.fd], [], [], seconds)[0]:
             return False
+        self.drain()
+        return True
+
+    def drain(self) -> None:
+        """Read the pending events (the fd is readable): what an event loop's reader of `fd` calls too."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self.fd, 65536):
                 pass
-        return True

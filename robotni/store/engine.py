@@ -6,7 +6,7 @@ import os
 import select
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -77,6 +77,13 @@ def engine() -> Engine:
         _engines.clear()
         _engines[pid] = _checked(make_engine(settings().database_url))
     return _engines[pid]
+
+
+def reading() -> Connection:
+    """A connection for reads only: on PostgreSQL outside a transaction, so its statements go without the BEGIN and
+    ROLLBACK round trips around them (each reads what was committed as it starts). SQLite runs in-process."""
+    conn = engine().connect()
+    return conn.execution_options(isolation_level="AUTOCOMMIT") if conn.dialect.name == "postgresql" else conn
 
 
 def use(eng: Engine | None) -> None:
