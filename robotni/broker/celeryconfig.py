@@ -37,10 +37,8 @@ task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in (*registry().queues, WEBHOOK_QUEUE)]
 task_create_missing_queues = True
 
-# Flower sees every job live: it turns the workers' task events on as it starts and every few seconds after (its
-# `enable_events`, on by default; `celery control enable_events` for `celery events`). A worker nobody watches
-# does not send them: about 1.5 ms of its main process's CPU a job. The API's task-sent events stay on.
-worker_send_task_events = False
+# Flower and `celery events` see every job live.
+worker_send_task_events = True
 task_send_sent_event = True
 
 worker_hijack_root_logger = False
