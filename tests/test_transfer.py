@@ -132,15 +132,13 @@ def counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def test_embedded_store_moves_to_postgresql_and_the_api_serves_the_same(source, tmp_path):
+def test_embedded_store_moves_to_postgresql_and_the_api_serves_the_same(source, exported, tmp_path):
     before = served(source)
     statuses = {job["status"] for job in before["jobs"]}
     assert {"completed", "failed", "cancelled"} <= statuses and len(before["jobs"]) >= 9
     assert any(value["data"] for key, value in before.items() if key.endswith("/logs")), "some job has output"
     assert any(len(value) > 1 for key, value in before.items() if key.endswith("/attempts")), "a retried job"
-    export = tmp_path / "robotni.jsonl"
-    robotni(source.env, "export", "--logs", "-o", str(export))
-
+    export = exported
     postgres = postgres_database()
     target = Stack(tmp_path / "target", postgres.env)
     try:
@@ -167,6 +165,14 @@ def test_embedded_store_moves_to_postgresql_and_the_api_serves_the_same(source, 
         postgres.release()
 
 
+@pytest.fixture(scope="module")
+def exported(source, tmp_path_factory) -> Path:
+    """The source store as `robotni export --logs` writes it."""
+    path = tmp_path_factory.mktemp("export") / "robotni.jsonl"
+    robotni(source.env, "export", "--logs", "-o", str(path))
+    return path
+
+
 def edited(export: Path, path: Path, change) -> Path:
     lines = export.read_text().splitlines(keepends=True)
     path.write_text("".join(change(lines)))
@@ -175,10 +181,7 @@ def edited(export: Path, path: Path, change) -> Path:
 
 def last_job_failed_to_finished(lines: list[str]) -> list[str]:
     number = max(i for i, line in enumerate(lines) if '"kind":"job"' in line)
-    lines[number] = lines[number].replace('"status":"', '"status":"finished","was":"', 1)
-    record = json.loads(lines[number])
-    del record["was"]
-    lines[number] = json.dumps(record) + "\n"
+    lines[number] = json.dumps({**json.loads(lines[number]), "status": "finished"}) + "\n"
     return lines
 
 
@@ -186,40 +189,45 @@ def newer(lines: list[str]) -> list[str]:
     return [lines[0].replace('"version":1', '"version":2'), *lines[1:]]
 
 
-@pytest.mark.parametrize(
-    ("name", "change", "reason"),
-    [
-        ("cut", lambda lines: lines[:-1], r"line (\d+): the file ends here without its end line: it was cut short"),
-        ("cut-mid-line", lambda lines: [*lines[:-2], lines[-2][:30]], r"line (\d+): not a JSON line"),
-        ("edited", last_job_failed_to_finished, r"line (\d+): job [0-9a-f-]+: status: 'finished' is not a job status"),
-        (
-            "foreign",
-            lambda lines: ["id,name\n", "1,two\n"],
-            r"line (1): not a JSON line \(cut short or edited\?\): not a Robotni export",
-        ),
-        ("newer", newer, r"line (1): export format version 2 is newer than this Robotni reads \(1\)"),
-    ],
-)
-def test_a_bad_file_is_refused_with_its_line_and_nothing_is_imported(source, tmp_path, name, change, reason):
-    export = tmp_path / "whole.jsonl"
-    robotni(source.env, "export", "--logs", "-o", str(export))
-    bad = edited(export, tmp_path / f"{name}.jsonl", change)
+def test_a_cut_file_is_refused_by_the_command_and_nothing_is_imported(exported, source, tmp_path):
+    bad = edited(exported, tmp_path / "cut.jsonl", lambda lines: lines[:-1])
     target = {**source.env, "ROBOTNI_DATA_DIR": str(tmp_path / "target")}
     done = robotni(target, "import", str(bad), check=False)
     assert done.returncode == 1, done.stdout + done.stderr
-    found = re.search(reason, done.stderr)
-    assert found, done.stderr
-    if name in ("cut", "edited"):  # the line named is the one that is wrong: far down, past rows that were fine
-        assert int(found.group(1)) > len(export.read_text().splitlines()) // 2
+    last = len(bad.read_text().splitlines())
+    assert f"{bad}: line {last}: the file ends here without its end line: it was cut short" in done.stderr
     assert "nothing was imported" in done.stderr
     with sqlite3.connect(tmp_path / "target" / "robotni.db") as db:
         assert [db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("jobs", "schedules")] == [0, 0]
 
 
-def test_a_clash_with_the_store_refuses_the_whole_file(source, tmp_path, store):
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda lines: [*lines[:-2], lines[-2][:30]], r"line (\d+): not a JSON line"),
+        (last_job_failed_to_finished, r"line (\d+): job [0-9a-f-]+: status: 'finished' is not a job status"),
+        (
+            lambda lines: ["id,name\n", "1,two\n"],
+            r"line (1): not a JSON line \(cut short or edited\?\): not a Robotni export",
+        ),
+        (newer, r"line (1): export format version 2 is newer than this Robotni reads \(1\)"),
+    ],
+    ids=["cut-mid-line", "hand-edited", "foreign", "newer"],
+)
+def test_a_bad_file_is_refused_with_its_line_and_nothing_is_imported(exported, tmp_path, store, change, reason):
+    bad = edited(exported, tmp_path / "bad.jsonl", change)
+    with pytest.raises(importer.ImportRefused) as refused:
+        importer.load(store_engine(), bad)
+    found = re.fullmatch(reason + ".*", str(refused.value))
+    assert found, str(refused.value)
+    if found.group(1) != "1":  # the line named is the wrong one, far down, past lines that were fine
+        assert int(found.group(1)) > len(exported.read_text().splitlines()) // 2
+    with Session(store_engine()) as session:
+        assert [session.scalar(select(func.count()).select_from(m)) for m in (Job, Schedule, Workflow)] == [0, 0, 0]
+
+
+def test_a_clash_with_the_store_refuses_the_whole_file(exported, tmp_path, store):
     """Found in the insert's transaction, past rows already inserted: they are rolled back with it."""
-    export = tmp_path / "whole.jsonl"
-    robotni(source.env, "export", "-o", str(export))
 
     def keyed(lines: list[str]) -> list[str]:
         number = max(i for i, line in enumerate(lines) if '"kind":"job"' in line)
@@ -227,7 +235,7 @@ def test_a_clash_with_the_store_refuses_the_whole_file(source, tmp_path, store):
         lines[number] = json.dumps({**record, "idempotency_key": "taken"}) + "\n"
         return lines
 
-    bad = edited(export, tmp_path / "keyed.jsonl", keyed)
+    bad = edited(exported, tmp_path / "keyed.jsonl", keyed)
     last = json.loads([line for line in bad.read_text().splitlines() if '"kind":"job"' in line][-1])
     other = Job(id="other", type="add", project=last["project"], queue="default", params={}, status=JobStatus.QUEUED)
     other.idempotency_key = "taken"
