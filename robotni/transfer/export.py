@@ -135,20 +135,32 @@ def _jobs(conn: Connection, scope: Scope) -> Iterator[dict[str, Any]]:
         page = list(conn.execute(query.order_by(table.c.created_at, table.c.id).limit(PAGE)).mappings())
         if not page:
             return
-        attempts = select(Attempt.__table__).where(Attempt.job_id.in_([job["id"] for job in page]))
-        by_job: dict[str, list[Any]] = {}
-        for attempt in conn.execute(attempts.order_by(Attempt.job_id, Attempt.number)).mappings():
+        ids = [job["id"] for job in page]
+        by_job: dict[str, list[RowMapping]] = {}
+        for attempt in conn.execute(select(Attempt.__table__).where(Attempt.job_id.in_(ids))).mappings():
             by_job.setdefault(attempt["job_id"], []).append(attempt)
+        chunks = _chunks(conn, ids) if scope.logs else iter(())
+        chunk = next(chunks, None)
         for job in page:
             yield encoded(KINDS["job"], job)
-            yield from (encoded(KINDS["attempt"], attempt) for attempt in by_job.get(job["id"], []))
-            if scope.logs and job["log_bytes"]:
-                chunks = select(LogChunk.__table__).where(LogChunk.job_id == job["id"]).order_by(LogChunk.start)
-                # One chunk in memory at a time: a job's output may be megabytes.
-                streamed = chunks.execution_options(stream_results=True, max_row_buffer=1)
-                for chunk in conn.execute(streamed).mappings():
-                    yield encoded(KINDS["output"], chunk)
+            attempts = sorted(by_job.get(job["id"], []), key=lambda attempt: attempt["number"])
+            yield from (encoded(KINDS["attempt"], attempt) for attempt in attempts)
+            while chunk is not None and chunk["job_id"] == job["id"]:
+                yield encoded(KINDS["output"], chunk)
+                chunk = next(chunks, None)
         after = (page[-1]["created_at"], page[-1]["id"])
+
+
+def _chunks(conn: Connection, ids: list[str]) -> Iterator[RowMapping]:
+    """The output of a page of jobs, in the page's order, one chunk in memory at a time (a log may be megabytes)."""
+    query = (
+        select(LogChunk.__table__)
+        .join(Job, Job.id == LogChunk.job_id)
+        .where(LogChunk.job_id.in_(ids))
+        .order_by(Job.created_at, Job.id, LogChunk.start)
+        .execution_options(stream_results=True, max_row_buffer=1)
+    )
+    yield from conn.execute(query).mappings()
 
 
 def _edges(scope: Scope) -> Any:

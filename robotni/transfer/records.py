@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, LargeBinary, String, Table
@@ -31,6 +32,19 @@ from robotni.store.models import (
     Workflow,
 )
 
+STATUSES = frozenset(status.value for status in JobStatus)
+PRIORITIES = frozenset(priority.value for priority in Priority)
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one column's value is checked: worked out once per column, used for every line."""
+
+    column: Column[Any]
+    decode: Callable[[Column[Any], Any], Any] | None  # None: any JSON value
+    optional: bool  # an older export may lack it: the column's default applies
+    sql_null: bool  # null goes in as SQL NULL (left out of the insert): a nullable JSON column
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -40,13 +54,23 @@ class Kind:
     table: Table
     omitted: frozenset[str] = frozenset()
 
-    @property
+    @cached_property
     def columns(self) -> list[Column[Any]]:
         return [column for column in self.table.columns if column.name not in self.omitted]
 
-    @property
+    @cached_property
+    def fields(self) -> dict[str, Field]:
+        return {column.name: _field(column) for column in self.columns}
+
+    @cached_property
     def key(self) -> list[str]:
         return [column.name for column in self.table.primary_key.columns]
+
+
+def _field(column: Column[Any]) -> Field:
+    decode = next((how for types, how in DECODERS if isinstance(column.type, types)), None)
+    optional = column.nullable or column.default is not None or column.server_default is not None
+    return Field(column, decode, bool(optional), isinstance(column.type, JSON) and bool(column.nullable))
 
 
 def _table(model: Any) -> Table:
@@ -87,32 +111,28 @@ def _encode(value: Any) -> Any:
 
 def decoded(kind: Kind, record: Mapping[str, Any]) -> dict[str, Any]:
     """The row's values for an insert; ValueError naming the field when the record is not a valid row."""
-    unknown = sorted(set(record) - {"kind"} - {column.name for column in kind.columns})
+    fields = kind.fields
+    unknown = sorted(name for name in record if name not in fields and name != "kind")
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r}")
-    values = {}
-    for column in kind.columns:
-        if column.name not in record:
-            if column.nullable or column.default is not None or column.server_default is not None:
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name not in record:
+            if field.optional:
                 continue  # a field an older export did not have: the column's default
-            raise ValueError(f"{column.name}: missing")
-        value = record[column.name]
-        if value is None and isinstance(column.type, JSON) and column.nullable:
-            continue  # left out of the insert: SQL NULL, as the store has it, not JSON's `null`
+            raise ValueError(f"{name}: missing")
+        value = record[name]
+        if value is None:
+            if not field.column.nullable:
+                raise ValueError(f"{name}: must not be null")
+            if not field.sql_null:
+                values[name] = None
+            continue  # a nullable JSON column: left out of the insert, SQL NULL as the store has it, not JSON's null
         try:
-            values[column.name] = _decode(column, value)
+            values[name] = value if field.decode is None else field.decode(field.column, value)
         except ValueError as exc:
-            raise ValueError(f"{column.name}: {exc}") from None
+            raise ValueError(f"{name}: {exc}") from None
     return values
-
-
-def _decode(column: Column[Any], value: Any) -> Any:
-    if value is None:
-        if not column.nullable:
-            raise ValueError("must not be null")
-        return None
-    decode = next((how for types, how in DECODERS if isinstance(column.type, types)), None)
-    return value if decode is None else decode(column, value)
 
 
 def _text(column: Column[Any], value: Any) -> str:
@@ -127,13 +147,13 @@ def _text(column: Column[Any], value: Any) -> str:
 
 
 def _status(_column: Column[Any], value: Any) -> str:
-    if value not in {status.value for status in JobStatus}:
+    if value not in STATUSES:
         raise ValueError(f"{_shown(value)} is not a job status")
     return str(value)
 
 
 def _priority(_column: Column[Any], value: Any) -> str:
-    if value not in {priority.value for priority in Priority}:
+    if value not in PRIORITIES:
         raise ValueError(f"{_shown(value)} is not a priority")
     return str(value)
 
@@ -177,7 +197,7 @@ def _shown(value: Any) -> str:
 
 
 # Checked in this order: the store's own column types first (a StatusColumn is no String).
-DECODERS: list[tuple[type | tuple[type, ...], Any]] = [
+DECODERS: list[tuple[type, Callable[[Column[Any], Any], Any]]] = [
     (StatusColumn, _status),
     (PriorityColumn, _priority),
     (Boolean, _boolean),
