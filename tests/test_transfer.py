@@ -118,6 +118,12 @@ def served(stack: Stack) -> dict:
     return found
 
 
+def report(stack: Stack) -> dict:
+    response = stack.http.get(stack.api("/report"), params={"hours": 1})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def imported(output: str) -> dict[str, tuple[int, int]]:
     """`robotni import`'s lines: kind, added, already in the store."""
     return {kind: (int(added), int(skipped)) for kind, added, _, skipped, *_ in map(str.split, output.splitlines())}
@@ -157,6 +163,12 @@ def test_embedded_store_moves_to_postgresql_and_the_api_serves_the_same(source, 
         assert after.keys() == before.keys()
         for key, value in before.items():
             assert after[key] == value, key
+        # The same figures from PostgreSQL as from SQLite (robotni/store/stats.py: one code path for both).
+        figures = [
+            {k: v for k, v in report(stack).items() if k not in ("since", "until")} for stack in (source, target)
+        ]
+        assert figures[0] == figures[1], figures
+        assert figures[0]["by_type_status"]["add"]["completed"] >= 3, figures
         hook = target.http.get(target.api(f"/webhooks/{source.webhook_id}")).json()
         assert hook["url"] == WEBHOOK["url"] and hook["projects"] == ["shop"]
         assert not hook["enabled"] and "without its signing secret" in hook["disabled_reason"]
