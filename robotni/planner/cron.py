@@ -12,6 +12,9 @@ from robotni.planner import words
 from robotni.planner.reading import PlanRefused
 from robotni.planner.timing import NO_TIME, Facts
 
+# Cron gives every listed time on every listed day: a clause pairing times with days one by one cannot be one cron.
+SPLIT = "times for different days (or types) in one clause: give each its own clause, separated by ';'"
+
 
 @dataclass(frozen=True)
 class When:
@@ -23,6 +26,8 @@ def whens(found: Facts) -> list[When]:
     """The schedules' timings: one interval, or one cron per distinct minute of the clock times."""
     if found == Facts():
         raise PlanRefused(NO_TIME)
+    if found.clock_groups > 1 and (found.days or found.dom or found.months):
+        raise PlanRefused(SPLIT)
     if found.intervals:
         return [When(interval=_one_interval(found))]
     if found.dom and found.days:

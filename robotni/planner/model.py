@@ -125,5 +125,5 @@ def _unfenced(content: str) -> str:
     text = content.strip()
     if text.startswith("```") and text.endswith("```"):
         text = text[3:-3].strip()
-        text = text[4:] if text.startswith("json") else text
+        text = text[4:].strip() if text.startswith("json") else text
     return text

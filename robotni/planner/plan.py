@@ -112,15 +112,20 @@ def checked(planned: Planned, types: Mapping[str, WorkerType], current: Settings
         Timing(planned.cron, planned.timezone, planned.interval_seconds).check(now)
         check.checked(types, planned.type, planned.params, None, current)
     except ValidationError as exc:
-        raise PlanRefused(f"{planned.name}: {exc.messages}", _as_dict(exc.messages)) from None
+        errors = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise PlanRefused(f"{planned.name}: {_flat(errors)}", errors) from None
     except InvalidSchedule as exc:
         raise PlanRefused(f"{planned.name}: {exc}", {exc.field: [exc.message]}) from None
     except check.RefusedRequest as exc:
-        raise PlanRefused(f"{planned.name}: {exc}", exc.errors) from None
+        raise PlanRefused(f"{planned.name}: {_flat(exc.errors)}", exc.errors) from None
 
 
-def _as_dict(messages: Any) -> dict[str, Any]:
-    return messages if isinstance(messages, dict) else {"_schema": messages}
+def _flat(errors: dict[str, Any], prefix: str = "") -> str:
+    """Field errors as one line: `params.x: 'x' is a required property`."""
+    return "; ".join(
+        _flat(said, f"{prefix}{name}.") if isinstance(said, dict) else f"{prefix}{name}: {', '.join(map(str, said))}"
+        for name, said in errors.items()
+    )
 
 
 def checked_zone(name: str) -> str:
@@ -158,9 +163,13 @@ def _clause(
     found = timing.facts(clause)
     named_zone = timing.zone_named(clause)  # after the time words: "senin s/d jumat" is no timezone
     names = names or matching.described_types(clause, types) or previous
+    if found == timing.Facts():
+        unplaced(clause)  # a time word it could not read says more than "no time"
     missing = ([timing.NO_TIME] if found == timing.Facts() else []) + ([] if names else [matching.no_type(types)])
     if missing:
         raise PlanRefused("; ".join(missing))
+    if len(names) > 1 and found.clock_groups > 1:
+        raise PlanRefused(cron.SPLIT)
     whens = cron.whens(found)
     for name in names:
         matching.describing(clause, types[name])
@@ -211,9 +220,14 @@ def make(
         except (model.ModelFailed, PlanRefused) as exc:
             error = str(exc)
             log.warning("planner: the model's plan is not used (%s); the rules make it", error)
-    plan = by_rules(prompt, timezone, project, types)
-    for planned in plan.schedules:
-        checked(planned, types, current, now)
+    try:
+        plan = by_rules(prompt, timezone, project, types)
+        for planned in plan.schedules:
+            checked(planned, types, current, now)
+    except PlanRefused as exc:
+        if error is None:
+            raise
+        raise PlanRefused(f"{exc} (and the model's plan was not used: {error})", exc.errors) from None
     plan.model_error = error
     return plan
 

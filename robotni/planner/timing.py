@@ -43,6 +43,7 @@ class Facts:
     days: set[int] = field(default_factory=set)
     dom: set[int] = field(default_factory=set)
     months: set[int] = field(default_factory=set)
+    clock_groups: int = 0  # separate mentions of clock times: "at 7 on monday and at 9 on friday" has two
 
 
 Reader = tuple[re.Pattern[str], Callable[[re.Match[str], Facts], None]]
@@ -100,6 +101,7 @@ def _minute(m: re.Match[str], f: Facts) -> None:
 
 
 def _times(m: re.Match[str], f: Facts) -> None:
+    f.clock_groups += 1
     for item in ITEM_RE.finditer(m.group()):
         minute = _checked_minute(int(item.group(2) or 0), item.group())
         f.times.append(clock(int(item.group(1)), minute, item.group(3), item.group(4), item.group()))
@@ -111,10 +113,12 @@ def _half_past(m: re.Match[str], f: Facts) -> None:
     if not 1 <= hour <= 24:
         raise PlanRefused(f"{m.group().strip()!r} is not a time of day")
     f.times.append(clock(hour - 1, 30, None, m.group(2), m.group()))
+    f.clock_groups += 1
 
 
 def _named_time(m: re.Match[str], f: Facts) -> None:
     f.times.append((0, 0) if "night" in m.group(1) or "malam" in m.group(1) else (12, 0))
+    f.clock_groups += 1
 
 
 def _checked_minute(minute: int, said: str) -> int:
