@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from robotni.config import load_settings
-from robotni.planner import model, plan
+from robotni.planner import execute, model, plan
 from robotni.planner.plan import Planned, schedule_name
 from robotni.planner.reading import PlanRefused
+from robotni.schedules import dispatch, now
 from robotni.worktypes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,10 @@ ENGLISH = [
     ("helloworld at 9pm in Asia/Jakarta", [S("helloworld", "0 21 * * *", timezone="Asia/Jakarta")]),
     ("fakejob every day at 7 in asia/jakarta", [S("fakejob", "0 7 * * *", timezone="Asia/Jakarta")]),
     ("add x=1 y=2 every day at 07:00", [S("add", "0 7 * * *", {"x": 1, "y": 2})]),
-    ("fakejob with delay_seconds=2 every day at 7 WIB", [S("fakejob", "0 7 * * *", {"delay_seconds": 2}, "Asia/Jakarta")]),
+    (
+        "fakejob with delay_seconds=2 every day at 7 WIB",
+        [S("fakejob", "0 7 * * *", {"delay_seconds": 2}, "Asia/Jakarta")],
+    ),
     ("print a greeting every weekday at 6pm", [S("helloworld", "0 18 * * 1-5")]),  # by its description
     ("wait a random time every day at 7", [S("fakejob", "0 7 * * *")]),
     ("helloworld and fakejob every day at 7", [S("helloworld", "0 7 * * *"), S("fakejob", "0 7 * * *")]),
@@ -284,3 +288,52 @@ def test_the_model_is_told_every_type_with_its_params_schema():
 )
 def test_a_fenced_json_answer_is_read_as_json(content):
     assert model._unfenced(content) == '{"schedules": []}'
+
+
+def test_a_prompt_plans_at_most_a_few_schedules():
+    minutes = ", ".join(f"1:{m:02d}" for m in range(1, plan.MAX_SCHEDULES + 2))
+    with pytest.raises(PlanRefused, match=f"at most {plan.MAX_SCHEDULES}"):
+        planned(f"fakejob every day at {minutes}")
+
+
+# --- making the schedules, on a real SQLite store ------------------------------------------------------------------
+
+
+def made(prompt: str, **flags) -> list[execute.Outcome]:
+    sent: list = []
+    flags = {"dry_run": False, "run_immediately": False} | flags
+    outcomes = execute.execute(planned(prompt), flags["dry_run"], flags["run_immediately"], NOW, sent.append, TYPES)
+    assert len(sent) == (len(outcomes) if flags["run_immediately"] and not flags["dry_run"] else 0)
+    return outcomes
+
+
+def test_execute_finds_its_schedules_by_name_and_runs_them_once_now(store):
+    [dry] = made("fakejob every day at 07:00", dry_run=True)
+    assert dry.action == "would_create" and dispatch.by_name("fakejob-daily-0700") is None
+    [first] = made("fakejob every day at 07:00", run_immediately=True)
+    assert first.action == "created" and first.job_id is not None
+    schedule = dispatch.get(first.schedule.id)
+    assert schedule.last_job_id == first.job_id and schedule.next_run_at == datetime(2026, 3, 2, 7, 0)
+    assert [job.id for _, job in dispatch.runs(schedule.id, 10)] == [first.job_id]
+    [again] = made("fakejob harian jam 7")
+    assert (again.action, again.schedule.id) == ("unchanged", schedule.id)
+    [changed] = made("fakejob delay_seconds=0 harian jam 7")
+    assert changed.action == "updated" and changed.schedule.params == {"delay_seconds": 0}
+
+
+def test_a_name_the_schedules_file_or_another_project_holds_is_refused_before_any_write(store):
+    dispatch.create({**planned("helloworld every 45 seconds").schedules[0].values(), "source": "file"}, NOW)
+    with pytest.raises(execute.NameTaken, match="declared in"):
+        made("fakejob every 45 seconds; helloworld every 45 seconds")
+    assert dispatch.by_name("fakejob-every-45s") is None
+    other = planned("fakejob every hour").schedules[0]
+    dispatch.create({**other.values(), "project": "other"}, NOW)
+    with pytest.raises(execute.NameTaken, match="another project"):
+        made("fakejob every hour")
+
+
+def test_a_schedule_gone_before_its_run_now_makes_no_job(store):
+    [one] = made("helloworld every 2 hours")
+    dispatch.remove(one.schedule.id)
+    assert now.run_once(one.schedule, NOW, TYPES) == (None, [])
+    assert dispatch.runs(one.schedule.id, 10) == []

@@ -67,7 +67,9 @@ class ChatHandler(BaseHTTPRequestHandler):
             "bad_cron": json.dumps({"schedules": [{"type": "helloworld", "cron": "at seven"}]}),
         }[mode]
         answer = {"id": "chatcmpl-1", "object": "chat.completion", "model": MODEL_NAME}
-        answer["choices"] = [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
+        answer["choices"] = [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ]
         self._send(200, json.dumps(answer).encode())
 
     def _send(self, status: int, payload: bytes) -> None:
@@ -128,7 +130,9 @@ def post(stack, what: str, expect: int = 200, **body) -> dict:
 
 
 def test_plan_by_the_rules_says_where_each_field_came_from(stack, model):
-    plan = post(stack, "plan", prompt="please run fakejob every weekday at 6pm and water the plants", timezone="Asia/Jakarta")
+    plan = post(
+        stack, "plan", prompt="please run fakejob every weekday at 6pm and water the plants", timezone="Asia/Jakarta"
+    )
     assert plan["source"] == "rules" and "HTTP 503" in plan["model_error"]
     assert plan["schedules"] == [
         {

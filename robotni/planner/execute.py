@@ -7,7 +7,7 @@ write, so a plan whose name belongs to another project or to the schedules file 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from robotni.schedules import dispatch, now
 from robotni.schedules.declaration import ScheduleCreateSchema
 from robotni.schedules.dispatch import TIMING_FIELDS, Timing
 from robotni.store.models import Job, Schedule
+from robotni.worktypes.registry import WorkerType
 
 log = logging.getLogger(__name__)
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
@@ -55,7 +56,12 @@ def check_names(plan: Plan) -> None:
 
 
 def execute(
-    plan: Plan, dry_run: bool, run_immediately: bool, at: datetime, publish: Callable[[Job], None]
+    plan: Plan,
+    dry_run: bool,
+    run_immediately: bool,
+    at: datetime,
+    publish: Callable[[Job], None],
+    types: Mapping[str, WorkerType] | None = None,
 ) -> list[Outcome]:
     """What happened to each planned schedule (or would, on a dry run); NameTaken before any write."""
     check_names(plan)
@@ -63,7 +69,7 @@ def execute(
     if run_immediately and not dry_run:
         for outcome in outcomes:
             assert isinstance(outcome.schedule, Schedule)  # stored: not a dry run
-            outcome.job_id = _run(outcome.schedule, at, publish)
+            outcome.job_id = _run(outcome.schedule, at, publish, types)
     return outcomes
 
 
@@ -90,9 +96,11 @@ def _timing(values: dict[str, Any]) -> Timing:
     return Timing(values["cron"], values["timezone"], values["interval_seconds"])
 
 
-def _run(schedule: Schedule, at: datetime, publish: Callable[[Job], None]) -> str | None:
+def _run(
+    schedule: Schedule, at: datetime, publish: Callable[[Job], None], types: Mapping[str, WorkerType] | None
+) -> str | None:
     """Run the schedule once now; its job's id. A failed publish leaves the job queued for a reaper to send."""
-    job, queued = now.run_once(schedule, at)
+    job, queued = now.run_once(schedule, at, types)
     for one in queued:
         try:
             publish(one)

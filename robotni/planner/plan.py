@@ -29,6 +29,8 @@ RULES, MODEL = "rules", "model"
 # A name stays readable up to here; a longer one (a cron with many hours) is the type and a digest of its timing.
 READABLE_NAME = 64
 DOW_NAMES = {"1-5": "weekdays", "0,6": "weekends"}
+# A sentence plans a few schedules; more is a list pasted in, or a model run away (each would be a schedule made).
+MAX_SCHEDULES = 20
 
 
 @dataclass
@@ -202,6 +204,8 @@ def _distinct(planned: list[Planned]) -> list[Planned]:
         other = by_name.setdefault(one.name, one)
         if other.values() != one.values():
             raise PlanRefused(f"two schedules would both be named {one.name!r}: say them in one clause, or differently")
+    if len(by_name) > MAX_SCHEDULES:
+        raise PlanRefused(f"{len(by_name)} schedules: a prompt plans at most {MAX_SCHEDULES}")
     return list(by_name.values())
 
 
