@@ -91,4 +91,6 @@ def unplaced(clause: Clause) -> list[str]:
 
 
 def _about_time(word: str) -> bool:
+    if word in words.NOT_ONLY_TIME:
+        return False
     return word in words.TIME_VOCABULARY or any(re.fullmatch(p, word) for p in words.TIME_VOCABULARY_PATTERNS)

@@ -157,7 +157,7 @@ READERS: list[Reader] = [
     (_re(rf"{EVERY}\s+{NUMBER}\s*{UNIT}|{NUMBER}\s*{UNIT}\s+sekali"), _counted),
     (
         _re(
-            rf"(once|twice|thrice|{NUMBER}\s*(?:times|x))\s+(?:a|per|each|every)\s+day|twice\s+(daily)"
+            rf"(once|twice|thrice|{NUMBER}\s*(?:times|x))\s+(?:a|per|each|every)\s+day|twice\s+daily"
             rf"|(sekali|{NUMBER}\s*(?:x|kali))\s+(?:sehari|(?:per|setiap|tiap)\s+hari)"
             rf"|sehari\s+(sekali|{NUMBER}\s*(?:x|kali))"
         ),
@@ -220,7 +220,8 @@ WEEKDAYS: list[Reader] = [
 CLOCK: list[Reader] = [
     (
         _re(
-            r"(?:at\s+)?(?:minute|menit)(?:\s+ke)?[\s-]*(\d{1,2})|(\d{1,2})\s+(?:minutes?\s+)?past\s+(?:the|every|each)\s+hour|at\s+:(\d{2})"
+            r"(?:at\s+)?(?:minute|menit)(?:\s+ke)?[\s-]*(\d{1,2})"
+            r"|(\d{1,2})\s+(?:minutes?\s+)?past\s+(?:the|every|each)\s+hour|at\s+:(\d{2})"
         ),
         _minute,
     ),
@@ -237,16 +238,17 @@ CLOCK: list[Reader] = [
 def facts(clause: Clause) -> Facts:
     """Read every word about time in the clause (consumed as `timing`)."""
     found = Facts()
-    readers = [*READERS, *DATES, *WEEKDAYS, *CLOCK]
-    for pattern, read in readers[: len(READERS)]:
-        for match in clause.take(pattern, "timing"):
-            read(match, found)
+    _read(clause, READERS, found)
     for _ in clause.take(WEEKLY, "timing", _not_sunday(clause)):
         found.every.add("week")
-    for pattern, read in readers[len(READERS) :]:
+    _read(clause, [*DATES, *WEEKDAYS, *CLOCK], found)
+    return found
+
+
+def _read(clause: Clause, readers: list[Reader], found: Facts) -> None:
+    for pattern, read in readers:
         for match in clause.take(pattern, "timing"):
             read(match, found)
-    return found
 
 
 ZONE_RE = _re(r"(?:(?:in|di|zona\s+waktu|timezone|tz)\s+)?([a-z]+(?:/[a-z0-9_+-]+)+|wib|wita|wit|utc|gmt)(?:\s+time)?")

@@ -115,3 +115,5 @@ TIME_VOCABULARY = frozenset(
     pukul times kali sehari once twice""".split()  # noqa: SIM905  words read as a sentence, not a column
 )
 TIME_VOCABULARY_PATTERNS = (DAY, MONTH)
+# Everyday English words that are also day or month abbreviations: left over, they were not about time.
+NOT_ONLY_TIME = frozenset({"may", "mar", "sun", "sat", "wed"})
