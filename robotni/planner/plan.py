@@ -165,9 +165,10 @@ def _clause(
     found = timing.facts(clause)
     named_zone = timing.zone_named(clause)  # after the time words: "senin s/d jumat" is no timezone
     names = names or matching.described_types(clause, types) or previous
-    if found == timing.Facts():
-        unplaced(clause)  # a time word it could not read says more than "no time"
-    missing = ([timing.NO_TIME] if found == timing.Facts() else []) + ([] if names else [matching.no_type(types)])
+    no_time = found == timing.Facts()
+    if no_time:
+        unplaced(clause)  # refuses naming a time word it could not read ('last'): that says more than "no time"
+    missing = [timing.NO_TIME] * no_time + ([] if names else [matching.no_type(types)])
     if missing:
         raise PlanRefused("; ".join(missing))
     if len(names) > 1 and found.clock_groups > 1:
@@ -175,26 +176,21 @@ def _clause(
     whens = cron.whens(found)
     for name in names:
         matching.describing(clause, types[name])
-    said = {"type": clause.said("type") or "(as before)", "params": clause.said("params")}
-    if named_zone is not None:
-        said["timezone"] = clause.said("timezone")
     zone_name = checked_zone(named_zone or timezone)
-    made = []
-    for name in names:
-        for when in whens:
-            timed = {"cron": clause.said("timing")} if when.cron else {"interval_seconds": clause.said("timing")}
-            made.append(
-                Planned(
-                    name,
-                    dict(params),
-                    project,
-                    zone_name,
-                    when.cron,
-                    when.interval,
-                    {k: v for k, v in {**said, **timed}.items() if v},
-                )
-            )
-    return made, names
+    return [_planned(clause, name, params, project, zone_name, when) for name in names for when in whens], names
+
+
+def _planned(
+    clause: Clause, type_name: str, params: dict[str, Any], project: str, zone_name: str, when: cron.When
+) -> Planned:
+    said = {
+        "type": clause.said("type") or "(as before)",
+        "params": clause.said("params"),
+        "cron" if when.cron else "interval_seconds": clause.said("timing"),
+        "timezone": clause.said("timezone"),
+    }
+    words_of = {field: text for field, text in said.items() if text}
+    return Planned(type_name, dict(params), project, zone_name, when.cron, when.interval, words_of)
 
 
 def _distinct(planned: list[Planned]) -> list[Planned]:
