@@ -4,6 +4,7 @@ the repository's worker types); what it must refuse, and why; the model step's p
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -274,6 +275,20 @@ def test_without_a_model_configured_the_rules_plan_and_say_no_model_error():
     made = plan.make("fakejob every day at 7", "UTC", "default", TYPES, SETTINGS, NOW)
     assert not model.configured(SETTINGS)
     assert (made.source, made.model_error) == ("rules", None)
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("file:///etc/passwd", "must be http(s), not 'file'"),
+        ("not a url", "unknown url type"),
+        ("http://127.0.0.1:9/", "cannot be reached"),
+    ],
+)
+def test_a_model_endpoint_that_is_no_http_url_or_unreachable_falls_back_to_the_rules(url, why):
+    current = dataclasses.replace(SETTINGS, planner_llm_url=url, planner_llm_model="m", planner_llm_timeout=2.0)
+    made = plan.make("fakejob every day at 7", "UTC", "default", TYPES, current, NOW)
+    assert made.source == "rules" and why in made.model_error
 
 
 def test_the_model_is_told_every_type_with_its_params_schema():

@@ -54,6 +54,9 @@ class ChatHandler(BaseHTTPRequestHandler):
         if mode == "unavailable":
             self._send(503, b'{"error": "overloaded"}')
             return
+        if mode == "redirect":  # followed, it would take the key elsewhere
+            self._send(302, b"{}", {"Location": "http://127.0.0.1:9/v1/chat/completions"})
+            return
         if mode == "slow":
             time.sleep(SLOW * TIMEOUT)
         content = {
@@ -72,9 +75,11 @@ class ChatHandler(BaseHTTPRequestHandler):
         ]
         self._send(200, json.dumps(answer).encode())
 
-    def _send(self, status: int, payload: bytes) -> None:
+    def _send(self, status: int, payload: bytes, headers: dict | None = None) -> None:
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -265,6 +270,7 @@ def test_a_model_plan_that_holds_is_used(stack, model, mode):
     ("mode", "why"),
     [
         ("unavailable", "HTTP 503"),
+        ("redirect", "HTTP 302"),
         ("bad_json", "not JSON"),
         ("unknown_type", "unknown worker type 'nosuchtype'"),
         ("bad_params", "'y' is a required property"),

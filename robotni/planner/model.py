@@ -6,6 +6,7 @@ saying why, and the rules make the plan.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -34,6 +35,16 @@ A null timezone means the request's. If the request says no time or names no typ
 {"schedules": [], "unplaced": []}. Never invent a type.
 Worker types (name: description; params JSON Schema):
 """
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer like any other failure: following it would hand the key to another address."""
+
+    def redirect_request(self, *_: object, **__: object) -> None:
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class ModelFailed(RobotniError):
@@ -66,7 +77,10 @@ def ask(prompt: str, timezone: str, types: Mapping[str, WorkerType], current: Se
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if current.planner_llm_key:
         headers["Authorization"] = f"Bearer {current.planner_llm_key}"
-    request = urllib.request.Request(current.planner_llm_url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        request = urllib.request.Request(current.planner_llm_url, json.dumps(body).encode(), headers, method="POST")
+    except ValueError as exc:  # not a URL at all
+        raise ModelFailed(f"ROBOTNI_PLANNER_LLM_URL: {exc}") from None
     content = _content(_post(request, current.planner_llm_timeout))
     try:
         answer = json.loads(_unfenced(content))
@@ -85,9 +99,11 @@ def ask(prompt: str, timezone: str, types: Mapping[str, WorkerType], current: Se
 
 def _post(request: urllib.request.Request, timeout: float) -> bytes:
     """The response body; the timeout bounds the connection, each read, and the whole body's reading."""
+    if request.type not in ("http", "https"):
+        raise ModelFailed(f"ROBOTNI_PLANNER_LLM_URL must be http(s), not {request.type!r}")
     deadline = time.monotonic() + timeout
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with OPENER.open(request, timeout=timeout) as response:
             chunks, size = [], 0
             while chunk := response.read(READ_CHUNK):
                 chunks.append(chunk)
@@ -105,8 +121,8 @@ def _post(request: urllib.request.Request, timeout: float) -> bytes:
         if isinstance(exc.reason, TimeoutError):
             raise ModelFailed(f"no answer from the model within {timeout:g} s") from None
         raise ModelFailed(f"the model's endpoint cannot be reached: {exc.reason}") from None
-    except OSError as exc:  # reset, refused mid-answer
-        raise ModelFailed(f"the model's endpoint cannot be reached: {exc}") from None
+    except (OSError, http.client.HTTPException) as exc:  # reset, or cut off mid-answer
+        raise ModelFailed(f"the model's endpoint cannot be reached: {exc!r}") from None
 
 
 def _content(raw: bytes) -> str:
