@@ -17,6 +17,8 @@ import pytest
 from tests.stack import running_stack
 
 KEY = "planner-test-key"
+# The API's tokens: one for every project (the session's), one for project "shop" alone.
+ALL, SHOP = "planner-every-project-token", "planner-shop-only-token"
 MODEL_NAME = "test-planner-model"
 # The stack's ROBOTNI_PLANNER_LLM_TIMEOUT; the "slow" answer comes this many times later.
 TIMEOUT = 1
@@ -112,8 +114,10 @@ def stack(tmp_path_factory, chat):
         "ROBOTNI_PLANNER_LLM_KEY": KEY,
         "ROBOTNI_PLANNER_LLM_MODEL": MODEL_NAME,
         "ROBOTNI_PLANNER_LLM_TIMEOUT": str(TIMEOUT),
+        "ROBOTNI_API_TOKENS": f"{ALL}:*;{SHOP}:shop",
     }
     with running_stack(tmp_path_factory.mktemp("planner"), env) as running:
+        running.http.headers["Authorization"] = f"Bearer {ALL}"
         yield running
 
 
@@ -236,6 +240,19 @@ def test_a_planned_name_of_another_projects_schedule_is_409_and_nothing_is_made(
     assert "another project" in refused["message"]
     assert schedule_named(stack, "fakejob-every-45s") is None
     assert schedule_named(stack, "helloworld-every-45s", "theirs")["interval_seconds"] == 3600
+
+
+def test_a_token_plans_and_makes_schedules_only_in_its_projects(stack, model):
+    shop = {"Authorization": f"Bearer {SHOP}"}
+    for what in ("plan", "execute"):
+        url = stack.api(f"/planner/{what}")
+        refused = stack.http.post(url, json={"prompt": "helloworld every 20 seconds"}, headers=shop)
+        assert refused.status_code == 403 and "'default'" in refused.json()["message"]
+    made = stack.http.post(
+        stack.api("/planner/execute"), json={"prompt": "helloworld every 20 seconds", "project": "shop"}, headers=shop
+    )
+    assert made.status_code == 200 and made.json()["schedules"][0]["schedule"]["project"] == "shop"
+    assert schedule_named(stack, "helloworld-every-20s") is None  # in "default": nothing
 
 
 def test_openapi_documents_the_planner(stack):
