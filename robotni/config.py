@@ -74,11 +74,14 @@ DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
 # Loopback only: without tokens the API answers only this machine anyway (robotni/api/auth.py).
 DEFAULT_BIND = "127.0.0.1:8000"
+# A person waits for a plan (the planner page, POST /planner/plan): a chat model writes a short JSON plan in a few
+# seconds, and past this the rules answer instead (robotni/planner/model.py).
+DEFAULT_PLANNER_LLM_TIMEOUT = 10.0
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret", "job_api_token"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret", "planner_llm_key", "job_api_token"}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,10 @@ class Settings:
     webhook_backoff: tuple[float, ...]
     callback_secret: str
     job_api_token: str
+    planner_llm_url: str
+    planner_llm_key: str
+    planner_llm_model: str
+    planner_llm_timeout: float
 
     @property
     def jobs_dir(self) -> Path:
@@ -221,6 +228,10 @@ def load_settings() -> Settings:
         ),
         callback_secret=_env("CALLBACK_SECRET", ""),
         job_api_token=_env("JOB_API_TOKEN", ""),
+        planner_llm_url=_env("PLANNER_LLM_URL", ""),
+        planner_llm_key=_env("PLANNER_LLM_KEY", ""),
+        planner_llm_model=_env("PLANNER_LLM_MODEL", ""),
+        planner_llm_timeout=float(_env("PLANNER_LLM_TIMEOUT", str(DEFAULT_PLANNER_LLM_TIMEOUT))),
     )
 
 
