@@ -40,14 +40,15 @@ def download(url: str, path: Path) -> None:
         sys.exit(f"GET {url}: {exc.code} {exc.read().decode(errors='replace')}{hint}")
 
 
-def end_line(path: Path) -> dict:
+def end_line(path: Path) -> dict[str, int]:
     """The export's last line: its counts, which say the download is whole."""
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - 4096))
         last = json.loads(f.read().splitlines()[-1])
     if last.get("kind") != "end":
         sys.exit(f"{path.name}: the export was cut short (no end line)")
-    return last["counts"]
+    counts: dict[str, int] = last["counts"]
+    return counts
 
 
 params = json.load(sys.stdin)

@@ -15,21 +15,23 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 
-def fetch(path: str) -> dict:
+def fetch(path: str) -> dict[str, Any]:
     request = urllib.request.Request(os.environ["ROBOTNI_API_URL"] + path)
     if os.environ.get("ROBOTNI_API_TOKEN"):
         request.add_header("Authorization", f"Bearer {os.environ['ROBOTNI_API_TOKEN']}")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response)
+            answer: dict[str, Any] = json.load(response)
+            return answer
     except urllib.error.HTTPError as exc:
         hint = " (set ROBOTNI_JOB_API_TOKEN)" if exc.code == 401 else ""
         sys.exit(f"GET {path}: {exc.code} {exc.read().decode(errors='replace')}{hint}")
 
 
-def table(title: str, headers: list[str], rows: list[list]) -> None:
+def table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
     """A fixed-width table: text columns to the left, numbers to the right."""
     print(f"\n{title}")
     if not rows:
