@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus
 from robotni.store.engine import engine as store_engine
-from robotni.store.models import Base, Job, Schedule, Workflow, utcnow
+from robotni.store.models import Base, Dependency, Job, LogChunk, Schedule, WebhookSubscription, Workflow, utcnow
 from robotni.transfer import importer
+from robotni.transfer.export import Scope, lines
 from robotni.transfer.records import KINDS
 from robotni.worktypes.registry import load_registry
 from tests.backends import postgres_database
@@ -297,3 +299,51 @@ def test_every_table_is_exported_or_left_out_on_purpose():
     exported = {kind.table.name for kind in KINDS.values()}
     assert exported | set(not_carried) >= set(Base.metadata.tables)
     assert not exported & set(not_carried)
+
+
+def test_scope_picks_a_project_recent_jobs_schedules_only_or_output(store):
+    """What each export option writes, on rows made in the store (no stack needed)."""
+    now = utcnow()
+    old = now - timedelta(days=10)
+
+    def job(job_id: str, project: str, created: datetime, **values) -> Job:
+        return Job(id=job_id, type="add", project=project, queue="default", params={}, status=JobStatus.COMPLETED,
+                   created_at=created, updated_at=created, **values)  # fmt: skip
+
+    with Session(store_engine()) as session, session.begin():
+        session.add_all(
+            [
+                Workflow(id="w1", project="p1", name="etl", created_at=now),
+                job("j1", "p1", old, log_bytes=5, has_dependents=True),
+                job("j2", "p1", now, workflow_id="w1", step="b", on_parent_failure="cancel"),
+                job("k1", "p2", now),
+                Dependency(job_id="j2", parent_id="j1"),
+                LogChunk(job_id="j1", start=0, data=b"hello"),
+                Schedule(id="s1", name="one", type="add", project="p1", params={}, cron="0 7 * * *"),
+                Schedule(id="s2", name="two", type="add", project="p2", params={}, cron="0 7 * * *"),
+                *(
+                    WebhookSubscription(id=f"h{i}", url="https://e.example/", events=["job.completed"], projects=p, secret="s")
+                    for i, p in enumerate((["p1"], [], ["p2"]))
+                ),
+            ]
+        )  # fmt: skip
+
+    def written(**scope) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for line in lines(store_engine(), Scope(**scope)):
+            record = json.loads(line)
+            if "kind" in record and record["kind"] != "end":
+                key = record.get("id") or (record["job_id"], record.get("parent_id", record.get("start")))
+                found.setdefault(record["kind"], []).append(key)
+        return found
+
+    assert written(project="p1") == {
+        "schedule": ["s1"], "webhook": ["h0"], "workflow": ["w1"], "job": ["j1", "j2"], "dependency": [("j2", "j1")]
+    }  # fmt: skip
+    recent = written(since=now - timedelta(days=1))
+    assert sorted(recent["job"]) == ["j2", "k1"] and "dependency" not in recent  # its parent is older
+    assert recent["schedule"] == ["s1", "s2"] and len(recent["webhook"]) == 3
+    assert written(jobs=False).keys() == {"schedule", "webhook"}
+    assert written(logs=True)["output"] == [("j1", 0)] and "output" not in written()
+    secretless = next(json.loads(line) for line in lines(store_engine(), Scope()) if '"kind":"webhook"' in line)
+    assert "secret" not in secretless

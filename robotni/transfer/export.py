@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, RowMapping, and_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, RowMapping, select, tuple_
 from sqlalchemy.orm import aliased
 
 from robotni import __version__
@@ -170,6 +170,6 @@ def _edges(scope: Scope) -> Any:
         select(Dependency.__table__)
         .join(child, child.id == Dependency.job_id)
         .join(parent, parent.id == Dependency.parent_id)
-        .where(and_(*_where(child, scope), *_where(parent, scope)))
+        .where(*_where(child, scope), *_where(parent, scope))
     )
     return query.order_by(Dependency.job_id, Dependency.parent_id)
