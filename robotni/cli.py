@@ -308,7 +308,8 @@ def export_store(project: str | None, since: str | None, jobs: bool, logs: bool,
 def import_store(path: Path) -> None:
     """Load an export into the job store: all of it or nothing; rows the store already has are skipped."""
     from robotni.store.engine import engine
-    from robotni.transfer.importer import ImportRefused, load
+    from robotni.transfer.checks import ImportRefused
+    from robotni.transfer.importer import load
     from robotni.transfer.records import KINDS
 
     try:

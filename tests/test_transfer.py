@@ -19,6 +19,7 @@ from robotni.status import JobStatus
 from robotni.store.engine import engine as store_engine
 from robotni.store.models import Base, Dependency, Job, LogChunk, Schedule, WebhookSubscription, Workflow, utcnow
 from robotni.transfer import importer
+from robotni.transfer.checks import ImportRefused, check
 from robotni.transfer.export import Scope, lines
 from robotni.transfer.records import KINDS
 from robotni.worktypes.registry import load_registry
@@ -230,7 +231,7 @@ def test_a_cut_file_is_refused_by_the_command_and_nothing_is_imported(exported, 
 )
 def test_a_bad_file_is_refused_with_its_line_and_nothing_is_imported(exported, tmp_path, store, change, reason):
     bad = edited(exported, tmp_path / "bad.jsonl", change)
-    with pytest.raises(importer.ImportRefused) as refused:
+    with pytest.raises(ImportRefused) as refused:
         importer.load(store_engine(), bad)
     found = re.fullmatch(reason + ".*", str(refused.value))
     assert found, str(refused.value)
@@ -256,7 +257,7 @@ def test_a_clash_with_the_store_refuses_the_whole_file(exported, tmp_path, store
     eng = store_engine()
     with Session(eng) as session, session.begin():
         session.add(other)
-    with pytest.raises(importer.ImportRefused, match=r"idempotency key 'taken' .* belongs to job other") as refused:
+    with pytest.raises(ImportRefused, match=r"idempotency key 'taken' .* belongs to job other") as refused:
         importer.load(eng, bad)
     assert refused.value.line > 2
     with Session(eng) as session:
@@ -274,7 +275,7 @@ def test_backup_export_keeps_the_newest_exports_and_they_import(source, tmp_path
     assert job["result"]["counts"]["job"] >= 9
     log = source.http.get(source.api(f"/jobs/{job['id']}/logs")).json()["data"]
     assert f"wrote {job['result']['file']}" in log
-    assert importer.check(Path(job["result"]["file"])) is True  # a whole export, with logs
+    assert check(Path(job["result"]["file"])) is True  # a whole export, with logs
 
 
 def test_the_example_schedules_file_holds_a_disabled_daily_backup():
