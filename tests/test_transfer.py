@@ -171,7 +171,7 @@ def test_embedded_store_moves_to_postgresql_and_the_api_serves_the_same(source, 
             {k: v for k, v in report(stack).items() if k not in ("since", "until")} for stack in (source, target)
         ]
         assert figures[0] == figures[1], figures
-        assert figures[0]["by_type_status"]["add"]["completed"] >= 3, figures
+        assert sum(figures[0]["by_type_status"]["add"].values()) >= 3, figures  # not an empty report
         hook = target.http.get(target.api(f"/webhooks/{source.webhook_id}")).json()
         assert hook["url"] == WEBHOOK["url"] and hook["projects"] == ["shop"]
         assert not hook["enabled"] and "without its signing secret" in hook["disabled_reason"]
