@@ -60,13 +60,13 @@ def test_form_follows_the_schema_and_shows_field_errors(page):
     expect(page.locator("#params-fields")).to_contain_text("0 to 100")
     delay.fill("1000")
     page.locator("#submit-button").click()
-    expect(page.locator("[data-error-for='params.delay_seconds']")).to_contain_text("maximum of 100")
+    expect(form.locator("[data-error-for='params.delay_seconds']")).to_contain_text("maximum of 100")
     expect(page.locator("#job")).to_be_hidden()
     page.locator("#type-select").select_option("add")
     expect(form.get_by_label("x required", exact=True)).to_have_value("")
     page.locator("#project-input").fill("not a name")
     page.locator("#submit-button").click()
-    expect(page.locator("[data-error-for='project']")).to_contain_text("letters, digits")
+    expect(form.locator("[data-error-for='project']")).to_contain_text("letters, digits")
 
 
 def test_submit_and_watch_a_job_complete(page, embedded_stack):

@@ -136,35 +136,38 @@ def test_a_schedule_from_a_prompt_shows_its_plan_before_it_is_made(page, stack, 
     if not has_route(stack, "/api/worker/planner/plan"):
         pytest.skip("POST /api/worker/planner/plan is not in this app (issue 17's planner, branch i17a)")
     page.get_by_role("link", name="Schedules").click()
-    page.locator("#planner-prompt").fill("every 5 minutes run helloworld in project prompted")
+    page.locator("#planner-prompt").fill("run helloworld every 5 minutes")
     page.locator("#planner-timezone").fill("Europe/Paris")
+    page.locator("#planner-project").fill("prompted")
     page.get_by_role("button", name="Show the plan").click()
     plan = page.locator("#plan")
-    expect(plan).to_be_visible()
     expect(plan.locator(".plan-item")).to_have_count(1)
     expect(plan).to_contain_text("helloworld")
+    expect(plan).to_contain_text("every 5 min")
     expect(plan).to_contain_text("prompted")
-    expect(plan).to_contain_text("from “")  # each field says which words it came from
-    assert not [s for s in stack.http.get(stack.api("/schedules?project=prompted")).json()]  # nothing made yet
+    expect(plan).to_contain_text("from “every 5 minutes”")  # each field says which words it came from
+    assert stack.http.get(stack.api("/schedules?project=prompted")).json() == []  # shown, not made
     page.screenshot(path=tmp_path / "plan.png", full_page=True)
 
-    page.locator("#plan-run-now").check()
+    page.get_by_label("Also run each once now").check()
     page.get_by_role("button", name="Make these schedules").click()
     made = page.locator("#plan-result li")
     expect(made).to_have_count(1)
     expect(made).to_contain_text("created")
-    schedules = stack.http.get(stack.api("/schedules?project=prompted")).json()
-    assert [(s["type"], s["interval_seconds"], s["enabled"]) for s in schedules] == [("helloworld", 300, True)]
-    made.locator("a").first.click()
-    expect(page.locator("#schedule-name-shown")).to_have_text(schedules[0]["name"])
-    page.locator("#schedule-toggle").click()  # disabled from the page
+    [schedule] = stack.http.get(stack.api("/schedules?project=prompted")).json()
+    assert (schedule["type"], schedule["interval_seconds"], schedule["enabled"]) == ("helloworld", 300, True)
+    job_id = made.locator("a.id").get_attribute("title")  # the run made now
+
+    made.get_by_role("link", name=schedule["name"]).click()
+    expect(page.locator("#schedule-name-shown")).to_have_text(schedule["name"])
+    run = page.locator(f"#schedule-runs a[title='{job_id}']")
+    run.click()  # the run opens its job
+    expect(page.locator("#job-id")).to_have_text(job_id)
+    expect(page.locator("#job-status")).to_have_text("completed", timeout=30_000)
+    page.go_back()
+    page.locator("#schedule-toggle").click()
     expect(page.locator("#schedule-state")).to_have_text("disabled")
-    run_job = made.locator("a.id")
-    if run_job.count():  # run_immediately made a job: it opens from the result too
-        job_id = run_job.get_attribute("title")
-        run_job.click()
-        expect(page.locator("#job-id")).to_have_text(job_id)
-    assert stack.http.get(stack.api(f"/schedules/{schedules[0]['id']}")).json()["enabled"] is False
+    assert stack.http.get(stack.api(f"/schedules/{schedule['id']}")).json()["enabled"] is False
 
 
 def test_a_workflow_graph_follows_its_steps_live_and_a_step_opens_its_job(page, stack, tmp_path):

@@ -64,10 +64,10 @@ function renderList() {
     h(
       "tr",
       { "data-schedule-id": s.id, class: open && open.id === s.id ? "selected" : null },
-      h("td", {}, h("a", { href: "#schedule=" + enc(s.id) }, s.name)),
-      h("td", {}, what(s)),
+      h("td", { class: "wrap" }, h("a", { href: "#schedule=" + enc(s.id) }, s.name)),
+      h("td", { class: "wrap" }, what(s)),
       h("td", { class: "opt" }, s.project),
-      h("td", {}, timing(s)),
+      h("td", { class: "wrap" }, timing(s)),
       h("td", { class: "opt", title: s.next_run_at || "" }, when(s.next_run_at, true)),
       h("td", {}, stateBadge(s)),
     ),

@@ -61,7 +61,7 @@ function renderList() {
       "tr",
       { class: open && open.id === w.id ? "selected" : null },
       h("td", {}, statusBadge(w.status)),
-      h("td", {}, h("a", { href: "#workflow=" + enc(w.id) }, w.name)),
+      h("td", { class: "wrap" }, h("a", { href: "#workflow=" + enc(w.id) }, w.name)),
       h("td", { class: "opt" }, w.project),
       h("td", { class: "opt", title: w.created_at }, when(w.created_at, true)),
       h("td", { class: "id" }, h("a", { href: "#workflow=" + enc(w.id), title: w.id, tabindex: -1 }, w.id.slice(0, 8))),
@@ -70,6 +70,13 @@ function renderList() {
   $("workflows-body").replaceChildren(...rows);
   $("workflows-empty").hidden = list.workflows.length > 0;
   $("workflows-more").hidden = !list.next;
+}
+
+function patchListRow(workflow) {
+  const i = list.workflows.findIndex((w) => w.id === workflow.id);
+  if (i < 0 || list.workflows[i].status === workflow.status) return;
+  list.workflows[i] = { ...list.workflows[i], status: workflow.status, finished_at: workflow.finished_at };
+  renderList();
 }
 
 // --- one workflow --------------------------------------------------------------------------------------
@@ -90,6 +97,7 @@ async function read(state) {
       state.workflow = data;
       $("workflow-error").textContent = "";
       render(data);
+      patchListRow(data);
       if (data.status !== "running") stopLive(state);
       else if (!state.source && !state.fallback) startLive(state);
     } while (state.again && state === open);
@@ -143,9 +151,9 @@ function render(workflow) {
       h(
         "tr",
         {},
-        h("td", {}, step.name),
+        h("td", { class: "wrap" }, step.name),
         h("td", {}, statusBadge(step.job.status)),
-        h("td", {}, step.depends_on.join(", ") || "—"),
+        h("td", { class: "wrap" }, step.depends_on.join(", ") || "—"),
         h("td", { class: "id" }, shortId(step.job_id)),
       ),
     ),
