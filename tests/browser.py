@@ -49,7 +49,9 @@ def tab(browser: Any, url: str, token: str | None = None, viewport: dict[str, in
     """A fresh tab at url, holding token as if typed into the token field; asserts the page stayed error-free."""
     context = browser.new_context(viewport=viewport)
     if token:  # before the page's scripts run, on the first load only (the test may change or forget it later)
-        context.add_init_script(f"sessionStorage.getItem('{TOKEN_KEY}') ?? sessionStorage.setItem('{TOKEN_KEY}', '{token}')")
+        context.add_init_script(
+            f"sessionStorage.getItem('{TOKEN_KEY}') ?? sessionStorage.setItem('{TOKEN_KEY}', '{token}')"
+        )
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))

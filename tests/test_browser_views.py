@@ -9,8 +9,7 @@ import re
 
 import pytest
 
-from tests.browser import expect, tab
-from tests.browser import chromium as launch
+from tests.browser import chromium, expect, tab
 from tests.stack import running_stack
 
 ADMIN = "admin-token-" + "a" * 20
@@ -29,7 +28,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with launch() as launched:
+    with chromium() as launched:
         yield launched
 
 
@@ -209,9 +208,10 @@ def test_the_dashboard_charts_show_the_last_hour(page, stack, tmp_path):
     expect(page.locator("#chart-finished svg rect.mark.s-failed").first).to_be_attached()
     durations = page.locator("#chart-durations svg g.row")
     expect(durations.filter(has_text="add")).to_have_count(1)
-    assert all(float(v) >= 0 for v in page.locator("#chart-durations rect.mark").evaluate_all(
-        "els => els.map(e => e.dataset.value)"
-    ))
+    assert all(
+        float(v) >= 0
+        for v in page.locator("#chart-durations rect.mark").evaluate_all("els => els.map(e => e.dataset.value)")
+    )
     expect(page.locator("#chart-queue svg")).to_be_attached()
     expect(page.locator("#queues-body tr").filter(has_text="default")).to_have_count(1)
     page.screenshot(path=tmp_path / "dashboard.png", full_page=True)

@@ -126,7 +126,8 @@ export function stream(path, { query, on = {}, onOpen, onError } = {}) {
     if (lastId !== null) extra["Last-Event-ID"] = lastId;
     let response;
     try {
-      response = await fetch(urlOf(path, query), { headers: headers(extra), cache: "no-store", signal: controller.signal });
+      const init = { headers: headers(extra), cache: "no-store", signal: controller.signal };
+      response = await fetch(urlOf(path, query), init);
     } catch {
       return again(); // unreachable or dropped before the headers: try again, as EventSource does
     }
@@ -149,7 +150,7 @@ export function stream(path, { query, on = {}, onOpen, onError } = {}) {
   return { close };
 }
 
-/** Parse the event-stream format (https://html.spec.whatwg.org/multipage/server-sent-events.html) as it arrives. */
+/** Parse the event-stream format (the HTML standard, "Server-sent events") as it arrives. */
 async function readEvents(body, dispatch, setRetry) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";

@@ -105,7 +105,14 @@ export function bars(box, { rows, label, none }) {
       { class: "row" },
       svg("title", {}, `${row.name}: ${row.text}`),
       svg("text", { x: LABEL_W - 6, y: yTop + 19, class: "tick y" }, name),
-      svg("rect", { x: LABEL_W, y: yTop + 6, width: length, height: ROW_H - 12, class: "mark", "data-value": row.value }),
+      svg("rect", {
+        x: LABEL_W,
+        y: yTop + 6,
+        width: length,
+        height: ROW_H - 12,
+        class: "mark",
+        "data-value": row.value,
+      }),
       svg("text", { x: LABEL_W + length + 4, y: yTop + 19, class: "tick value" }, row.short),
     );
     if (row.marker !== undefined && row.marker !== null) {

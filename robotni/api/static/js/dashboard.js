@@ -9,9 +9,9 @@ const POLL_MS = 10000;
 const FINISHED = ["completed", "failed", "cancelled", "timed_out"];
 let last = null; // the stats drawn, to draw again at a new width
 
-/** A bucket's time in ms: ISO text or Unix seconds. */
+/** A time of the API (ISO 8601) in ms. */
 function ms(t) {
-  return typeof t === "number" ? t * 1000 : Date.parse(t);
+  return Date.parse(t);
 }
 
 function legend() {
@@ -21,14 +21,16 @@ function legend() {
 }
 
 function draw(stats) {
-  const end = ms(stats.now);
-  const start = end - stats.window * 1000;
+  // The buckets' own span: the API rounds them to whole buckets, the last one holding now.
   const bucketMs = stats.bucket_seconds * 1000;
+  const finished = stats.finished.map((b) => ({ t: ms(b.t), values: b }));
+  const end = finished.length ? finished[finished.length - 1].t + bucketMs : ms(stats.now);
+  const start = finished.length ? finished[0].t : end - stats.window * 1000;
   const totals = Object.fromEntries(FINISHED.map((name) => [name, 0]));
   for (const bucket of stats.finished) for (const name of FINISHED) totals[name] += bucket[name] || 0;
   const said = FINISHED.map((name) => `${totals[name]} ${name}`).join(", ");
   columns($("chart-finished"), {
-    buckets: stats.finished.map((b) => ({ t: ms(b.t), values: b })),
+    buckets: finished,
     series: FINISHED,
     start,
     end,
@@ -37,7 +39,8 @@ function draw(stats) {
     label: `Jobs finished per ${stats.bucket_seconds} s over the last ${stats.window / 60} minutes: ${said}`,
     none: "No job finished in this hour.",
   });
-  const depth = stats.queue_depth.map((p) => ({ t: ms(p.t), values: { waiting: p.waiting } }));
+  // A depth is counted at its bucket's end: its column covers the bucket before it.
+  const depth = stats.queue_depth.map((p) => ({ t: ms(p.t) - bucketMs, values: { waiting: p.waiting } }));
   const now = stats.queue_depth.length ? stats.queue_depth[stats.queue_depth.length - 1].waiting : 0;
   columns($("chart-queue"), {
     buckets: depth,
@@ -50,7 +53,9 @@ function draw(stats) {
     none: "No job waited in this hour.",
   });
   $("queues-body").replaceChildren(
-    ...stats.queues.map((q) => h("tr", {}, h("td", {}, q.queue), h("td", {}, String(q.queued)), h("td", {}, String(q.running)))),
+    ...stats.queues.map((q) =>
+      h("tr", {}, h("td", {}, q.queue), h("td", {}, String(q.queued)), h("td", {}, String(q.running))),
+    ),
   );
   const rows = stats.durations.map((d) => ({
     name: d.type,

@@ -110,7 +110,8 @@ async function make() {
   try {
     const { data } = await api("POST", "planner/execute", { body });
     discard();
-    $("plan-result").replaceChildren(h("h3", {}, "Made"), h("ul", { class: "plan-made" }, data.schedules.map(resultItem)));
+    const made = h("ul", { class: "plan-made" }, data.schedules.map(resultItem));
+    $("plan-result").replaceChildren(h("h3", {}, "Made"), made);
     refreshSchedules();
   } catch (exc) {
     $("plan-error").textContent = exc.message;

@@ -102,7 +102,8 @@ async function read(state) {
       else if (!state.source && !state.fallback) startLive(state);
     } while (state.again && state === open);
   } catch (exc) {
-    if (state === open) $("workflow-error").textContent = exc.status === 404 ? `There is no workflow ${state.id}.` : exc.message;
+    if (state !== open) return;
+    $("workflow-error").textContent = exc.status === 404 ? `There is no workflow ${state.id}.` : exc.message;
   } finally {
     state.reading = false;
   }
@@ -141,7 +142,8 @@ function render(workflow) {
   for (const step of workflow.steps) counts[step.job.status] = (counts[step.job.status] || 0) + 1;
   const summary = Object.entries(counts).map(([status, n]) => `${n} ${status}`);
   const ended = workflow.finished_at ? ` · ended ${when(workflow.finished_at, true)}` : "";
-  $("workflow-note").textContent = `${workflow.project} · ${workflow.steps.length} steps: ${summary.join(", ")}${ended}`;
+  const steps = `${workflow.steps.length} steps: ${summary.join(", ")}`;
+  $("workflow-note").textContent = `${workflow.project} · ${steps}${ended}`;
   const cancel = $("workflow-cancel");
   cancel.hidden = workflow.status !== "running";
   cancel.disabled = workflow.cancel_requested;
