@@ -6,6 +6,7 @@ Needs `pip install -e '.[browser]'` and `apt-get install chromium`; a module imp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,9 +50,8 @@ def tab(browser: Any, url: str, token: str | None = None, viewport: dict[str, in
     """A fresh tab at url, holding token as if typed into the token field; asserts the page stayed error-free."""
     context = browser.new_context(viewport=viewport)
     if token:  # before the page's scripts run, on the first load only (the test may change or forget it later)
-        context.add_init_script(
-            f"sessionStorage.getItem('{TOKEN_KEY}') ?? sessionStorage.setItem('{TOKEN_KEY}', '{token}')"
-        )
+        key, value = json.dumps(TOKEN_KEY), json.dumps(token)
+        context.add_init_script(f"sessionStorage.getItem({key}) ?? sessionStorage.setItem({key}, {value})")
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))

@@ -9,5 +9,10 @@ import { schedulesView } from "./js/schedules.js";
 import { startToken } from "./js/token.js";
 import { workflowsView } from "./js/workflows.js";
 
+// The skip link moves the focus without touching the address: a hash there names a view.
+document.querySelector("a.skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("main").focus();
+});
 startToken();
 startRouter({ jobs: jobsView, schedules: schedulesView, workflows: workflowsView, dashboard: dashboardView });

@@ -9,7 +9,7 @@ const MARGIN = { top: 10, right: 8, bottom: 22, left: 34 };
 const ROW_H = 30;
 const LABEL_W = 96;
 const VALUE_W = 64;
-const X_TICKS = 4; // labels under a time axis: start, now and the quarters between
+const X_LABEL_W = 100; // room for one time label under the axis: a narrow chart has fewer of them
 
 /** 0, a round number at or above max (1, 2, 5 × 10^n), and its half: the y axis's gridlines. */
 function niceMax(max) {
@@ -53,9 +53,10 @@ export function columns(box, { buckets, series, start, end, bucketMs, label, uni
       svg("text", { x: MARGIN.left - 4, y: y(n) + 4, class: "tick y" }, String(n)),
     );
   }
-  for (let i = 0; i <= X_TICKS; i++) {
-    const ms = start + ((end - start) * i) / X_TICKS;
-    const anchor = i === 0 ? "start" : i === X_TICKS ? "end" : "middle";
+  const ticks = Math.max(1, Math.min(4, Math.floor(plotW / X_LABEL_W)));
+  for (let i = 0; i <= ticks; i++) {
+    const ms = start + ((end - start) * i) / ticks;
+    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
     grid.append(svg("text", { x: x(ms), y: HEIGHT - 6, class: "tick x", "text-anchor": anchor }, clock(ms)));
   }
   chart.append(grid);

@@ -142,7 +142,9 @@ function openSchedule(id) {
   $("schedule-state").replaceChildren();
   $("schedule-facts").replaceChildren();
   $("schedule-runs").replaceChildren();
-  $("schedule-delete").textContent = "Delete";
+  const remove = $("schedule-delete");
+  remove.textContent = "Delete";
+  delete remove.dataset.armed; // a click armed for another schedule must not delete this one
   openTicker.start();
   renderList();
   $("schedule-title").focus(); // a keyboard user goes on from the schedule they opened
