@@ -201,6 +201,7 @@ def test_the_dashboard_charts_show_the_last_hour(page, stack, tmp_path):
     done = [stack.submit("add", {"x": i, "y": 1}) for i in range(3)] + [stack.submit("failer")]
     for job in done:
         stack.wait_for(job["id"])
+    parked = stack.submit("parked")  # no worker takes its queue: it waits
     page.get_by_role("link", name="Dashboard").click()
     finished = page.locator("#chart-finished svg rect.mark")
     expect(finished.first).to_be_attached(timeout=10_000)
@@ -212,9 +213,11 @@ def test_the_dashboard_charts_show_the_last_hour(page, stack, tmp_path):
         float(v) >= 0
         for v in page.locator("#chart-durations rect.mark").evaluate_all("els => els.map(e => e.dataset.value)")
     )
-    expect(page.locator("#chart-queue svg")).to_be_attached()
-    expect(page.locator("#queues-body tr").filter(has_text="default")).to_have_count(1)
+    waiting = page.locator("#chart-queue svg rect.mark")
+    expect(waiting.last).to_have_attribute("data-value", re.compile(r"^[1-9]"))  # the parked job, now
+    expect(page.locator("#queues-body tr").filter(has_text="parked")).to_contain_text("1")
     page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+    stack.http.delete(stack.api(f"/jobs/{parked['id']}"))
 
 
 def test_every_view_fits_375_px_without_sideways_scrolling(browser, stack, tmp_path):

@@ -47,7 +47,7 @@ export function columns(box, { buckets, series, start, end, bucketMs, label, uni
   const y = (n) => MARGIN.top + plotH - (n / top) * plotH;
 
   const grid = svg("g", { class: "grid" });
-  for (const n of [0, top / 2, top]) {
+  for (const n of [0, top / 2, top].filter(Number.isInteger)) {
     grid.append(
       svg("line", { x1: MARGIN.left, x2: width - MARGIN.right, y1: y(n), y2: y(n) }),
       svg("text", { x: MARGIN.left - 4, y: y(n) + 4, class: "tick y" }, String(n)),
