@@ -173,7 +173,8 @@ def test_a_workflow_graph_follows_its_steps_live_and_a_step_opens_its_job(page, 
     workflow = diamond(stack, "diamond")
     jobs = {step["name"]: step["job_id"] for step in workflow["steps"]}
     page.get_by_role("link", name="Workflows").click()
-    page.locator("#workflows-body").get_by_role("link", name="diamond").first.click()
+    with page.expect_request(lambda r: "/api/worker/events?project=default" in r.url, timeout=10_000):
+        page.locator("#workflows-body").get_by_role("link", name="diamond").first.click()  # live: its project's stream
     expect(page.locator("svg.graph a.node")).to_have_count(4)
     expect(page.locator("svg.graph path.edge")).to_have_count(4)
     expect(node(page, "a")).to_have_class(re.compile(r"\bs-running\b"), timeout=20_000)
