@@ -5,7 +5,7 @@
 import { UNAUTHORIZED, api, token } from "./api.js";
 import { $, h } from "./dom.js";
 
-const PROJECT_FIELDS = ["project-input", "schedule-project"];
+const PROJECT_FIELDS = ["project-input", "schedule-project", "planner-project"];
 
 function say(text, alarm = false) {
   const status = $("token-status");
