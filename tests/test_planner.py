@@ -205,7 +205,10 @@ def test_a_cron_with_many_hours_or_ranges_gets_a_short_stable_name():
     [
         ("fakejob", "no time: say when"),
         ("jalankan fakejob", "no time: say when"),
-        ("every day at 7", "no worker type matches: known types are add, fakejob, helloworld, python-script"),
+        (
+            "every day at 7",
+            "no worker type matches: known types are add, backup-export, fakejob, helloworld, python-script, report-daily",
+        ),
         ("setiap hari jam 7", "no worker type matches"),
         ("hello", "no time"),
         ("fakejob every day at around 7ish", "could not read '7ish'"),

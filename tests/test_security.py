@@ -355,6 +355,17 @@ def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(
 
 
 @needs_root
+def test_a_data_folder_is_made_for_the_job_user_alone(secured_stack):
+    """A type's `data_folder` (backup-export's backups/): the job user's, 0700, inside the closed data folder."""
+    job = run_job(secured_stack, "archivist", {})
+    assert job["status"] == "completed", job
+    folder = secured_stack.data_dir / "archive"
+    assert job["result"]["folder"] == str(folder) and (folder / job["id"]).read_text() == "kept"
+    assert (folder.stat().st_uid, folder.stat().st_mode & 0o777) == (job["result"]["uid"], 0o700) == (65534, 0o700)
+    assert not {"ROBOTNI_API_URL", "ROBOTNI_API_TOKEN"} & set(job["result"]["env"])  # it did not ask for the API
+
+
+@needs_root
 def test_a_result_symlink_is_not_followed(secured_stack):
     job = run_job(secured_stack, "prober", {"symlink_result_to": str(secured_stack.data_dir / "robotni.db")})
     assert job["status"] == "failed" and "result.json" in job["error"]
