@@ -230,6 +230,13 @@ class StatusSchema(Schema):
     workers = fields.List(fields.Nested(WorkerSchema))
 
 
+class CallerSchema(Schema):
+    token_required = fields.Boolean(metadata={"description": "false: no tokens are configured (loopback only)"})
+    projects = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "the token's projects; null: every project"}
+    )
+
+
 class RetrySchema(Schema):
     max_retries = fields.Integer()
     backoff = fields.Float()
