@@ -75,3 +75,21 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # Celery runs its event loop, and billiard's AsynPool (a pipe per pool process), only for an asynchronous
+    # transport. Without it a worker runs billiard's threaded pool, whose autoscaling is broken: its supervisor
+    # thread and Celery's autoscaler thread repopulate the pool at once (`KeyError: None`, the supervisor gone),
+    # and shrinking signals idle processes sharing one queue lock, which one of them can take with it as it dies
+    # (every pool process then waits on that lock forever). Both were seen with a plain Celery app (docs/scheduling.md).
+    implements = filesystem.Transport.implements.extend(asynchronous=True)
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """The folder has no file descriptor to watch: the event loop looks at it each polling interval."""
+        loop.call_repeatedly(self.polling_interval, self._deliver_ready)
+
+    def _deliver_ready(self) -> None:
+        """Hand the consumers what the folder holds now, as far as their prefetch allows, without waiting."""
+        while True:
+            try:
+                self.cycle.get(self._deliver)
+            except Empty:
+                return
