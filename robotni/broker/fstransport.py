@@ -88,6 +88,7 @@ class Transport(filesystem.Transport):
 
     def _deliver_ready(self) -> None:
         """Hand the consumers what the folder holds now, as far as their prefetch allows, without waiting."""
+        assert self.cycle is not None  # kombu's virtual Transport sets it in __init__
         while True:
             try:
                 self.cycle.get(self._deliver)

@@ -220,22 +220,6 @@ def claim_next(queue: str, worker: str, lease_seconds: float, limits: Caps) -> J
     return None
 
 
-def waiting_by_key() -> dict[str, dict[str, int]]:
-    """Per concurrency key with jobs queued or running: how many wait, how many run, and the limit."""
-    query = (
-        select(Job.concurrency_key, Job.status, func.count(), func.max(Job.concurrency_limit))
-        .where(Job.concurrency_key.is_not(None), Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        .group_by(Job.concurrency_key, Job.status)
-    )
-    keys: dict[str, dict[str, int]] = {}
-    with engine().connect() as conn:
-        for key, status, n, limit in conn.execute(query):
-            assert key is not None and limit is not None  # the query's filter; a key is always set with its limit
-            shown = keys.setdefault(key, {"waiting": 0, "running": 0, "limit": limit})
-            shown["waiting" if status == JobStatus.QUEUED else "running"] = n
-    return keys
-
-
 def next_waiting(where: list[ColumnElement[bool]]) -> Job | None:
     """The first queued job matching where, in taking order (for a wake-up once a slot of its key frees)."""
     query = select(Job).where(Job.status == JobStatus.QUEUED, *where).order_by(Job.priority, Job.created_at).limit(1)
