@@ -34,7 +34,7 @@ FEW_PROJECTS = 8
 # Rounds of reading before a process gives up its wake-up (each lost round means others claimed 8 jobs).
 ROUNDS = 5
 # The other rows a claim's compare-and-set counts. One alias for the process: a new one per claim cost SQLAlchemy
-# more than the claim's SQL (each of its columns adapted again, ~2 ms of CPU a keyed claim).
+# more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
 OTHERS = aliased(Job, name="others")
 
 
