@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_WORKERS = Path(__file__).resolve().parent / "workers"
@@ -34,6 +35,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def scrape(stack: Stack) -> dict[str, dict]:
+    """Every sample of /metrics as {sample name: {frozenset of label pairs: value}}."""
+    response = requests.get(stack.url + "/metrics", timeout=10)  # a new connection: any gunicorn worker answers
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples: dict[str, dict] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
+    return samples
 
 
 def alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""kombu's filesystem transport with two changes.
+"""kombu's filesystem transport with three changes.
 
 - A message appears in the queue folder only once it is whole: kombu creates the message file, then writes it;
   a consumer polling in between moves the empty file away and fails to decode it, and the message is gone.
@@ -10,6 +10,9 @@
   a batch per queue; a queue takes its batch oldest first (a name another consumer took meanwhile is skipped, as
   kombu skips it), and the folder is listed again when a queue's batch is used up, at most every half polling
   interval (between two polls of an idle worker, so no message waits longer than before).
+- It runs in Celery's event loop, as Redis and RabbitMQ do: the loop looks at the folder each polling interval.
+  Kombu's own is not asynchronous, so a worker on it runs billiard's threaded pool, which cannot grow or shrink
+  (`--autoscale`, Flower's pool buttons) safely (see the Transport class).
 """
 
 from __future__ import annotations
@@ -75,3 +78,23 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # Celery runs its event loop, and billiard's AsynPool (a pipe per pool process), only for an asynchronous
+    # transport. Without it a worker runs billiard's threaded pool, whose resizing is broken: Celery's autoscaler
+    # thread adds processes while billiard's supervisor thread maintains the pool, and the supervisor dies on
+    # `KeyError: None` (a process listed before it has a pid; a plain Celery app does the same); and after a
+    # shrink, which signals idle processes sharing one queue lock, every pool process can end up waiting on that
+    # lock with no live holder, so no job is taken again (docs/scheduling.md).
+    implements = filesystem.Transport.implements.extend(asynchronous=True)
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """The folder has no file descriptor to watch: the event loop looks at it each polling interval."""
+        loop.call_repeatedly(self.polling_interval, self._deliver_ready)
+
+    def _deliver_ready(self) -> None:
+        """Hand the consumers what the folder holds now, as far as their prefetch allows, without waiting."""
+        assert self.cycle is not None  # kombu's virtual Transport sets it in __init__
+        while True:
+            try:
+                self.cycle.get(self._deliver)
+            except Empty:
+                return
