@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from robotni.store.engine import engine
 from robotni.store.events import PENDING
-from robotni.store.models import Event, WebhookDelivery, utcnow
+from robotni.store.models import Event, Job, WebhookDelivery, utcnow
 
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -76,6 +76,12 @@ def settle(delivery: WebhookDelivery, **values: Any) -> WebhookDelivery | None:
 def payload(event_id: int) -> str | None:
     with engine().connect() as conn:
         return conn.execute(select(Event.payload).where(Event.id == event_id)).scalar()
+
+
+def callback_token(job_id: str) -> str | None:
+    """The token whose callback secret signs the job's callback (None: ROBOTNI_CALLBACK_SECRET)."""
+    with engine().connect() as conn:
+        return conn.execute(select(Job.callback_token).where(Job.id == job_id)).scalar()
 
 
 def next_in_line(delivery: WebhookDelivery) -> int | None:
