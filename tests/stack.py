@@ -189,10 +189,10 @@ class Stack:
         """The Procfile's `webhooks` line: deliveries on their own queue, on threads."""
         return self.start_worker(name, queues=("webhooks",), concurrency=8, pool="threads")
 
-    def start_beat(self, name: str = "beat") -> Process:
+    def start_beat(self, name: str = "beat", env: dict | None = None) -> Process:
         """celery beat as the Procfile runs it: the in-memory scheduler, so no schedule file is written."""
         argv = [sys.executable, "-m", "celery", "-A", "robotni", "beat", "--scheduler", "celery.beat:Scheduler"]
-        proc = self.spawn(name, [*argv, "--loglevel", "INFO"])
+        proc = self.spawn(name, [*argv, "--loglevel", "INFO"], env)
         wait_until(lambda: "beat: Starting..." in proc.log(), 60, f"{name} started\n{proc.log()}", every=0.1)
         return proc
 

@@ -127,11 +127,15 @@ def of_subscription(subscription_id: str, limit: int) -> list[tuple[WebhookDeliv
         return [(delivery, type_) for delivery, type_ in session.execute(query)]
 
 
-def redeliver(subscription_id: str, delivery_id: int) -> WebhookDelivery | None:
-    """Send a delivery again now, with a fresh series of tries (the caller sends its message)."""
+def redeliver(subscription_id: str, delivery_id: int) -> tuple[WebhookDelivery, str] | None:
+    """Send a delivery again now, with a fresh series of tries (the caller sends its message); with its event type."""
     now = utcnow()
-    return _update(
+    delivery = _update(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == subscription_id)
         .values(status=PENDING, attempts=0, next_try_at=now, claimed_until=None, published_at=now)
     )
+    if delivery is None:
+        return None
+    with engine().connect() as conn:
+        return delivery, conn.execute(select(Event.type).where(Event.id == delivery.event_id)).scalar_one()
