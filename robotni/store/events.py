@@ -145,11 +145,17 @@ def record_schedule_failure(session: Session, schedule: Schedule, now: datetime)
     return _add(session, event, schedule_snapshot(schedule), targets)
 
 
-def after(job_id: str | None, projects: list[str] | None, cursor: int, limit: int) -> list[Event]:
-    """Events past cursor, oldest first: of one job, or of some projects (None: all)."""
+def after(
+    job_id: str | None, projects: list[str] | None, cursor: int, limit: int, upto: int | None = None
+) -> list[Event]:
+    """Events past cursor (and up to upto), oldest first: of one job, or the job events of some projects (None: all)."""
     query = select(Event).where(Event.id > cursor).order_by(Event.id).limit(limit)
+    if upto is not None:
+        query = query.where(Event.id <= upto)
     if job_id is not None:
         query = query.where(Event.job_id == job_id)
+    else:
+        query = query.where(Event.type.startswith(JOB_EVENT_PREFIX, autoescape=True))
     if projects is not None:
         query = query.where(Event.project.in_(projects))
     with Session(engine(), expire_on_commit=False) as session:
