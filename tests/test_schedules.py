@@ -244,7 +244,9 @@ def test_a_schedule_that_made_no_job_is_a_schedule_failed_delivery_until_the_ret
     [(delivery, type_)] = deliveries.of_subscription(asked.id, 10)
     assert type_ == "schedule.failed" and delivery.job_id == broken.id and count(WebhookDelivery) == 1
     sent = json.loads(deliveries.payload(delivery.event_id))
-    assert sent["data"] == events.schedule_snapshot(dispatch.get(broken.id)) and "vanished" in sent["data"]["last_error"]
+    assert (
+        sent["data"] == events.schedule_snapshot(dispatch.get(broken.id)) and "vanished" in sent["data"]["last_error"]
+    )
     later = T0 + timedelta(days=8)
     assert retention.remove_old_schedule_events(later, timedelta(days=9)) == 0
     assert retention.remove_old_schedule_events(later, timedelta(days=7)) == 1 and count(WebhookDelivery) == 0
