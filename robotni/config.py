@@ -72,11 +72,14 @@ DEFAULT_WORKER_IDLE_EXIT = 0.0
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 # Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
 DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
+# A person waits for a plan (the planner page, POST /planner/plan): a chat model writes a short JSON plan in a few
+# seconds, and past this the rules answer instead (robotni/planner/model.py).
+DEFAULT_PLANNER_LLM_TIMEOUT = 10.0
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret", "planner_llm_key"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class Settings:
     webhook_allow_private: bool
     webhook_backoff: tuple[float, ...]
     callback_secret: str
+    planner_llm_url: str
+    planner_llm_key: str
+    planner_llm_model: str
+    planner_llm_timeout: float
 
     @property
     def jobs_dir(self) -> Path:
@@ -214,6 +221,10 @@ def load_settings() -> Settings:
             float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
         ),
         callback_secret=_env("CALLBACK_SECRET", ""),
+        planner_llm_url=_env("PLANNER_LLM_URL", ""),
+        planner_llm_key=_env("PLANNER_LLM_KEY", ""),
+        planner_llm_model=_env("PLANNER_LLM_MODEL", ""),
+        planner_llm_timeout=float(_env("PLANNER_LLM_TIMEOUT", str(DEFAULT_PLANNER_LLM_TIMEOUT))),
     )
 
 
