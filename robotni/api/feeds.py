@@ -28,6 +28,10 @@ KEPT_LOG_BYTES = 64 * 1024
 KEPT_EVENTS = 1000
 # Events read per query while the reader catches up with a burst.
 READ_BATCH = 500
+# Streams woken at once, and the time over which the reader spreads waking all of them: hundreds of threads woken
+# together would keep the other requests of the process waiting for the interpreter meanwhile.
+WAKE_BATCH = 8
+WAKE_SPREAD_SECONDS = 0.2
 
 
 @dataclass
@@ -151,12 +155,15 @@ class Reader:
                 self.wanted.wait_for(lambda: bool(self.jobs or self.projects.waiters))
             started = time.monotonic()
             try:
-                woken = self.read_jobs() | self.read_projects()
+                woken = list(self.read_jobs() | self.read_projects())
             except Exception:  # the store is away a moment: the streams wait, the next read catches up
                 log.exception("live streams: reading the store failed")
-                woken = set()
-            for waiter in woken:
-                waiter.set()
+                woken = []
+            batches = range(0, len(woken), WAKE_BATCH)
+            for start in batches:
+                for waiter in woken[start : start + WAKE_BATCH]:
+                    waiter.set()
+                time.sleep(WAKE_SPREAD_SECONDS / len(batches))
             time.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
 
     def read_jobs(self) -> set[threading.Event]:
