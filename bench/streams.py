@@ -4,20 +4,19 @@ For each variant, one stack at a time: gunicorn as the Procfile runs it (2 `gthr
 overrides the config's count for every variant), one worker running --jobs `chatter` jobs that print 10 lines/s
 and report progress (bench/workers/chatter.py), then:
 
-1. `GET /jobs/{id}` at --rate requests/s for --seconds with no stream open (h2load, open loop, one connection per
-   request, as in bench/api.py): the reference for this stack at this moment;
-2. --streams job streams (spread over the jobs) opened by a light asyncio reader that only counts bytes;
-3. gunicorn's workers' memory (PSS and RSS from /proc/<pid>/smaps_rollup) and threads, before the first timed
-   request and with the streams (so a stream's share includes its thread), and the CPU gunicorn uses for the
-   streams alone (--idle seconds without other requests);
-4. `GET /jobs/{id}` at --rate/s for --seconds with the streams open;
-5. how many streams were still open at the end, each having received events.
+1. --streams job streams (spread over the jobs) opened by a light asyncio reader that only counts bytes;
+2. gunicorn's workers' memory (PSS and RSS from /proc/<pid>/smaps_rollup) and threads before and with the
+   streams (so a stream's share includes its thread), and the CPU gunicorn uses for the streams alone (--idle
+   seconds without other requests);
+3. `GET /jobs/{id}` at --rate requests/s for --seconds with the streams open (h2load, open loop, one connection
+   per request, as in bench/api.py), and how many streams were still open then, each having received events;
+4. the same requests once the streams are closed: the reference for this stack at this moment.
 
-With `--baseline DIR` (a checkout of another commit: `git archive <commit> | tar -x -C DIR`) the stacks of that
-checkout run in alternation with this one's, round after round, each of its processes started in DIR so that
-`robotni` is imported from there. `--stack redis` runs on Redis + PostgreSQL (ROBOTNI_TEST_REDIS_URL and
-ROBOTNI_TEST_POSTGRES_URL, a fresh database each). Each row says the load average and the cores that other
-processes than gunicorn and this benchmark used meanwhile.
+With `--baseline DIR` (a checkout of another commit: `git archive <commit> | tar -x -C DIR`; repeatable) the
+stacks of that checkout run in alternation with this one's, round after round (in reverse order every other
+round), each of its processes started in DIR so that `robotni` is imported from there. `--stack redis` runs on
+Redis + PostgreSQL (ROBOTNI_TEST_REDIS_URL and ROBOTNI_TEST_POSTGRES_URL, a fresh database each). Each row says
+the load average and the cores that other processes than gunicorn and this benchmark used meanwhile.
 """
 
 from __future__ import annotations
@@ -177,8 +176,7 @@ def measure(variant: str, root: Path, args: argparse.Namespace) -> Run:
                 stack.wait_for(job_id, ["running"], timeout=60)
             for _ in range(40):  # each gunicorn worker has its engine and pages before timing
                 stack.http.get(stack.api(f"/jobs/{jobs[0]}"), headers={"Connection": "close"})
-            run.before = memory(web_workers(stack))  # before the timed requests grow the thread pools
-            run.reference = timed(stack, jobs[0], args)
+            run.before = memory(web_workers(stack))  # before anything grows the thread pools
             paths = [f"/api/worker/jobs/{jobs[n % len(jobs)]}/events" for n in range(args.streams)]
             holder = Holder(stack.url, paths).start()
             with contextlib.suppress(AssertionError):  # those not answered by then count as not held
@@ -188,6 +186,10 @@ def measure(variant: str, root: Path, args: argparse.Namespace) -> Run:
             run.during = memory(web_workers(stack))
             run.web_cores = cores(web.pid, 0, lambda: setattr(run, "loaded", timed(stack, jobs[0], args)))
             run.opened, run.held = sum(holder.held.opened), holder.alive()
+            holder.stop()
+            holder = None
+            time.sleep(2)  # the streams' threads are back in the pools
+            run.reference = timed(stack, jobs[0], args)
         finally:
             if holder is not None:
                 holder.stop()
@@ -207,15 +209,15 @@ def row(run: Run, streams: int) -> str:
     before, during = run.before, run.during
     per = {k: (during.get(k, 0) - before.get(k, 0)) * 1024 / max(run.held, 1) for k in ("pss", "rss")}
     return (
-        f"| {run.variant} | {run.load} | {latency(run.reference)} | {run.held} of {streams} ({run.opened} answered) | "
-        f"{latency(run.loaded)} | {run.streams_cores:.2f} | {run.web_cores:.2f} | "
+        f"| {run.variant} | {run.load} | {run.held} of {streams} ({run.opened} answered) | {latency(run.loaded)} | "
+        f"{latency(run.reference)} | {run.streams_cores:.2f} | {run.web_cores:.2f} | "
         f"{before.get('pss', 0):.0f} → {during.get('pss', 0):.0f} MiB: {per['pss']:.0f} KiB | {per['rss']:.0f} KiB | "
         f"{before.get('threads', 0):.0f} → {during.get('threads', 0):.0f} |"
     )
 
 
 HEAD = (
-    "| variant | load average at start | GET /jobs/{id}, no stream | streams held | GET /jobs/{id}, streams open "
+    "| variant | load average at start | streams held | GET /jobs/{id}, streams open | GET /jobs/{id}, no stream "
     "| gunicorn cores, streams alone | gunicorn cores, streams + GETs | PSS of the web workers: a stream | "
     "RSS a stream | threads |\n|---|---|---|---|---|---|---|---|---|---|"
 )
@@ -231,13 +233,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="gunicorn --threads for every variant (0: config's)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--stack", choices=["embedded", "redis"], default="embedded")
-    parser.add_argument("--baseline", type=Path, help="another checkout, measured in alternation with this one")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="another checkout, measured in alternation (repeatable)",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    variants = [("this tree", ROOT)] + ([(f"baseline {args.baseline}", args.baseline)] if args.baseline else [])
+    variants = [("this tree", ROOT), *((f"baseline {path}", path) for path in args.baseline)]
     print(f"{args.stack} stack, {args.streams} streams over {args.jobs} jobs; GET at {args.rate}/s, {args.seconds} s")
     print(HEAD, flush=True)
     for number in range(args.rounds):
