@@ -100,6 +100,7 @@ class Reader:
         self.jobs: dict[str, JobFeed] = {}
         self.projects = ProjectFeed()
         self.thread: threading.Thread | None = None
+        self.failing = False
 
     # --- streams ------------------------------------------------------------------------------------------
 
@@ -156,9 +157,13 @@ class Reader:
             started = time.monotonic()
             try:
                 woken = list(self.read_jobs() | self.read_projects())
+                if self.failing:
+                    log.info("live streams: reading the store again")
+                self.failing = False
             except Exception:  # the store is away a moment: the streams wait, the next read catches up
-                log.exception("live streams: reading the store failed")
-                woken = []
+                if not self.failing:  # said once, not twice a second while it lasts
+                    log.exception("live streams: reading the store failed; trying again every %s s", POLL_SECONDS)
+                self.failing, woken = True, []
             batches = range(0, len(woken), WAKE_BATCH)
             for start in batches:
                 for waiter in woken[start : start + WAKE_BATCH]:
@@ -172,7 +177,7 @@ class Reader:
             known = {job_id: feed.job.version if feed.job else None for job_id, feed in self.jobs.items()}
         if not known:
             return set()
-        now = queries.versions(known)
+        now = queries.versions(list(known))
         # A feed not read yet, a job removed by the retention, or a new version.
         moved = [job_id for job_id, version in known.items() if version is None or now.get(job_id) != version]
         rows = {job.id: job for job in queries.by_ids(moved)} if moved else {}
@@ -188,7 +193,6 @@ class Reader:
                 return set()
             ready, cursor, log_end = feed.ready, feed.cursor, feed.log_start + len(feed.log)
         if job is not None and not ready:  # from now on: what a stream needs of the past it reads itself
-            cursor = log_end = 0
             start = events.last_of(job_id)
             found, log_from, log_bytes = [], job.log_bytes, b""
         else:
@@ -198,8 +202,7 @@ class Reader:
             shipped = job is not None and job.log_bytes > log_from
             log_bytes = queries.output_of(job_id, log_from, job.log_bytes - log_from) if job and shipped else b""
         with self.lock:
-            feed = self.jobs.get(job_id)
-            if feed is None:
+            if self.jobs.get(job_id) is not feed:  # its streams left meanwhile (and maybe new ones came)
                 return set()
             if start is not None:
                 feed.floor = feed.cursor = start
