@@ -141,6 +141,7 @@ class Run:
     during: dict[str, float] = field(default_factory=dict)
     streams_cores: float = 0.0
     web_cores: float = 0.0
+    reference_cores: float = 0.0
 
 
 def timed(stack: Stack, job_id: str, args: argparse.Namespace) -> Result:
@@ -189,7 +190,7 @@ def measure(variant: str, root: Path, args: argparse.Namespace) -> Run:
             holder.stop()
             holder = None
             time.sleep(2)  # the streams' threads are back in the pools
-            run.reference = timed(stack, jobs[0], args)
+            run.reference_cores = cores(web.pid, 0, lambda: setattr(run, "reference", timed(stack, jobs[0], args)))
         finally:
             if holder is not None:
                 holder.stop()
@@ -210,7 +211,7 @@ def row(run: Run, streams: int) -> str:
     per = {k: (during.get(k, 0) - before.get(k, 0)) * 1024 / max(run.held, 1) for k in ("pss", "rss")}
     return (
         f"| {run.variant} | {run.load} | {run.held} of {streams} ({run.opened} answered) | {latency(run.loaded)} | "
-        f"{latency(run.reference)} | {run.streams_cores:.2f} | {run.web_cores:.2f} | "
+        f"{latency(run.reference)} | {run.streams_cores:.2f}, {run.web_cores:.2f}, {run.reference_cores:.2f} | "
         f"{before.get('pss', 0):.0f} → {during.get('pss', 0):.0f} MiB: {per['pss']:.0f} KiB | {per['rss']:.0f} KiB | "
         f"{before.get('threads', 0):.0f} → {during.get('threads', 0):.0f} |"
     )
@@ -218,8 +219,8 @@ def row(run: Run, streams: int) -> str:
 
 HEAD = (
     "| variant | load average at start | streams held | GET /jobs/{id}, streams open | GET /jobs/{id}, no stream "
-    "| gunicorn cores, streams alone | gunicorn cores, streams + GETs | PSS of the web workers: a stream | "
-    "RSS a stream | threads |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| gunicorn cores: streams alone, streams + GETs, GETs alone | PSS of the web workers: a stream | "
+    "RSS a stream | threads |\n|---|---|---|---|---|---|---|---|---|"
 )
 
 
