@@ -2,7 +2,7 @@
 
 Revision ID: 5d1e7a0c9b42
 Revises: 043066412aed
-Create Date: 2026-12-08 10:00:00.000000
+Create Date: 2026-11-30 15:00:00.000000
 """
 
 from alembic import op
