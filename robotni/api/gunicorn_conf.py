@@ -17,7 +17,7 @@ from robotni.api import metrics
 
 # Open streams each worker process can hold next to ordinary requests. gunicorn's workers take connections
 # unevenly (one may take most of them), so each can hold them all: 2 workers hold 1000 streams in any case.
-# A thread is made when first needed and then costs ~60 KiB with its stream (docs/benchmarks.md).
+# A thread is made when first needed; with its stream it costs 70-80 KiB (docs/benchmarks.md, bench/streams.py).
 THREADS_PER_WORKER = 1000
 # Connections a worker takes beyond its threads: idle keep-alive connections, which hold no thread.
 KEEPALIVE_CONNECTIONS = 100
