@@ -12,12 +12,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 
+from robotni import tokens
+from robotni.config import settings
+from robotni.errors import ConfigError
 from robotni.flower import command as flower_command
+from robotni.webhooks.signing import new_secret
 from tests.stack import Stack, free_port, running_stack, wait_until
 
 ADMIN = "admin-token-" + "a" * 20
@@ -498,6 +503,30 @@ def test_without_tokens_only_loopback_is_served(tmp_path):
         {"token_required": False, "projects": None},
     ], done.stderr
     assert "loopback" in done.stderr  # said at start
+
+
+def test_a_tokens_file_gives_named_tokens_their_own_callback_secret(tmp_path):
+    path, secret, other = tmp_path / "tokens.json", new_secret(), new_secret()
+
+    def parsed(*entries: dict) -> list[tokens.Token]:
+        path.write_text(json.dumps(list(entries)))
+        return tokens.parse_file(path)
+
+    shop = {"name": "shop", "token": SHOP, "projects": ["shop"], "callback_secret": secret}
+    renewed = {**shop, "token": BOTH}  # the same name and secret: an old and a new token of one shop
+    assert [t.callback_secret for t in parsed(shop, renewed, {"token": ADMIN, "projects": "*"})] == [
+        secret,
+        secret,
+        None,
+    ]
+    current = replace(settings(), api_tokens_file=path)
+    assert tokens.callback_secret("shop", current) == secret and tokens.callback_secret("admin", current) is None
+    for bad in ({**shop, "name": ""}, {**shop, "callback_secret": "whsec_c2hvcnQ="}, {**shop, "callback_secret": 42}):
+        with pytest.raises(ConfigError) as refused:
+            parsed(bad)
+        assert secret not in str(refused.value)
+    with pytest.raises(ConfigError, match="different callback_secret"):
+        parsed(shop, {**renewed, "callback_secret": other})
 
 
 # --- Flower ------------------------------------------------------------------------------------------------------

@@ -15,9 +15,12 @@ from gunicorn.workers.base import Worker
 from robotni import logsetup  # metrics first sets PROMETHEUS_MULTIPROC_DIR, for the workers too
 from robotni.api import metrics
 
-# Open streams each worker process can hold next to ordinary requests (2 workers: 512 streams); an idle thread
-# costs about a hundred KiB (docs/benchmarks.md).
-THREADS_PER_WORKER = 256
+# Open streams each worker process can hold next to ordinary requests. gunicorn's workers take connections
+# unevenly (one may take most of them), so each can hold them all: 2 workers hold 1000 streams in any case.
+# A thread is made when first needed; with its stream it costs 70-80 KiB (docs/benchmarks.md, bench/streams.py).
+THREADS_PER_WORKER = 1000
+# Connections a worker takes beyond its threads: idle keep-alive connections, which hold no thread.
+KEEPALIVE_CONNECTIONS = 100
 
 
 class RobotniLogger(Logger):
@@ -43,6 +46,8 @@ def child_exit(server: Arbiter, worker: Worker) -> None:
 
 
 # Threads, not sync workers: a live event stream (robotni/api/streams.py) holds its thread while it lasts, so a
-# worker needs many threads; each stream sleeps between short store reads and holds no database connection.
+# worker needs many threads; the streams of a process share one reader of the store (robotni/api/feeds.py) and
+# hold no database connection between events.
 worker_class = "gthread"
 threads = THREADS_PER_WORKER
+worker_connections = THREADS_PER_WORKER + KEEPALIVE_CONNECTIONS
