@@ -59,6 +59,7 @@ def independent(steps: int) -> list[dict]:
 class Run:
     seconds: float  # first step created -> last step ended
     submit_ms: float  # the POST /workflows itself
+    handover_ms: float | None  # a chain: the median of a step's start minus its parent's end
 
 
 def run(stack: Stack, steps: list[dict]) -> Run:
@@ -72,7 +73,20 @@ def run(stack: Stack, steps: list[dict]) -> Run:
     jobs = [step["job"] for step in done["steps"]]
     first = min(datetime.fromisoformat(job["created_at"]) for job in jobs)
     last = max(datetime.fromisoformat(job["finished_at"]) for job in jobs)
-    return Run((last - first).total_seconds(), submit_ms)
+    return Run((last - first).total_seconds(), submit_ms, _handover_ms(steps, done["steps"]))
+
+
+def _handover_ms(steps: list[dict], done: list[dict]) -> float | None:
+    """How long a chain's step waited after its parent's end (the release, its message or the hand-off, the
+    claim): the median over the steps, steadier on a loaded machine than the difference of two drains."""
+    ended = {step["name"]: step["job"] for step in done}
+    gaps = [
+        datetime.fromisoformat(ended[step["name"]]["started_at"])
+        - datetime.fromisoformat(ended[step["depends_on"][0]]["finished_at"])
+        for step in steps
+        if len(step.get("depends_on", [])) == 1 and len(steps) == len(done) and step["name"].startswith("s")
+    ]
+    return statistics.median(gap.total_seconds() * 1000 for gap in gaps) if gaps else None
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, list[Run]]:
@@ -143,7 +157,9 @@ def rows(title: str, runs: dict[str, list[Run]], steps: int) -> list[str]:
     def submit(shape: str) -> float:
         return statistics.median(r.submit_ms for r in runs[shape])
 
-    out = []
+    handovers = [r.handover_ms for r in runs["chain"] if r.handover_ms is not None]
+    handover = f"{statistics.median(handovers):.1f} ms"
+    out = [f"| {title} | a chain's step: its start minus its parent's end, median | {handover} | | | |"]
     for shape, label, count in (("chain", f"chain of {steps}", steps), ("fan", f"1 -> {steps} -> 1", steps + 2)):
         base = f"{shape}-independent"
         overhead = (median(shape) - median(base)) * 1000 / count

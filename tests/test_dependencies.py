@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -139,3 +140,55 @@ def test_retention_removes_old_workflows_with_their_steps_and_edges(shared_store
     assert workflows.get(found.workflow.id) is None
     with engine.engine().connect() as conn:
         assert conn.execute(select(func.count()).select_from(Dependency)).scalar() == 0
+
+
+def _step(name: str, *parents: str) -> NewStep:
+    return NewStep(name, "fakejob", "default", {}, None, 1, depends_on=list(parents))
+
+
+def _racing(*calls) -> list[BaseException]:
+    """The calls released at the same moment on threads of their own; what each raised."""
+    start, raised = threading.Barrier(len(calls)), []
+
+    def run(call) -> None:
+        start.wait()
+        try:
+            call()
+        except BaseException as exc:  # a deadlock PostgreSQL detected: the loser's transaction is aborted
+            raised.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return raised
+
+
+def test_a_workflow_cancel_racing_its_steps_ends_never_deadlocks(shared_store):
+    """A cancel locks the workflow's steps while steps end (each locking its own row, then its dependents), a
+    waiting step is cancelled on its own and a queued one is claimed: one lock order, so no round deadlocks, every
+    step ends once, and a step claimed mid-cancel is marked to stop."""
+    for _ in range(40):
+        # a and b run (b already marked by a job cancel, so the workflow's cancel passes it by), c is queued, each
+        # of a and b has waiting dependents whose ids are in another order than their rows.
+        names = [f"d{i}" for i in range(30)]
+        steps = [_step("a"), _step("b"), _step("c"), _step("w", "c")]
+        steps += [_step(name, "a" if i % 2 else "b") for i, name in enumerate(names)]
+        found, made = workflows.create("p", "race", steps)
+        step = {job.step: job for job in made}
+        a, b = (claims.take(step[s].id, "w", 30) for s in "ab")
+        jobs.cancel(b.id)
+        raised = _racing(
+            partial(workflows.cancel, found.workflow.id),
+            partial(jobs.finish, a, JobStatus.COMPLETED),
+            partial(jobs.finish, b, JobStatus.CANCELLED),
+            partial(jobs.cancel, step["w"].id),
+            partial(claims.take, step["c"].id, "w", 30),
+        )
+        assert raised == []
+        ended = {job.step: jobs.get(job.id) for job in made}
+        assert ended["a"].status == JobStatus.COMPLETED and ended["b"].status == JobStatus.CANCELLED
+        assert all(ended[name].status == JobStatus.CANCELLED for name in [*names, "w"]), ended
+        c = ended["c"]
+        assert c.status == JobStatus.CANCELLED or (c.status == JobStatus.RUNNING and c.cancel_requested), c

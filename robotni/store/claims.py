@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
-from robotni.store.engine import engine
+from robotni.store.engine import engine, reading
 from robotni.store.jobs import transition
 from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import registry
@@ -74,7 +74,7 @@ def load(limits: Caps, now: datetime) -> Load:
     by_key: dict[str, int] = {}
     by_project: dict[str, int] = {}
     by_queue_project: dict[tuple[str, str], int] = {}
-    with engine().connect() as conn:
+    with reading() as conn:
         for queue, project, key, n in conn.execute(running):
             if key is not None:
                 by_key[key] = by_key.get(key, 0) + n
@@ -159,7 +159,7 @@ def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
         return row.priority.rank, fair.get(row.project, 0), row.created_at, row.id
 
     found: list[Row[Any]] = []
-    with engine().connect() as conn:
+    with reading() as conn:
         for bound, projects in _fair_groups(queue, current, conn):
             if found and bound > rank(min(found, key=rank))[:2]:
                 break  # every job of this group and the next ranks after one already found

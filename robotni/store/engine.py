@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from robotni.config import settings
@@ -29,8 +31,22 @@ def make_engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": settings().db_busy_timeout})
         event.listen(eng, "connect", _sqlite_pragmas)
     else:
-        eng = create_engine(url, pool_pre_ping=True)
+        eng = create_engine(url)
+        event.listen(eng, "checkout", _closed_by_server)
     return eng
+
+
+def _closed_by_server(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: object) -> None:
+    """Discard a pooled connection the server closed (a restart): the pool opens a new one in its place.
+
+    An idle connection's socket has nothing to read unless the server said something since: closed it, mostly (a
+    restart sends a last error, then its end). Looking costs no round trip, where `pool_pre_ping` sends a query at
+    every checkout (5 a job). A connection lost without a word fails its next statement instead, as it would
+    after a ping too.
+    """
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 def create_schema(eng: Engine) -> None:
@@ -61,6 +77,13 @@ def engine() -> Engine:
         _engines.clear()
         _engines[pid] = _checked(make_engine(settings().database_url))
     return _engines[pid]
+
+
+def reading() -> Connection:
+    """A connection for reads only: on PostgreSQL outside a transaction, so its statements go without the BEGIN and
+    ROLLBACK round trips around them (each reads what was committed as it starts). SQLite runs in-process."""
+    conn = engine().connect()
+    return conn.execution_options(isolation_level="AUTOCOMMIT") if conn.dialect.name == "postgresql" else conn
 
 
 def use(eng: Engine | None) -> None:

@@ -41,6 +41,9 @@ SCHEDULE_FIELDS = (
     "source", "source_file", "next_run_at", "last_run_at", "last_job_id", "last_error", "created_at", "updated_at",
 )  # fmt: skip
 PENDING = "pending"
+ENABLED = WebhookSubscription.enabled.is_(True)
+# Read with a job's change (robotni/store/jobs.py), in the same statement: is any subscription on?
+SUBSCRIBED = select(WebhookSubscription.id).where(ENABLED).exists().label("subscribed")
 _listeners: list[Callable[[list[int]], None]] = []
 
 
@@ -97,7 +100,7 @@ def _subscribers(session: Session, type_: str, project: str) -> list[tuple[str |
     )
     return [
         (sid, url)
-        for sid, url, events, projects in session.execute(query.where(WebhookSubscription.enabled.is_(True)))
+        for sid, url, events, projects in session.execute(query.where(ENABLED))
         if type_ in events and (not projects or project in projects)
     ]
 
@@ -123,9 +126,12 @@ def _add(session: Session, event: Event, data: dict[str, Any], targets: list[tup
     return [d.id for d in deliveries]
 
 
-def record(session: Session, job: Job, type_: str, now: datetime) -> list[int]:
-    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids."""
-    targets = _subscribers(session, type_, job.project)
+def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bool = True) -> list[int]:
+    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids.
+
+    subscribed=False: the caller read in this transaction that no subscription is on (SUBSCRIBED), so none is read.
+    """
+    targets = _subscribers(session, type_, job.project) if subscribed else []
     if job.callback_url and job.status.is_terminal:
         targets.append((None, job.callback_url))
     event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)

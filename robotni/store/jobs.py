@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
@@ -27,12 +27,18 @@ def _lock_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+def workflow_lock(workflow_id: str) -> int:
+    """The advisory lock of a workflow's steps: shared to change one's status, exclusive to cancel them all."""
+    return _lock_id(f"workflow:{workflow_id}")
+
+
 def transition(
     job_id: str,
     where: Iterable[ColumnElement[bool]],
     ended: Job | None = None,
     log_chunk: LogChunk | None = None,
     locks: Iterable[str] = (),
+    workflow: str | None = None,
     **values: Any,
 ) -> Job | None:
     """Apply values where the row still matches; the updated row, or None when it did not match.
@@ -43,23 +49,27 @@ def transition(
     with their events; the jobs that released are published after the commit.
     `locks` are taken first and held to the commit, so a `where` that counts other rows (robotni/store/claims.py)
     sees every change made under the same lock: PostgreSQL's advisory locks; SQLite needs none, as it runs one
-    write at a time.
+    write at a time. `workflow` (the job's, for a step's change of status) is taken before them, shared: a
+    workflow's cancel holds it alone (robotni/store/workflows.py), so no step changes status under the cancel.
     """
     now = utcnow()
     statement = (
         update(Job)
         .where(Job.id == job_id, *where)
         .values(version=Job.version + 1, updated_at=now, **values)
-        .returning(Job)
+        # Whether any webhook subscription is on comes back with the row: without one, the event needs no more reads.
+        .returning(Job, events.SUBSCRIBED if "status" in values else literal(False))
         # A fresh session holds no object to bring up to date: skipping that saves ~0.2 ms of CPU per change.
         .execution_options(synchronize_session=False)
     )
     settled = dependencies.Settled([], [])
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
+            if workflow is not None:
+                session.execute(select(func.pg_advisory_xact_lock_shared(workflow_lock(workflow))))
             for name in sorted(set(locks)):  # one order everywhere: two claims never wait on each other in a cycle
                 session.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
-        row = session.execute(statement).scalar_one_or_none()
+        row, subscribed = session.execute(statement).one_or_none() or (None, False)
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
         if row is not None and ended is not None:
@@ -76,7 +86,7 @@ def transition(
                 )
             )
         delivery_ids = (
-            events.record(session, row, events.event_type(row.status, ended is not None), now)
+            events.record(session, row, events.event_type(row.status, ended is not None), now, subscribed)
             if row is not None and "status" in values
             else []
         )
@@ -89,6 +99,12 @@ def transition(
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
     return Job.status.in_(list(statuses))
+
+
+def in_id_order(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """For an UPDATE of many rows: the rows matching where, locked in id order first (the order every transaction
+    takes waiting rows in, so two never wait on each other in a cycle; SQLite runs one write at a time)."""
+    return Job.id.in_(select(Job.id).where(*where).order_by(Job.id).with_for_update())
 
 
 def owned_by(job: Job) -> list[ColumnElement[bool]]:
@@ -123,6 +139,7 @@ def finish(job: Job, status: JobStatus, lease_expired_by: datetime | None = None
         job.id,
         _owned(job, lease_expired_by),
         ended=job,
+        workflow=job.workflow_id,
         status=status,
         finished_at=utcnow(),
         lease_expires_at=None,
@@ -136,6 +153,7 @@ def retry_later(job: Job, delay: float, lease_expired_by: datetime | None = None
         job.id,
         _owned(job, lease_expired_by),
         ended=job,
+        workflow=job.workflow_id,
         status=JobStatus.SCHEDULED,
         run_at=utcnow() + timedelta(seconds=delay),
         lease_expires_at=None,
@@ -170,6 +188,7 @@ def requeue(job: Job, **values: Any) -> Job | None:
         job.id,
         owned_by(job),
         ended=job,
+        workflow=job.workflow_id,
         status=JobStatus.QUEUED,
         worker=None,
         lease_expires_at=None,
@@ -194,8 +213,12 @@ def cancel(job_id: str, asked_by: str = "") -> Job | None:
 
     `asked_by` names who cancelled when it is not the API (a Celery revoke): the waiting job's error says so.
     """
+    job = get(job_id)  # its workflow: a step's cancel takes the workflow's lock
+    if job is None:
+        return None
     by = f" by {asked_by}" if asked_by else ""
-    ended = transition(job_id, [status_in(WAITING)], **_cancelled_waiting(f"cancelled{by} before it started"))
+    values = _cancelled_waiting(f"cancelled{by} before it started")
+    ended = transition(job_id, [status_in(WAITING)], workflow=job.workflow_id, **values)
     if ended is not None:
         return ended
     marked = transition(
@@ -206,11 +229,12 @@ def cancel(job_id: str, asked_by: str = "") -> Job | None:
 
 def flush(types: list[str] | None = None, projects: list[str] | None = None) -> int:
     """Cancel every waiting job (optionally of some types or projects) in one statement; how many were."""
-    statement = update(Job).where(status_in(WAITING))
+    where = [status_in(WAITING)]
     if types:
-        statement = statement.where(Job.type.in_(types))
+        where.append(Job.type.in_(types))
     if projects:
-        statement = statement.where(Job.project.in_(projects))
+        where.append(Job.project.in_(projects))
+    statement = update(Job).where(in_id_order(*where), *where)
     values = _cancelled_waiting("cancelled by a queue flush")
     now = values["finished_at"]
     statement = statement.values(version=Job.version + 1, updated_at=now, **values).returning(Job)

@@ -16,7 +16,7 @@ from robotni.store import dependencies, events
 from robotni.store.creation import Placement, new_job
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.jobs import status_in
+from robotni.store.jobs import in_id_order, status_in, workflow_lock
 from robotni.store.models import Dependency, Job, Workflow, utcnow
 
 
@@ -157,23 +157,27 @@ def steps(workflow_id: str) -> tuple[list[Job], list[tuple[str, str]]]:
 def cancel(workflow_id: str) -> list[str] | None:
     """Cancel every step not ended; the running ones to stop (their rows are marked). None: nothing left to cancel.
 
-    Running steps are marked before the waiting ones are cancelled: a step ending meanwhile locks its own row,
-    then its dependents; taking the running rows first means this never holds a dependent while that step's
-    transaction holds the step and waits for it.
+    On PostgreSQL the workflow's lock is taken first, exclusive: every change of a step's status but a claim's and a
+    release's takes it shared (robotni/store/jobs.py), so no step ends meanwhile (and none can hold its own row
+    while it waits for a dependent this holds). The steps not started are cancelled first, then the running ones
+    are marked: a step claimed meanwhile is running by then and marked too. Each group is locked in id order.
     """
     now = utcnow()
     unfinished = _steps_where(status_in(NOT_ENDED))
     with Session(engine(), expire_on_commit=False) as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(select(func.pg_advisory_xact_lock(workflow_lock(workflow_id))))
         flag = update(Workflow).where(Workflow.id == workflow_id, unfinished).values(cancel_requested=True)
         if session.execute(flag.returning(Workflow.id).execution_options(synchronize_session=False)).first() is None:
             return None
-        of_workflow = [Job.workflow_id == workflow_id]
-        running = update(Job).where(*of_workflow, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False))
-        marked = session.execute(_visible(running, now, cancel_requested=True).returning(Job.id)).scalars().all()
-        waiting = update(Job).where(*of_workflow, status_in(WAITING))
+        waiting = [Job.workflow_id == workflow_id, status_in(WAITING)]
         values = {"status": JobStatus.CANCELLED, "cancel_requested": True, "finished_at": now, "run_at": None}
-        statement = _visible(waiting, now, error="cancelled with its workflow", **values)
+        values["error"] = "cancelled with its workflow"
+        statement = _visible(update(Job).where(in_id_order(*waiting), *waiting), now, **values)
         cancelled = list(session.execute(statement.returning(Job)).scalars())
+        running = [Job.workflow_id == workflow_id, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)]
+        mark = _visible(update(Job).where(in_id_order(*running), *running), now, cancel_requested=True)
+        marked = session.execute(mark.returning(Job.id)).scalars().all()
         delivery_ids = [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
         ended = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
         settled = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps

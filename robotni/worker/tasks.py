@@ -37,7 +37,7 @@ from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 from robotni.store.queries import running_on
 from robotni.webhooks import delivery
-from robotni.worker import control, execution, heartbeat, orphan_sweep, reaper
+from robotni.worker import control, execution, handoff, heartbeat, orphan_sweep, reaper
 from robotni.worker.execution import execute
 from robotni.worker.idle_exit import IdleExit
 from robotni.worktypes import environments
@@ -113,7 +113,7 @@ def _revoke_is_cancel(**_: Any) -> None:
 @worker_init.connect
 def _publish_released(**_: Any) -> None:
     """A job this worker ends may release its dependents: their messages go out from here (the pool forks later)."""
-    dependencies.publish_released_with(publish.enqueue)
+    dependencies.publish_released_with(handoff.publisher(publish.enqueue))
 
 
 @worker_init.connect
@@ -166,6 +166,7 @@ def _requeue_after_grace(sender: str, **_: Any) -> None:
     (this worker may still be consuming); the reaper of a live worker sends one.
     """
     _stop_heartbeat()
+    handoff.stop()
     timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
     timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
     timer.start()
@@ -257,13 +258,28 @@ def run_job(self: Task[Any, Any], job_id: str, queue: str | None = None) -> str:
 
 
 def _claim_and_run(worker: str | None, job_id: str, queue: str | None, check_now: threading.Event) -> str:
+    """Claim and run the best job of the queue; then, while its outcome released a job of the queue, the next best
+    (robotni/worker/handoff.py: a chain's next step runs here, without a broker round trip)."""
     assert worker is not None  # a worker's request names its worker (and apply()'s the host)
     queue = queue or _queue_of(job_id)
-    limits = claims.caps()
-    job = None if queue is None else claims.claim_next(queue, worker, settings().lease_seconds, limits)
-    if job is None:
+    limits, ended, kept = claims.caps(), "skipped", list[Job]()
+    try:
+        while queue is not None:
+            job = claims.claim_next(queue, worker, settings().lease_seconds, limits)
+            if job is None:
+                break
+            ended, kept = _run(job, limits, check_now)
+            if not kept:
+                return ended
+    finally:
+        handoff.send(kept, publish.enqueue)  # none taken here: the kept job needs its wake-up
+    if ended == "skipped":
         log.info("message for job %s: no job of queue %s may start now (taken, ended or over a limit)", job_id, queue)
-        return "skipped"
+    return ended
+
+
+def _run(job: Job, limits: claims.Caps, check_now: threading.Event) -> tuple[str, list[Job]]:
+    """One claimed job: its run and its recorded outcome; how it ended, and a job it released to run next here."""
     logsetup.bind_job(job)  # every line until the task ends carries job_id, type, project and attempt
     log.info("job %s: %s attempt %d started", job.id, job.type, job.attempts)
     try:
@@ -276,16 +292,17 @@ def _claim_and_run(worker: str | None, job_id: str, queue: str | None, check_now
             Outcome(JobStatus.FAILED, error=f"Robotni's worker failed: {exc.__class__.__name__}: {exc}"),
             {},
         )
-    ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
+    with handoff.keeping(job.queue, publish.enqueue) as kept:
+        ended = _until_stored(lambda: _record(job, outcome, visible), settings().lease_seconds)
     try:
         _wake_waiting(job, limits)
     except Exception:  # the broker is down: the reaper sends the waiting job's message once it is idle
         log.warning("job %s: no wake-up sent for jobs waiting on its slot", job.id, exc_info=True)
     if ended is None:
         log.warning("job %s: attempt %d lost its lease; outcome not recorded", job.id, job.attempts)
-        return "lost"
+        return "lost", kept
     log.info("job %s: attempt %d ended %s, job is %s", job.id, job.attempts, outcome.status.value, ended.status)
-    return ended.status
+    return ended.status, kept
 
 
 @app.task(name=CLEANUP_TASK)
