@@ -44,7 +44,7 @@ def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
             f"refusing to serve Flower on {host or 'every address'} without a password: "
             "set ROBOTNI_FLOWER_BASIC_AUTH=user:password, or bind 127.0.0.1"
         )
-    argv = [sys.executable, "-m", "celery", "-A", "robotni", "flower", f"--address={host}", f"--port={port}"]
+    argv = [sys.executable, "-m", "robotni.serve", "flower", f"--address={host}", f"--port={port}"]
     return argv, env
 
 

@@ -55,12 +55,21 @@ _engines: dict[int, Engine] = {}
 
 
 def engine() -> Engine:
-    """This process's engine: a forked Celery pool child must not share its parent's connections."""
+    """This process's engine: a forked child (a Celery pool process, a gunicorn worker) opens its own."""
     pid = os.getpid()
     if pid not in _engines:
+        for inherited in _engines.values():  # the parent's connections stay the parent's: dropped, never closed
+            inherited.dispose(close=False)
         _engines.clear()
         _engines[pid] = _checked(make_engine(settings().database_url))
     return _engines[pid]
+
+
+def close_before_fork() -> None:
+    """Close this process's pooled connections: for a parent about to fork (gunicorn's preloading master), so
+    no child starts with a connection that is not its own. The next `engine()` here connects again."""
+    for eng in _engines.values():
+        eng.dispose()
 
 
 def use(eng: Engine | None) -> None:
