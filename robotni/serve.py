@@ -10,8 +10,10 @@ the tasks, beat the schedule dispatch, Flower none.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
+from typing import Any
 
 # role -> (the module of Celery's click command, its name, the app's modules that role needs)
 ROLES = {
@@ -33,10 +35,20 @@ def main(argv: list[str] | None = None) -> None:
     from robotni.celery import app
 
     app.conf.include = include
+    if args[0] == "worker":
+        from celery.signals import worker_before_create_process
+
+        worker_before_create_process.connect(_freeze, weak=False)
     context = CLIContext(app=app, no_color=False, workdir=None, quiet=False)
     # A group of the one command, as its parent: Flower reads the parent's options.
     group = click.Group("python -m robotni.serve", commands={args[0]: command})
     group.main(args=args, prog_name="python -m robotni.serve", obj=context)
+
+
+def _freeze(**_: Any) -> None:
+    """Before the prefork pool forks a process: what the main process loaded stays shared with it, since the
+    collector no longer writes to those objects (about 10 MiB a pool process, docs/benchmarks.md)."""
+    gc.freeze()
 
 
 if __name__ == "__main__":
