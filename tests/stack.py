@@ -77,11 +77,11 @@ def free_port() -> int:
 class Process:
     """A child in its own session, so stopping it stops everything it started."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path = ROOT):
         self.name, self.log_path = name, log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  closed in stop()
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     @property

@@ -1,0 +1,177 @@
+"""Memory of the default stack: PSS of every process `robotni start` runs (what `make start` runs), idle and
+after --memory-jobs no-op jobs.
+
+A project made by `robotni init` in a temporary folder (with the no-op type added), started as `make start`
+starts it, with the API and Flower on free loopback ports. PSS (proportional set size, from
+/proc/<pid>/smaps_rollup) splits each page shared between processes among them, so the processes' PSS adds
+up to what the stack really holds. Measured after --memory-settle seconds idle; then the jobs are POSTed
+(h2load, or Python requests) while the worker runs them, and the stack is measured again once they completed and
+it settled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, func, select
+
+from robotni.store.models import Job
+from tests.stack import Process, free_port, wait_until
+
+KIB_PER_MIB = 1024
+# The role of a process, by the command of the first process of its line that says it (the rest is honcho).
+ROLES = {
+    "gunicorn": "web (gunicorn master + workers)",
+    "-Q webhooks": "webhooks worker (threads)",
+    "worker": "worker (main + pool processes)",
+    "beat": "beat",
+    "flower": "Flower",
+}
+HONCHO = "robotni start (honcho and its reader processes)"
+
+
+@dataclass
+class Snapshot:
+    mib: dict[str, float] = field(default_factory=dict)  # role -> PSS MiB
+    processes: dict[str, int] = field(default_factory=dict)  # role -> how many
+
+    @property
+    def total(self) -> float:
+        return sum(self.mib.values())
+
+    @property
+    def count(self) -> int:
+        return sum(self.processes.values())
+
+
+@dataclass
+class Memory:
+    idle: Snapshot
+    after: Snapshot | None = None
+    jobs: int = 0
+    seconds: float = 0.0  # how long the jobs took, POSTs included
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    return [pid, *(p for child in _children(pid) for p in _tree(child))]
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
+def pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    raise ValueError(f"no Pss in /proc/{pid}/smaps_rollup")
+
+
+def snapshot(root: int) -> Snapshot:
+    """PSS by role of `robotni start` (root) and everything under it."""
+    taken = Snapshot()
+
+    def add(role: str, pid: int) -> None:
+        taken.mib[role] = taken.mib.get(role, 0.0) + pss_kib(pid) / KIB_PER_MIB
+        taken.processes[role] = taken.processes.get(role, 0) + 1
+
+    add(HONCHO, root)
+    for reader in _children(root):  # honcho's process per Procfile line, reading its output
+        add(HONCHO, reader)
+        line = [pid for child in _children(reader) for pid in _tree(child)]
+        commands = " ".join(_cmdline(pid) for pid in line)
+        role = next(title for key, title in ROLES.items() if key in commands)
+        for pid in line:
+            add(role, pid)
+    return taken
+
+
+class DefaultStack:
+    """`robotni start` in a fresh project folder."""
+
+    def __init__(self, base: Path, noop: Path):
+        self.project = base / "project"
+        subprocess.run([*_robotni(), "init", str(self.project)], check=True, capture_output=True, cwd=base)
+        shutil.copy(noop, self.project / "workers" / noop.name)
+        self.api = f"127.0.0.1:{free_port()}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
+        path = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # as the Makefile's `start` target
+        env.update(ROBOTNI_BIND=self.api, ROBOTNI_FLOWER_BIND=f"127.0.0.1:{free_port()}", PATH=path)
+        env["ROBOTNI_LOG_FORMAT"] = "text"
+        self.flower = env["ROBOTNI_FLOWER_BIND"]
+        self.process = Process("robotni-start", [*_robotni(), "start"], env, base / "start.log", cwd=self.project)
+        wait_until(self._ready, 120, f"robotni start\n{self.process.log()[-3000:]}", every=0.5)
+        self.db = create_engine(f"sqlite:///{self.project / 'var' / 'robotni.db'}")
+
+    def _ready(self) -> bool:
+        log = self.process.log()
+        if log.count(" ready.") < 2 or "beat: Starting..." not in log:  # the default and webhooks workers
+            return False
+        try:
+            return all(requests.get(f"http://{host}/", timeout=5).status_code < 500 for host in (self.api, self.flower))
+        except requests.RequestException:  # not listening yet
+            return False
+
+    def completed(self) -> int:
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Job).where(Job.status == "completed")).scalar_one()
+
+    def stop(self) -> None:
+        self.process.stop(timeout=15)  # honcho gives its processes 5 s, then kills them
+        self.db.dispose()
+
+
+def _robotni() -> list[str]:
+    return [sys.executable, "-c", "from robotni.cli import main; main()"]
+
+
+def measure(base: Path, noop: Path, jobs: int, settle: float, post) -> Memory:
+    """Idle, then after `jobs` no-op jobs; `post(url, count)` submits them."""
+    stack = DefaultStack(base, noop)
+    try:
+        time.sleep(settle)
+        measured = Memory(idle=snapshot(stack.process.pid), jobs=jobs)
+        if jobs:
+            started = time.monotonic()
+            post(f"http://{stack.api}/api/worker/jobs", jobs)
+            wait_until(lambda: stack.completed() >= jobs, 30 + jobs, f"{jobs} jobs to complete", every=1)
+            measured.seconds = time.monotonic() - started
+            time.sleep(settle)
+            measured.after = snapshot(stack.process.pid)
+        return measured
+    finally:
+        stack.stop()
+
+
+def rows(measured: Memory, goal_mib: float, growth_goal: float) -> list[str]:
+    """The memory table: one row per role, idle and after the jobs."""
+    after = measured.after
+    head = f"after {measured.jobs:,} no-op jobs" if after else "after jobs"
+    lines = [f"| process (PSS, MiB) | idle | {head} |", "|---|---|---|"]
+    for role, mib in measured.idle.mib.items():
+        later = f"{after.mib.get(role, 0):.1f} ({after.processes.get(role, 0)})" if after else "—"
+        lines.append(f"| {role} | {mib:.1f} ({measured.idle.processes[role]}) | {later} |")
+    idle = measured.idle.total
+    total = f"| **all {measured.idle.count} processes** | **{idle:.1f}**; goal ≤ {goal_mib:g}: "
+    total += "met" if idle <= goal_mib else f"**not met** (+{idle - goal_mib:.0f} MiB)"
+    if after:
+        growth = after.total / idle - 1
+        total += f" | **{after.total:.1f}** ({growth:+.1%}; goal ≤ +{growth_goal:.0%}: "
+        total += ("met" if growth <= growth_goal else "**not met**") + f"; the jobs took {measured.seconds:.0f} s) |"
+    else:
+        total += " | — |"
+    return [*lines, total]
