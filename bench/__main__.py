@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,6 +50,7 @@ from bench import scale as scale_bench
 from bench import users as user_bench
 from bench.cpu import worker_cpu
 from bench.floor import SPAWNERS, Throughput, spawn_once
+from bench.post import SUBMITTERS, post_jobs
 from robotni.store.models import Job
 from robotni.worktypes import environments
 from tests import backends
@@ -63,7 +61,6 @@ DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- python -m bench: begin -->", "<!-- python -m bench: end -->"
 STACK_TITLES = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
 POOL_PROCESSES = 2  # the pool size of issue 8's throughput goals, of fork isolation and of the latency worker
-SUBMITTERS = 8
 # Goals of issue 19, per stack where they differ; also for the user's view. Besides: process isolation at or
 # above the best peer of its kind (PEER_GOALS), with a p99 latency far below Huey's embedded.
 GOALS: dict[str, dict[str, float]] = {
@@ -74,7 +71,6 @@ GOALS: dict[str, dict[str, float]] = {
     "submits": {"embedded": 600.0, "redis": 1000.0},
     "get_p99": {"embedded": 10.0},  # ms
 }
-MEMORY_GOAL_MIB, MEMORY_GROWTH_GOAL = 250.0, 0.10  # PSS of the default stack idle; growth over --memory-jobs
 PEER_GOALS = {"embedded": ["huey"], "redis": ["celery"]}  # the peers each stack's process isolation must match
 
 
@@ -113,30 +109,6 @@ class Results:
         if self.fork is not None:
             labelled[f"fork isolation, {pool_label(POOL_PROCESSES)}"] = self.fork
         return labelled
-
-
-def post_jobs(url: str, count: int, wtype: str, workdir: Path) -> tuple[float, str]:
-    """count POSTs of a wtype job to url from SUBMITTERS concurrent clients: (submits/s, the client used)."""
-    if shutil.which("h2load"):
-        body = workdir / f"{wtype}.json"
-        body.write_text(f'{{"type": "{wtype}"}}')
-        argv = ["h2load", "--h1", f"-n{count}", f"-c{SUBMITTERS}", "-m1", f"-d{body}"]
-        argv += ["-H", "Content-Type: application/json", url]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
-        accepted = re.search(r"status codes: (\d+) 2xx", done.stdout)
-        assert accepted and int(accepted.group(1)) == count, done.stdout
-        return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout).group(1)), "h2load"
-    local = threading.local()
-
-    def one(_):
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        assert local.session.post(url, json={"type": wtype}, timeout=30).status_code == 202
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(SUBMITTERS) as pool:
-        list(pool.map(one, range(count)))
-    return count / (time.perf_counter() - started), "Python requests"
 
 
 class Bench:
@@ -603,7 +575,7 @@ def main() -> None:
         parts += ["### Scale check: worker processes on one Redis + PostgreSQL", "\n".join(scale_bench.rows(scales))]
         parts.append(f"- {scale_bench.host_estimate(scales)}.")
     if memory is not None:
-        rows = memory_bench.rows(memory, MEMORY_GOAL_MIB, MEMORY_GROWTH_GOAL)
+        rows = memory_bench.rows(memory)
         parts += ["### Memory of the default stack (`make start`), PSS", "\n".join(rows)]
     report = "\n\n".join(parts)
     print(report)

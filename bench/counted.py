@@ -15,8 +15,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from robotni import serve
-
 _count = {"pid": 0, "fd": -1, "statements": 0}
 
 
@@ -35,5 +33,7 @@ def total(folder: Path) -> int:
 
 
 if __name__ == "__main__":
+    from robotni import serve
+
     event.listen(Engine, "before_cursor_execute", _counted)
     serve.main()

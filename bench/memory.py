@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -26,6 +27,7 @@ from robotni.store.models import Job
 from tests.stack import Process, free_port, wait_until
 
 KIB_PER_MIB = 1024
+GOAL_MIB, GROWTH_GOAL = 250.0, 0.10  # issue 19: PSS of the default stack idle, and its growth over the jobs
 # The role of a process, by the command of the first process of its line that says it (the rest is honcho).
 ROLES = {
     "gunicorn": "web (gunicorn master + workers)",
@@ -34,7 +36,7 @@ ROLES = {
     "beat": "beat",
     "flower": "Flower",
 }
-HONCHO = "robotni start (honcho and its reader processes)"
+HONCHO = "robotni start (honcho)"
 
 
 @dataclass
@@ -90,9 +92,10 @@ def snapshot(root: int) -> Snapshot:
         taken.processes[role] = taken.processes.get(role, 0) + 1
 
     add(HONCHO, root)
-    for reader in _children(root):  # honcho's process per Procfile line, reading its output
-        add(HONCHO, reader)
-        line = [pid for child in _children(reader) for pid in _tree(child)]
+    for child in _children(root):
+        line = _tree(child)
+        if _cmdline(child) == _cmdline(root):  # a copy of honcho's that reads a line's output (before issue 19)
+            add(HONCHO, line.pop(0))
         commands = " ".join(_cmdline(pid) for pid in line)
         role = next(title for key, title in ROLES.items() if key in commands)
         for pid in line:
@@ -157,7 +160,7 @@ def measure(base: Path, noop: Path, jobs: int, settle: float, post) -> Memory:
         stack.stop()
 
 
-def rows(measured: Memory, goal_mib: float, growth_goal: float) -> list[str]:
+def rows(measured: Memory, goal_mib: float = GOAL_MIB, growth_goal: float = GROWTH_GOAL) -> list[str]:
     """The memory table: one row per role, idle and after the jobs."""
     after = measured.after
     head = f"after {measured.jobs:,} no-op jobs" if after else "after jobs"
@@ -175,3 +178,24 @@ def rows(measured: Memory, goal_mib: float, growth_goal: float) -> list[str]:
     else:
         total += " | — |"
     return [*lines, total]
+
+
+def main() -> None:
+    """`python -m bench.memory [jobs] [settle]`: this measure alone, printed."""
+    import tempfile
+
+    from bench.post import post_jobs
+
+    jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    settle = float(sys.argv[2]) if len(sys.argv) > 2 else 10
+    base = Path(tempfile.mkdtemp(prefix="robotni-bench-memory-"))
+    try:
+        post = partial(post_jobs, wtype="noop", workdir=base)
+        measured = measure(base, Path(__file__).resolve().parent / "workers" / "noop.py", jobs, settle, post)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print("\n".join(rows(measured)))
+
+
+if __name__ == "__main__":
+    main()
