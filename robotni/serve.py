@@ -2,7 +2,7 @@
 Robotni's app, each process loading only what its role needs.
 
 `celery -A robotni worker` works too, but the `celery` program imports every command it has (its REPL brings
-prompt_toolkit and Pygments) and every installed plugin (Flower, with Tornado) before it looks at its arguments:
+prompt_toolkit) and every installed plugin (Flower, with Tornado) before it looks at its arguments:
 about 25 MiB more in each of the stack's Celery processes (docs/benchmarks.md). Here only the named command is
 imported, with the options Celery documents for it, and the app imports only its role's task modules: a worker
 the tasks, beat the schedule dispatch, Flower none.
@@ -13,7 +13,12 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 # role -> (the module of Celery's click command, its name, the app's modules that role needs)
 ROLES = {
@@ -23,22 +28,27 @@ ROLES = {
 }
 
 
+def prepare(role: str) -> tuple[click.Command, Celery]:
+    """The role's click command and Robotni's app, set to import only that role's modules."""
+    module, name, include = ROLES[role]
+    command: click.Command = getattr(importlib.import_module(module), name)
+    from robotni.celery import app
+
+    app.conf.include = include
+    if role == "worker":
+        from celery.signals import worker_before_create_process
+
+        worker_before_create_process.connect(_freeze, weak=False)
+    return command, app
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in ROLES:
         raise SystemExit(f"usage: python -m robotni.serve {{{','.join(ROLES)}}} [options] (--help after the role)")
-    module, name, include = ROLES[args[0]]
-    command = getattr(importlib.import_module(module), name)
-    import click
+    command, app = prepare(args[0])
     from celery.bin.base import CLIContext
 
-    from robotni.celery import app
-
-    app.conf.include = include
-    if args[0] == "worker":
-        from celery.signals import worker_before_create_process
-
-        worker_before_create_process.connect(_freeze, weak=False)
     context = CLIContext(app=app, no_color=False, workdir=None, quiet=False)
     # A group of the one command, as its parent: Flower reads the parent's options.
     group = click.Group("python -m robotni.serve", commands={args[0]: command})
