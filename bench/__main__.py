@@ -1,24 +1,28 @@
-"""Robotni against the floor, everything in one run: `python -m bench` (a few minutes; `--help` for the knobs).
+"""Robotni, its peers and the floor, everything in one run: `python -m bench` (`make bench`; `--help` for the knobs).
 
 The floor is what a fresh interpreter costs here: 2 concurrent spawners of `python -I -c pass`, with the
-interpreter the no-op type's jobs run with. Each throughput round is a floor, a drain of --jobs no-op jobs by
-one worker with N pool processes (`--concurrency N`), and a floor again: the round's ratio is its rate over the
-mean of the two floors around it, so a machine shared with other work moves both sides alike; the table gives
-the median of the rounds. Then, per stack (embedded: SQLite and the filesystem broker; Redis + PostgreSQL when
-they answer on this machine):
+interpreter the no-op type's jobs run with (bench/floor.py). Each throughput round is a floor, a drain of --jobs
+no-op jobs, and a floor again: the round's ratio is its rate over the mean of the two floors around it, so a
+machine shared with other work moves both sides alike; the table gives the median of the rounds. Per stack
+(embedded: SQLite and the filesystem broker; Redis + PostgreSQL when they answer on this machine):
 
-- throughput of no-op jobs: process isolation (a new interpreter per job) with each pool size of --processes
-  (1, 2 and 4), and fork isolation (children of the type's fork server) with 2 pool processes, as a ratio to the
-  floor. Every size is held against the same floor of 2 spawners. The 2-process rows (issue 8's goals) take
-  --rounds rounds; the other sizes take --size-rounds (1 by default, to keep the whole run under 10 minutes on
-  2 cores);
+- throughput of no-op jobs drained by one worker: process isolation (a new interpreter per job) with each pool
+  size of --processes (2 by default; the 2-process rows carry the goals and take --rounds rounds, other sizes
+  --size-rounds), and fork isolation (children of the type's fork server) with 2 pool processes;
+- the user's view (bench/users.py): 2 clients POST --user-jobs jobs over HTTP while a worker runs and read their
+  completion from the API (ETag polling), as jobs/s between floors and POST -> seen-completed latency;
 - latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
   with single spawns; the overhead is the median (and p99) latency minus the median spawn;
 - submits/s through the API: --submits POSTs from 8 concurrent clients (h2load when installed);
+- Redis + PostgreSQL only, the scale check (bench/scale.py): 1, 2 and 4 worker processes (--workers) of 2 pool
+  processes each, with the SQL statements and CPU per job.
 
-and on the embedded stack with --rows jobs in the store (bench/api.py seeds it): `GET /jobs/{id}` at 300
-requests/s offered, open loop, and a filtered list page. Loopback only, every wait bounded; the table and the
-machine it came from go into docs/benchmarks.md (`--no-write` to only print them).
+Then the peers (bench/peers/): plain Celery + Redis, RQ and Huey on SQLite drain the same no-op script with the
+interpreter of an empty venv, in rounds between floors, and time one job at a time. On the embedded stack with
+--rows jobs in the store (bench/api.py seeds it): `GET /jobs/{id}` at 300 requests/s offered, open loop, and a
+filtered list page. Last, the default stack's memory (bench/memory.py): PSS of every process `robotni start`
+runs, idle and after --memory-jobs no-op jobs. Loopback only, every wait bounded; the tables and the machine they
+came from go into docs/benchmarks.md between its markers (`--no-write` to only print them).
 """
 
 from __future__ import annotations
@@ -519,9 +523,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=300, help="no-op jobs per throughput round (fork: twice as many)")
     parser.add_argument(
         "--processes",
-        default="1,2,4",
+        default=str(POOL_PROCESSES),
         type=_sizes,
-        help="comma-separated pool sizes (worker --concurrency) for process isolation",
+        help="comma-separated pool sizes (worker --concurrency) for process isolation, e.g. 1,2,4",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help=f"throughput rounds per isolation with {pool_label(POOL_PROCESSES)}"
@@ -566,6 +570,7 @@ def main() -> None:
     peers = run_peers(args) if args.peers else {}
     if args.rows and "embedded" in all_results:
         read_api(args, all_results["embedded"])
+        print(f"reads: done after {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
     memory = run_memory(args) if args.memory_settle >= 0 else None
     seconds = time.monotonic() - started
     parts = [machine((load_before, load_average()), seconds), table(all_results, args)]

@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def _freeze(**_: Any) -> None:
     """Before the prefork pool forks a process: what the main process loaded stays shared with it, since the
-    collector no longer writes to those objects (about 10 MiB a pool process, docs/benchmarks.md)."""
+    collector no longer writes to those objects (docs/benchmarks.md)."""
+    from robotni.store import engine
+
+    engine.before_fork()
     gc.freeze()
 
 

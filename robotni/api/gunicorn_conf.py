@@ -48,7 +48,7 @@ preload_app = True
 def pre_fork(server: Arbiter, worker: Worker) -> None:
     # create_app() checked the schema over a connection: no worker may inherit it. Freezing the objects loaded so
     # far keeps the collector from writing to them (and so copying their pages) in every worker.
-    engine.close_before_fork()
+    engine.before_fork()
     gc.freeze()
 
 

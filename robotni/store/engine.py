@@ -65,9 +65,16 @@ def engine() -> Engine:
     return _engines[pid]
 
 
-def close_before_fork() -> None:
-    """Close this process's pooled connections: for a parent about to fork (gunicorn's preloading master), so
-    no child starts with a connection that is not its own. The next `engine()` here connects again."""
+def before_fork() -> None:
+    """For a parent about to fork (gunicorn's preloading master, a Celery worker's main process): the ORM's
+    mappers configured here, once, so the children share them instead of each building its own at its first
+    query; and this process's pooled connections closed, so no child starts with a connection that is not its
+    own. The next `engine()` here connects again."""
+    from sqlalchemy.orm import configure_mappers
+
+    from robotni.store import models  # noqa: F401  the mappers to configure
+
+    configure_mappers()
     for eng in _engines.values():
         eng.dispose()
 
