@@ -16,7 +16,8 @@ from robotni.api.app import create_app
 create_app()
 print(json.dumps(sorted(sys.modules)))
 """
-NEVER_IN_THE_API = ("robotni.worker", "robotni.runner", "robotni.schedules.beat")
+# Celery's worker and beat machinery too: the API only publishes (robotni/broker/publish.py).
+NEVER_IN_THE_API = ("robotni.worker", "robotni.runner", "robotni.schedules.beat", "celery.worker", "celery.beat")
 # What a role's process loads as `python -m robotni.serve` starts it (the Procfile's lines), before its command runs.
 ROLE_LOADED = """
 import json, sys
