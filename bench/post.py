@@ -25,7 +25,10 @@ def post_jobs(url: str, count: int, wtype: str, workdir: Path) -> tuple[float, s
         argv += ["-H", "Content-Type: application/json", url]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True)
         accepted = re.search(r"status codes: (\d+) 2xx", done.stdout)
-        assert accepted and int(accepted.group(1)) == count, done.stdout
+        summary = "; ".join(
+            line for line in done.stdout.splitlines() if line.startswith(("requests:", "status codes:"))
+        )
+        assert accepted and int(accepted.group(1)) == count, f"h2load: {summary}"
         return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout).group(1)), "h2load"
     local = threading.local()
 
