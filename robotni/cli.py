@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -29,7 +30,7 @@ WAIT_POLL_SECONDS = 0.2
 
 
 def _api_url() -> str:
-    return os.environ.get("ROBOTNI_API_URL", f"http://{config.settings().bind}") + "/api/worker"
+    return config.settings().api_url + "/api/worker"
 
 
 def _call(method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -267,3 +268,57 @@ def current() -> None:
     from robotni.store.engine import make_engine
 
     click.echo(f"database: {migrate.current(make_engine(config.settings().database_url))}, code: {migrate.head()}")
+
+
+def _since(text: str | None) -> datetime | None:
+    """An ISO 8601 date or time; without a timezone it is UTC, as every time Robotni shows."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 date or time", param_hint="--since") from None
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+@main.command(name="export")
+@click.option("--project", help="only this project's schedules, webhooks, workflows and jobs")
+@click.option("--since", help="only jobs (and workflows) created at or after this ISO 8601 time, UTC by default")
+@click.option("--jobs/--no-jobs", default=True, show_default=True, help="jobs with their attempts, or only schedules")
+@click.option("--logs", is_flag=True, help="with each job's stored output")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="a file instead of stdout")
+def export_store(project: str | None, since: str | None, jobs: bool, logs: bool, output: Path | None) -> None:
+    """Write the job store (ROBOTNI_DATABASE_URL) as JSON Lines, for `robotni import` (docs/export.md)."""
+    from robotni.store.engine import engine
+    from robotni.transfer.export import Scope, lines
+
+    scope = Scope(project=project, since=_since(since), jobs=jobs, logs=logs)
+    try:
+        if output is None:
+            sys.stdout.writelines(lines(engine(), scope))
+            return
+        partial = output.with_name(f".{output.name}.partial")  # the file appears whole or not at all
+        with open(partial, "w") as f:
+            f.writelines(lines(engine(), scope))
+        partial.replace(output)
+    except RobotniError as exc:  # an outdated schema
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_store(path: Path) -> None:
+    """Load an export into the job store: all of it or nothing; rows the store already has are skipped."""
+    from robotni.store.engine import engine
+    from robotni.transfer.checks import ImportRefused
+    from robotni.transfer.importer import load
+    from robotni.transfer.records import KINDS
+
+    try:
+        summary = load(engine(), path)
+    except ImportRefused as exc:
+        raise click.ClickException(f"{path}: {exc}; nothing was imported") from None
+    except RobotniError as exc:  # an outdated schema: `robotni db upgrade` first
+        raise click.ClickException(str(exc)) from None
+    for name in KINDS:
+        click.echo(f"{name:13} {summary.added[name]:8} added {summary.skipped[name]:8} already in the store")

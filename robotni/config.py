@@ -72,11 +72,16 @@ DEFAULT_WORKER_IDLE_EXIT = 0.0
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 # Waits after each failed webhook try, about a day in all (Standard Webhooks' own schedule); then it has failed.
 DEFAULT_WEBHOOK_BACKOFF = "5,60,300,1800,7200,18000,36000,50400"
+# Loopback only: without tokens the API answers only this machine anyway (robotni/api/auth.py).
+DEFAULT_BIND = "127.0.0.1:8000"
+# A person waits for a plan (the planner page, POST /planner/plan): a chat model writes a short JSON plan in a few
+# seconds, and past this the rules answer instead (robotni/planner/model.py).
+DEFAULT_PLANNER_LLM_TIMEOUT = 10.0
 # Log lines: JSON objects (one per line, for collectors), text (for a person), or auto: text when stderr is a
 # terminal, JSON otherwise (a service manager, honcho, a container runtime).
 LOG_FORMATS = ("auto", "json", "text")
 # Settings that are never printed (`robotni config`) or logged.
-SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret"}
+SECRET_SETTINGS = {"api_tokens", "flower_basic_auth", "callback_secret", "planner_llm_key", "job_api_token"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Settings:
     db_busy_timeout: float
     idempotency_seconds: float
     bind: str
+    api_url: str
     api_tokens: str
     api_tokens_file: Path | None
     metrics_public: bool
@@ -123,6 +129,11 @@ class Settings:
     webhook_allow_private: bool
     webhook_backoff: tuple[float, ...]
     callback_secret: str
+    job_api_token: str
+    planner_llm_url: str
+    planner_llm_key: str
+    planner_llm_model: str
+    planner_llm_timeout: float
 
     @property
     def jobs_dir(self) -> Path:
@@ -188,7 +199,9 @@ def load_settings() -> Settings:
         lost_attempts=int(_env("LOST_ATTEMPTS", str(DEFAULT_LOST_ATTEMPTS))),
         db_busy_timeout=float(_env("DB_BUSY_TIMEOUT", str(DEFAULT_DB_BUSY_TIMEOUT))),
         idempotency_seconds=float(_env("IDEMPOTENCY_SECONDS", str(DEFAULT_IDEMPOTENCY_SECONDS))),
-        bind=_env("BIND", "127.0.0.1:8000"),
+        bind=_env("BIND", DEFAULT_BIND),
+        # Where the API is, seen from this machine: for the `robotni` command and `api = true` worker types.
+        api_url=_env("API_URL", f"http://{_env('BIND', DEFAULT_BIND)}").rstrip("/"),
         api_tokens=_env("API_TOKENS", ""),
         api_tokens_file=_dir("API_TOKENS_FILE", "") if _env("API_TOKENS_FILE", "") else None,
         metrics_public=_env("METRICS_PUBLIC", "0").lower() in ("1", "true", "yes"),
@@ -214,6 +227,11 @@ def load_settings() -> Settings:
             float(s) for s in _env("WEBHOOK_BACKOFF", DEFAULT_WEBHOOK_BACKOFF).split(",") if s.strip()
         ),
         callback_secret=_env("CALLBACK_SECRET", ""),
+        job_api_token=_env("JOB_API_TOKEN", ""),
+        planner_llm_url=_env("PLANNER_LLM_URL", ""),
+        planner_llm_key=_env("PLANNER_LLM_KEY", ""),
+        planner_llm_model=_env("PLANNER_LLM_MODEL", ""),
+        planner_llm_timeout=float(_env("PLANNER_LLM_TIMEOUT", str(DEFAULT_PLANNER_LLM_TIMEOUT))),
     )
 
 

@@ -122,6 +122,15 @@ def redis_only(name: str) -> Backend:
     return backend
 
 
+def postgres_database() -> Backend:
+    """A fresh PostgreSQL database alone (ROBOTNI_DATABASE_URL in its env), for a store moved into it."""
+    if not POSTGRES:
+        pytest.skip("set ROBOTNI_TEST_POSTGRES_URL to run it")
+    backend = Backend("postgres")
+    _postgres(backend)
+    return backend
+
+
 STACKS = ["embedded", "redis", "rabbitmq"]
 
 

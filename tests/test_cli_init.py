@@ -57,8 +57,10 @@ def test_init_writes_a_project(tmp_path):
         ".env",
         "Procfile",
         "workers/add.py",
+        "workers/backup-export.py",
         "workers/fakejob.py",
         "workers/helloworld.py",
+        "workers/report-daily.py",
     ]
     assert (demo / "workers" / "add.py").read_bytes() == (ROOT / "workers" / "add.py").read_bytes()
     assert f"cd {demo} && robotni start" in result.output

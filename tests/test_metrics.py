@@ -162,7 +162,8 @@ def test_rollup_and_removal_of_old_jobs_change_no_counter(stack):
         assert not tallies.rollup(engine, now=later)  # nothing new: the watermark has not moved far enough
         with engine.connect() as conn:
             rows = conn.execute(select(MetricTotal)).all()
-        assert any(r.name == "watermark" for r in rows) and any(r.name == "le:0.1" for r in rows)
+        # which buckets hold a job depends on how fast the machine ran them: any bucket will do
+        assert any(r.name == "watermark" for r in rows) and any(r.name.startswith("le:") for r in rows)
         assert job_metrics(scrape(stack)) == before
         with engine.begin() as conn:  # what retention cleanup does to old jobs
             removed = conn.execute(delete(Job).where(Job.finished_at.is_not(None))).rowcount

@@ -21,7 +21,10 @@ def write(tmp_path: Path, name: str, block: str, body: str = "raise SystemExit('
 
 def test_shipped_types_load():
     types = load_registry(ROOT / "workers")
-    assert {"helloworld", "fakejob", "add"} <= set(types)
+    assert {"helloworld", "fakejob", "add", "backup-export", "report-daily"} <= set(types)
+    # Only the operator's tools ask for the API or a data folder (robotni/worker/execution.py operator_env).
+    assert {name for name, t in types.items() if t.api} == {"backup-export", "report-daily"}
+    assert {name: t.data_folder for name, t in types.items() if t.data_folder} == {"backup-export": "backups"}
     assert types["fakejob"].validate({}) == {"delay_seconds": 5}
     assert types["add"].validate({"x": 1, "y": 2.5}) == {"x": 1, "y": 2.5}
 
@@ -75,6 +78,9 @@ properties.format = { enum = ["pdf", "csv"], default = "pdf" }
         ("[tool.robotni]\nconcurrency = { limit = 2, key = 'a b' }", "'project', 'params.<field>' or a constant"),
         ("[tool.robotni]\nrate = '30 per minute'", "rate must look like '30/m'"),
         ("[tool.robotni]\nrate = '0/s'", "rate must look like '30/m'"),
+        ("[tool.robotni]\napi = 'yes'", "api must be true or false"),
+        ("[tool.robotni]\ndata_folder = '../etc'", "data_folder must be a plain name"),
+        ("[tool.robotni]\ndata_folder = 'scripts'", "none of Robotni's own folders"),
     ],
 )
 def test_bad_declarations_are_refused_with_a_reason(tmp_path, block, reason):

@@ -136,6 +136,13 @@ def test_scoped_token_sees_and_submits_only_its_projects(secured_stack):
     assert {j["id"] for j in everything} >= {blog["id"], shop["id"]}
 
 
+def test_whoami_says_which_projects_a_token_covers(secured_stack):
+    assert requests.get(secured_stack.api("/whoami")).status_code == 401
+    scoped = requests.get(secured_stack.api("/whoami"), headers=bearer(BOTH)).json()
+    assert scoped == {"token_required": True, "projects": ["blog", "shop"]}
+    assert secured_stack.http.get(secured_stack.api("/whoami")).json() == {"token_required": True, "projects": None}
+
+
 def test_machine_views_are_for_all_project_tokens_and_queue_ops_are_scoped(secured_stack):
     assert requests.get(secured_stack.api("/status"), headers=bearer(SHOP)).status_code == 403
     assert secured_stack.http.get(secured_stack.api("/status")).status_code == 200
@@ -348,6 +355,17 @@ def test_job_runs_as_nobody_and_cannot_touch_the_store_the_broker_or_other_jobs(
 
 
 @needs_root
+def test_a_data_folder_is_made_for_the_job_user_alone(secured_stack):
+    """A type's `data_folder` (backup-export's backups/): the job user's, 0700, inside the closed data folder."""
+    job = run_job(secured_stack, "archivist", {})
+    assert job["status"] == "completed", job
+    folder = secured_stack.data_dir / "archive"
+    assert job["result"]["folder"] == str(folder) and (folder / job["id"]).read_text() == "kept"
+    assert (folder.stat().st_uid, folder.stat().st_mode & 0o777) == (job["result"]["uid"], 0o700) == (65534, 0o700)
+    assert not {"ROBOTNI_API_URL", "ROBOTNI_API_TOKEN"} & set(job["result"]["env"])  # it did not ask for the API
+
+
+@needs_root
 def test_a_result_symlink_is_not_followed(secured_stack):
     job = run_job(secured_stack, "prober", {"symlink_result_to": str(secured_stack.data_dir / "robotni.db")})
     assert job["status"] == "failed" and "result.json" in job["error"]
@@ -465,13 +483,20 @@ def test_without_tokens_only_loopback_is_served(tmp_path):
             client.get("/healthz", environ_base=far).status_code,
             client.get("/api/worker/types", environ_base=near).status_code,
             client.get("/api/worker/types", environ_base={"REMOTE_ADDR": "::1"}).status_code,
+            client.get("/api/worker/whoami", environ_base=near).get_json(),
         ]))
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
     env.update(ROBOTNI_DATA_DIR=str(tmp_path / "var"), ROBOTNI_WORKERS_DIR=str(ROOT / "workers"), PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    assert json.loads(done.stdout.splitlines()[-1]) == [403, 200, 200, 200], done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [
+        403,
+        200,
+        200,
+        200,
+        {"token_required": False, "projects": None},
+    ], done.stderr
     assert "loopback" in done.stderr  # said at start
 
 

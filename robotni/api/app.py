@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
 
     from robotni.api import jobs as job_api
-    from robotni.api import ops, streams, webhooks
+    from robotni.api import ops, planner, stats, streams, webhooks
     from robotni.api import schedules as api_schedules
     from robotni.api import workflows as api_workflows
 
@@ -56,6 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         streams.blp,
         webhooks.blp,
         api_schedules.blp,
+        planner.blp,
+        stats.blp,
         ops.blp,
         ops.health,
     ):

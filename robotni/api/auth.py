@@ -164,7 +164,7 @@ class Gate:
 
     def check(self) -> None:
         """before_request: decide who is asking; abort with 401, 403 or 429."""
-        g.projects = None
+        g.projects, g.tokens_required = None, bool(self.tokens)
         if request.method == "OPTIONS" or self.open_path(request.path):
             return  # a CORS preflight never carries credentials; the real request that follows does
         if not self.tokens:
@@ -230,6 +230,11 @@ def install(app: Flask) -> None:
 def visible(project: str) -> bool:
     """Whether the caller's token covers project."""
     return g.get("projects") is None or project in g.projects
+
+
+def tokens_required() -> bool:
+    """Whether this API asks every call for a token (else it serves this machine only)."""
+    return bool(g.get("tokens_required"))
 
 
 def require(project: str) -> None:

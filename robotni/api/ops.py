@@ -10,7 +10,14 @@ from sqlalchemy import text
 from robotni import __version__
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
-from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
+from robotni.api.schemas import (
+    CallerSchema,
+    FlushResultSchema,
+    FlushSchema,
+    QueueSchema,
+    StatusSchema,
+    TypeSchema,
+)
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
@@ -49,6 +56,14 @@ class Status(MethodView):
             "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
             "workers": workers,
         }
+
+
+@blp.route("/whoami", operations={"get": "getCaller"})
+class Caller(MethodView):
+    @blp.response(200, CallerSchema)
+    def get(self) -> dict[str, Any]:
+        """Whether this API needs a token, and the projects the caller's token covers (null: every project)"""
+        return {"token_required": auth.tokens_required(), "projects": auth.project_filter(None)}
 
 
 @blp.route("/types", operations={"get": "listTypes"})

@@ -145,7 +145,7 @@ class JobSchema(Schema):
     step = fields.String(allow_none=True, metadata={"description": "its step's name in its workflow"})
 
 
-def _in_utc_range(moment: datetime) -> None:
+def in_utc_range(moment: datetime) -> None:
     """Year 1 at +01:00 or year 9999 at -01:00 has no UTC time (OverflowError): out of range, not a 500."""
     try:
         moment.astimezone(UTC)
@@ -159,10 +159,10 @@ class JobQuerySchema(Schema):
     priority = fields.List(fields.String(validate=validate.OneOf(PRIORITIES)))
     project = fields.List(fields.String())
     created_after = fields.AwareDateTime(
-        default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, inclusive"}
+        default_timezone=UTC, validate=in_utc_range, metadata={"description": "ISO 8601, inclusive"}
     )
     created_before = fields.AwareDateTime(
-        default_timezone=UTC, validate=_in_utc_range, metadata={"description": "ISO 8601, exclusive"}
+        default_timezone=UTC, validate=in_utc_range, metadata={"description": "ISO 8601, exclusive"}
     )
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
     cursor = fields.String(metadata={"description": "`next_cursor` of the previous page"})
@@ -228,6 +228,13 @@ class StatusSchema(Schema):
     )
     jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
     workers = fields.List(fields.Nested(WorkerSchema))
+
+
+class CallerSchema(Schema):
+    token_required = fields.Boolean(metadata={"description": "false: no tokens are configured (loopback only)"})
+    projects = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "the token's projects; null: every project"}
+    )
 
 
 class RetrySchema(Schema):

@@ -221,7 +221,7 @@ def dispatch(now: datetime, publish: Publish, types: Mapping[str, WorkerType] | 
     return made
 
 
-def _rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> tuple[list[Any], list[Job]]:
+def rows_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime) -> tuple[list[Any], list[Job]]:
     """The rows the schedule inserts and the jobs among them to publish: its job, or its workflow's first steps.
 
     Raises UnknownType (or KeyError), InvalidParams or RefusedRequest when a type or its params changed.
@@ -261,7 +261,7 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
     rows: list[Any] = []
     queued: list[Job] = []
     try:
-        (rows, queued), error = _rows_for(schedule, types, now), None
+        (rows, queued), error = rows_for(schedule, types, now), None
     except (UnknownType, KeyError, InvalidParams, RefusedRequest) as exc:
         error = f"no job for {due_at.isoformat()}: {exc}"
         log.warning("schedule %s: %s", schedule.name, error)

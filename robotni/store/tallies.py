@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from robotni.status import JobStatus
 from robotni.store.jobs import status_in
 from robotni.store.models import Job, MetricTotal, utcnow
+from robotni.store.stats import NOT_ENDED, elapsed
 
 log = logging.getLogger(__name__)
 # A job counts as settled this long after it ended: far beyond a write's wait for the SQLite lock (10 s by
@@ -54,7 +55,6 @@ ROLLUP_EVERY_SECONDS = 60
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 WATERMARK = ("", "", "watermark")
 END_OF_TIME = datetime(9999, 1, 1)
-NOT_ENDED = [s for s in JobStatus if not s.is_terminal]
 
 
 @dataclass
@@ -102,10 +102,7 @@ def _moment(epoch: float) -> datetime:
 
 def _seconds(dialect: str) -> ColumnElement[Any]:
     """The run time of the attempt that ended the job, in SQL; negative (hosts' clocks differ) counts as 0."""
-    if dialect == "sqlite":
-        raw = (func.julianday(Job.finished_at) - func.julianday(Job.started_at)) * 86400.0
-    else:
-        raw = func.extract("epoch", Job.finished_at - Job.started_at)
+    raw = elapsed(Job.started_at, Job.finished_at, dialect)
     # worker is cleared whenever a job goes back to waiting: set on an ended job, it ended while running.
     timed = and_(Job.worker.is_not(None), Job.started_at.is_not(None), Job.finished_at.is_not(None))
     return case((and_(timed, raw < 0), 0.0), (timed, raw), else_=null())

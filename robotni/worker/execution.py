@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 from functools import cache
@@ -107,6 +108,32 @@ def write_parents(job: Job, settings: Settings) -> None:
     path.chmod(0o644)  # readable by the job user, who can reach it but not list the folder
 
 
+def operator_env(wtype: WorkerType, settings: Settings) -> dict[str, str]:
+    """What an operator's tool asked for in its declaration: the API's URL and token, its data folder.
+
+    Only such types get them: any other job's environment holds nothing of the worker's.
+    """
+    env = {}
+    if wtype.api:
+        env["ROBOTNI_API_URL"] = settings.api_url
+        if settings.job_api_token:
+            env["ROBOTNI_API_TOKEN"] = settings.job_api_token
+    if wtype.data_folder is not None:
+        env["ROBOTNI_DATA_FOLDER"] = str(settings.data_dir / wtype.data_folder)
+    return env
+
+
+def prepare_data_folder(wtype: WorkerType, settings: Settings) -> None:
+    """The type's data folder, the job user's alone: a root worker's data folder is closed to that user."""
+    if wtype.data_folder is None:
+        return
+    folder = settings.data_dir / wtype.data_folder
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    user = confinement.resolved_user(settings.job_user)
+    if user.uid is not None and user.gid is not None:  # a switched user (JobUser.switches)
+        os.chown(folder, user.uid, user.gid)
+
+
 def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
     has_parents = job.on_parent_failure is not None  # set only on a job submitted with depends_on
     return RunSpec(
@@ -128,6 +155,7 @@ def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
             "ROBOTNI_PROJECT": job.project,
             "ROBOTNI_ATTEMPT": str(job.attempts),
             **({"ROBOTNI_PARENTS": str(parents_path(settings, job.id))} if has_parents else {}),
+            **operator_env(wtype, settings),
         },
     )
 
@@ -231,6 +259,7 @@ def execute(
     spec = spec_for(job, wtype, settings)
     if "ROBOTNI_PARENTS" in spec.env:
         write_parents(job, settings)
+    prepare_data_folder(wtype, settings)
     with LeaseKeeper(job, spec, settings, check_now) as keeper:
         outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
     chunk = keeper.unshipped()  # recorded with the outcome: a finished job's output is all in the store

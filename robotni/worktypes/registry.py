@@ -56,8 +56,10 @@ PYTHON_SCRIPT_PARAMS = {
 }
 KNOWN_KEYS = {
     *("description", "queue", "soft_time_limit", "hard_time_limit", "params", "retry", "limits", "venv"),
-    *("isolation", "preload", "priority", "concurrency", "rate"),
+    *("isolation", "preload", "priority", "concurrency", "rate", "api", "data_folder"),
 }
+# Folders Robotni keeps in its data folder (robotni/config.py): no type's `data_folder` may be one of them.
+ROBOTNI_FOLDERS = {"jobs", "envs", "broker", "prometheus", "scripts", "venvs"}
 # A module name as `import` takes it: what a fork server may import before any job of its type.
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
@@ -117,6 +119,8 @@ class WorkerType:
     priority: Priority = Priority.NORMAL  # a job's default; a submit may name another
     concurrency: Concurrency | None = None  # at most `limit` of a key running at once (robotni/store/claims.py)
     rate: Rate | None = None  # at most `count` starts per `per` seconds, cluster-wide
+    api: bool = False  # an operator's tool: its jobs get the API's URL and ROBOTNI_JOB_API_TOKEN
+    data_folder: str | None = None  # a folder of the data folder its jobs may write (e.g. backups)
 
     @property
     def has_own_environment(self) -> bool:
@@ -225,6 +229,20 @@ def _isolation(meta: Mapping[str, Any]) -> tuple[Isolation, tuple[str, ...]]:
     return Isolation(value), tuple(preload)
 
 
+def _operator_grants(meta: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """`api = true` and `data_folder = "name"`: what an operator's tool (backups, reports) is given."""
+    api = meta.get("api", False)
+    if not isinstance(api, bool):
+        raise DeclarationError("api must be true or false")
+    folder = meta.get("data_folder")
+    if folder is not None and (not isinstance(folder, str) or not NAME_RE.match(folder) or folder in ROBOTNI_FOLDERS):
+        raise DeclarationError(
+            f"data_folder must be a plain name matching {NAME_RE.pattern} and none of Robotni's own folders "
+            f"({', '.join(sorted(ROBOTNI_FOLDERS))}), not {folder!r}"
+        )
+    return api, folder
+
+
 def parse_type(path: Path) -> WorkerType:
     """Read one worker script's declaration; DeclarationError says what is wrong."""
     name = path.stem
@@ -252,6 +270,7 @@ def parse_type(path: Path) -> WorkerType:
     dependencies = environments.parse_dependencies(block.get("dependencies"))
     isolation, preload = _isolation(meta)
     params_schema = _params_schema(meta.get("params", {}))
+    api, data_folder = _operator_grants(meta)
     return WorkerType(
         name=name,
         script=path.resolve(),
@@ -272,6 +291,8 @@ def parse_type(path: Path) -> WorkerType:
         priority=scheduling.priority(meta.get("priority", Priority.NORMAL.value)),
         concurrency=scheduling.concurrency(meta.get("concurrency"), params_schema),
         rate=scheduling.rate(meta.get("rate")),
+        api=api,
+        data_folder=data_folder,
     )
 
 
