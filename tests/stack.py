@@ -187,7 +187,8 @@ class Stack:
         env: dict | None = None,
         pool: str = "prefork",
     ):
-        argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues), "--pool", pool]
+        # As the Procfile starts it (`celery -A robotni worker` takes the same options: tests/test_schema.py).
+        argv = [sys.executable, "-m", "robotni.serve", "worker", "-Q", ",".join(queues), "--pool", pool]
         argv += [
             "-n",
             f"{name}@%h",
@@ -206,7 +207,7 @@ class Stack:
 
     def start_beat(self, name: str = "beat", env: dict | None = None) -> Process:
         """celery beat as the Procfile runs it: the in-memory scheduler, so no schedule file is written."""
-        argv = [sys.executable, "-m", "celery", "-A", "robotni", "beat", "--scheduler", "celery.beat:Scheduler"]
+        argv = [sys.executable, "-m", "robotni.serve", "beat", "--scheduler", "celery.beat:Scheduler"]
         proc = self.spawn(name, [*argv, "--loglevel", "INFO"], env)
         wait_until(lambda: "beat: Starting..." in proc.log(), 60, f"{name} started\n{proc.log()}", every=0.1)
         return proc

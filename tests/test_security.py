@@ -539,6 +539,7 @@ def test_flower_refuses_to_open_beyond_loopback_without_a_password(base):
         flower_command(":5555", "")
     argv, env = flower_command("0.0.0.0:5555", "ops:secret")
     assert env["FLOWER_BASIC_AUTH"] == "ops:secret" and "ops:secret" not in " ".join(argv)
+    assert env["FLOWER_MAX_TASKS"] == "1000"  # not Flower's 100,000 tasks kept in memory
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROBOTNI_", "FLOWER_"))}
     env.update(ROBOTNI_DATA_DIR=str(base / "flower-var"), ROBOTNI_WORKERS_DIR=str(ROOT / "workers"))
     env.update(ROBOTNI_FLOWER_BIND=f"0.0.0.0:{free_port()}")
