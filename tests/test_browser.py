@@ -5,14 +5,11 @@ Needs `pip install -e '.[browser]'` and `apt-get install chromium`; without them
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.browser import chromium, expect, tab
 from tests.stack import running_stack
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 JOB_URL = "/api/worker/jobs/"
 
 
@@ -104,12 +101,11 @@ def test_the_page_follows_its_job_over_sse_and_a_running_job_cancels(page, embed
     assert embedded_stack.job(job_id)["status"] == "cancelled"
 
 
-def test_cancel_a_fakejob_from_the_page(page, embedded_stack):
+def test_cancel_a_fakejob_from_the_page(page, embedded_stack, tmp_path):
     # fakejob waits a random 1 to 30 s: cancel at once, so it cannot finish first (queued or running, both cancel).
     job_id = submit(page, "fakejob", delay_seconds="30")
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
     expect(row_status(page, job_id)).to_have_text("cancelled")
     assert embedded_stack.job(job_id)["status"] == "cancelled"
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "page.png", full_page=True)
+    page.screenshot(path=tmp_path / "page.png", full_page=True)
