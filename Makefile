@@ -35,7 +35,15 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed
+# The benchmark brings what it measures with: the peers (the `bench` extra) and h2load (Debian's nghttp2-client,
+# so that the submit rate measures the API, not a Python client; installed when root and missing).
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,redis,postgres,bench]'
+	touch $@
+
+bench: $(VENV)/.installed $(VENV)/.bench-installed
+	@command -v h2load >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y nghttp2-client \
+		|| (apt-get update && apt-get install -y nghttp2-client)
 	$(BIN)/python -m bench
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning, such as a broken link.

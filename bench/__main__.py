@@ -1,42 +1,45 @@
-"""Robotni against the floor, everything in one run: `python -m bench` (a few minutes; `--help` for the knobs).
+"""Robotni, its peers and the floor, everything in one run: `python -m bench` (`make bench`; `--help` for the knobs).
 
 The floor is what a fresh interpreter costs here: 2 concurrent spawners of `python -I -c pass`, with the
-interpreter the no-op type's jobs run with. Each throughput round is a floor, a drain of --jobs no-op jobs by
-one worker with N pool processes (`--concurrency N`), and a floor again: the round's ratio is its rate over the
-mean of the two floors around it, so a machine shared with other work moves both sides alike; the table gives
-the median of the rounds. Then, per stack (embedded: SQLite and the filesystem broker; Redis + PostgreSQL when
-they answer on this machine):
+interpreter the no-op type's jobs run with (bench/floor.py). Each throughput round is a floor, a drain of --jobs
+no-op jobs, and a floor again: the round's ratio is its rate over the mean of the two floors around it, so a
+machine shared with other work moves both sides alike; the table gives the median of the rounds. Per stack
+(embedded: SQLite and the filesystem broker; Redis + PostgreSQL when they answer on this machine):
 
-- throughput of no-op jobs: process isolation (a new interpreter per job) with each pool size of --processes
-  (1, 2 and 4), and fork isolation (children of the type's fork server) with 2 pool processes, as a ratio to the
-  floor. Every size is held against the same floor of 2 spawners. The 2-process rows (issue 8's goals) take
-  --rounds rounds; the other sizes take --size-rounds (1 by default, to keep the whole run under 10 minutes on
-  2 cores);
+- throughput of no-op jobs drained by one worker: process isolation (a new interpreter per job) with each pool
+  size of --processes (2 by default; the 2-process rows carry the goals and take --rounds rounds, other sizes
+  --size-rounds), and fork isolation (children of the type's fork server) with 2 pool processes;
+- the user's view (bench/users.py): 2 clients POST --user-jobs jobs over HTTP while a worker runs and read their
+  completion from the API (ETag polling), as jobs/s between floors and POST -> seen-completed latency;
 - latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
   with single spawns; the overhead is the median (and p99) latency minus the median spawn;
 - submits/s through the API: --submits POSTs from 8 concurrent clients (h2load when installed);
+- Redis + PostgreSQL only, the scale check (bench/scale.py): 1, 2 and 4 worker processes (--workers) of 2 pool
+  processes each, with the SQL statements and CPU per job.
 
-and on the embedded stack with --rows jobs in the store (bench/api.py seeds it): `GET /jobs/{id}` at 300
-requests/s offered, open loop, and a filtered list page. Loopback only, every wait bounded; the table and the
-machine it came from go into docs/benchmarks.md (`--no-write` to only print them).
+Then the peers (bench/peers/): plain Celery + Redis, RQ and Huey on SQLite drain the same no-op script with the
+interpreter of an empty venv, in rounds between floors, and time one job at a time. On the embedded stack with
+--rows jobs in the store (bench/api.py seeds it): `GET /jobs/{id}` at 300 requests/s offered, open loop, and a
+filtered list page. Last, the default stack's memory (bench/memory.py): PSS of every process `robotni start`
+runs, idle and after --memory-jobs no-op jobs. Loopback only, every wait bounded; the tables and the machine they
+came from go into docs/benchmarks.md between its markers (`--no-write` to only print them).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from sqlalchemy import create_engine, func, select, text
@@ -46,41 +49,36 @@ os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
 from bench import api as api_bench
+from bench import floor
+from bench import memory as memory_bench
+from bench import peers as peer_bench
+from bench import scale as scale_bench
+from bench import users as user_bench
+from bench.cpu import worker_cpu
+from bench.floor import SPAWNERS, Throughput, spawn_once
+from bench.post import SUBMITTERS, post_jobs
 from robotni.store.models import Job
 from robotni.worktypes import environments
 from tests import backends
 from tests.stack import ROOT, Stack, wait_until
 
+T = TypeVar("T")
 BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- python -m bench: begin -->", "<!-- python -m bench: end -->"
 STACK_TITLES = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
 POOL_PROCESSES = 2  # the pool size of issue 8's throughput goals, of fork isolation and of the latency worker
-SUBMITTERS = 8
-SPAWNERS = 2
-# Goals of issue 8, per stack where they differ.
+# Goals of issue 19, per stack where they differ; also for the user's view. Besides: process isolation at or
+# above the best peer of its kind (PEER_GOALS), with a p99 latency far below Huey's embedded.
 GOALS: dict[str, dict[str, float]] = {
-    "process": {"embedded": 0.70, "redis": 0.80},  # share of the floor's rate, with POOL_PROCESSES
-    "fork": {"embedded": 3.0, "redis": 3.0},
-    "latency": {"embedded": 60.0, "redis": 10.0},  # ms over the median spawn
-    "submits": {"embedded": 300.0, "redis": 500.0},
+    "process": {"embedded": 0.80, "redis": 0.85},  # share of the floor's rate, with POOL_PROCESSES
+    "fork": {"embedded": 2.5, "redis": 2.5},
+    "latency": {"embedded": 20.0, "redis": 6.0},  # ms over the median spawn, p50
+    "latency_p99": {"embedded": 40.0, "redis": 12.0},
+    "submits": {"embedded": 600.0, "redis": 1000.0},
     "get_p99": {"embedded": 10.0},  # ms
 }
-
-
-def spawn_floor(python: str, runs: int, spawners: int = SPAWNERS) -> float:
-    """Spawns/s of `python -I -c pass` from concurrent spawners."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(spawners) as pool:
-        list(pool.map(lambda _: subprocess.run([python, "-I", "-c", "pass"], check=True), range(runs)))
-    return runs / (time.perf_counter() - started)
-
-
-def spawn_once(python: str) -> float:
-    """ms of one `python -I -c pass`."""
-    started = time.perf_counter()
-    subprocess.run([python, "-I", "-c", "pass"], check=True)
-    return (time.perf_counter() - started) * 1000
+PEER_GOALS = {"embedded": ["huey"], "redis": ["celery"]}  # the peers each stack's process isolation must match
 
 
 def pool_label(processes: int) -> str:
@@ -89,79 +87,6 @@ def pool_label(processes: int) -> str:
 
 def p99(values: list[float]) -> float:
     return api_bench.percentile(values, 0.99)
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _times(pid: int) -> tuple[float, float]:
-    """(own, reaped children's) CPU seconds of a process, from /proc; nothing for one that just ended."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # a pool process's child that was a job, not a fork server: its pool counts it
-        return 0.0, 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
-
-
-def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def worker_cpu(main: int) -> dict[str, float]:
-    """CPU seconds so far of a worker's parts: its main process, its pool processes, and the job processes
-    (the pool processes' reaped children, and the fork servers with theirs)."""
-    pools = _children(main)
-    servers = [server for pool in pools for server in _children(pool)]
-    return {
-        "worker main process": _times(main)[0],
-        "pool processes": sum(_times(pool)[0] for pool in pools),
-        "job processes": sum(_times(pool)[1] for pool in pools) + sum(sum(_times(s)) for s in servers),
-        "PostgreSQL and Redis (all their clients)": _servers_cpu(),
-        "machine": _busy_seconds(),
-    }
-
-
-def _servers_cpu() -> float:
-    """CPU seconds of this machine's PostgreSQL and Redis processes, the ones that ended included."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # ended meanwhile
-            continue
-        if text[text.index("(") + 1 : text.rindex(")")] in ("postgres", "redis-server"):
-            total += sum(_times(int(stat.parent.name)))
-    return total
-
-
-def _busy_seconds() -> float:
-    """CPU seconds all cores have been busy since boot (/proc/stat; idle and iowait excluded)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / TICK
-
-
-@dataclass
-class Throughput:
-    rates: list[float] = field(default_factory=list)
-    floors: list[float] = field(default_factory=list)  # the mean of the floors around each round
-    cpu_ms: list[dict[str, float]] = field(default_factory=list)  # per round: CPU ms per job by part
-
-    def cpu_note(self, title: str) -> str:
-        parts = {part: statistics.median(r[part] for r in self.cpu_ms) for part in self.cpu_ms[0]}
-        machine = parts.pop("machine")
-        split = ", ".join(f"{part} {ms:.1f}" for part, ms in parts.items() if ms >= 0.05)
-        return (
-            f"{title}: CPU per job (median of the rounds) {split} ms; the whole machine was busy "
-            f"{machine:.1f} ms per job (the rest: the benchmark itself and whatever else ran meanwhile)"
-        )
-
-    @property
-    def ratio(self) -> float:
-        return statistics.median(r / f for r, f in zip(self.rates, self.floors, strict=True))
-
-    def cell(self) -> str:
-        rates = ", ".join(f"{r:.0f}" for r in self.rates)
-        return f"**{self.ratio:.2f}x** the floor: {statistics.median(self.rates):.0f} jobs/s (rounds: {rates})"
 
 
 @dataclass
@@ -180,6 +105,9 @@ class Results:
     submit_tool: str = ""
     gets: api_bench.Result | None = None
     lists: api_bench.Result | None = None
+    users: Throughput | None = None  # the user's view (bench/users.py)
+    user_latency: list[float] = field(default_factory=list)  # ms, POST -> a client saw `completed`
+    scale: dict[int, scale_bench.Scale] = field(default_factory=dict)  # by worker processes
     notes: list[str] = field(default_factory=list)
 
     def throughputs(self) -> dict[str, Throughput]:
@@ -220,26 +148,7 @@ class Bench:
 
     def post(self, count: int, wtype: str) -> tuple[float, str]:
         """count submits of wtype from SUBMITTERS concurrent clients: (submits/s, the client used)."""
-        if shutil.which("h2load"):
-            body = self.base / f"{wtype}.json"
-            body.write_text(f'{{"type": "{wtype}"}}')
-            argv = ["h2load", "--h1", f"-n{count}", f"-c{SUBMITTERS}", "-m1", f"-d{body}"]
-            argv += ["-H", "Content-Type: application/json", self.stack.api("/jobs")]
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
-            accepted = re.search(r"status codes: (\d+) 2xx", done.stdout)
-            assert accepted and int(accepted.group(1)) == count, done.stdout
-            return float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done.stdout).group(1)), "h2load"
-        local = threading.local()
-
-        def one(_):
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            assert local.session.post(self.stack.api("/jobs"), json={"type": wtype}).status_code == 202
-
-        started = time.perf_counter()
-        with ThreadPoolExecutor(SUBMITTERS) as pool:
-            list(pool.map(one, range(count)))
-        return count / (time.perf_counter() - started), "Python requests"
+        return post_jobs(self.stack.api("/jobs"), count, wtype, self.base)
 
     def drain_rate(self, wtype: str, jobs: int, processes: int) -> float:
         """Jobs/s of one worker with `processes` pool processes draining a queue of `jobs` no-op jobs filled
@@ -252,20 +161,26 @@ class Bench:
         wait_until(lambda: self.count(*done) >= jobs, 300, f"{jobs} {wtype} jobs to complete", every=0.1)
         after = worker_cpu(worker.pid)
         worker.stop()
-        with self.db.connect() as conn:
-            first, last = conn.execute(select(func.min(Job.started_at), func.max(Job.finished_at)).where(*done)).one()
         self.cpu_ms = {part: (after[part] - before[part]) * 1000 / jobs for part in after}
+        return self.rate(*done)
+
+    def rate(self, *where) -> float:
+        """Jobs/s of the jobs `where` selects, from the first one's start to the last one's end."""
+        query = select(func.count(), func.min(Job.started_at), func.max(Job.finished_at)).where(*where)
+        with self.db.connect() as conn:
+            jobs, first, last = conn.execute(query).one()
         return jobs / (last - first).total_seconds()
 
-    def throughput(self, wtype: str, jobs: int, rounds: int, floor_runs: int, processes: int) -> Throughput:
-        measured = Throughput()
-        python = self.job_python()
-        for _ in range(rounds):
-            before = spawn_floor(python, floor_runs)
-            measured.rates.append(self.drain_rate(wtype, jobs, processes))
-            measured.cpu_ms.append(self.cpu_ms)
-            after = spawn_floor(python, floor_runs)
-            measured.floors.append((before + after) / 2)
+    def throughput(self, wtype: str, jobs: int, count: int, floor_runs: int, processes: int) -> Throughput:
+        cpu_ms: list[dict[str, float]] = []
+
+        def drain() -> float:
+            rate = self.drain_rate(wtype, jobs, processes)
+            cpu_ms.append(self.cpu_ms)
+            return rate
+
+        measured = floor.rounds(drain, self.job_python(), count, floor_runs)
+        measured.cpu_ms = cpu_ms
         return measured
 
     def latencies(self, samples: int, isolations: list[str], results: Results) -> None:
@@ -303,9 +218,13 @@ class Bench:
     def submit_rate(self, count: int) -> tuple[float, str]:
         """Submits/s through the API; the jobs are cancelled afterwards, no worker runs them."""
         rate, tool = self.post(count, "noop")
+        self.cancel_queued()
+        return rate, tool
+
+    def cancel_queued(self) -> None:
+        """Jobs no measure will wait for: their messages are skipped (the row is no longer queued)."""
         with self.db.begin() as conn:
             conn.execute(text("UPDATE jobs SET status = 'cancelled' WHERE status = 'queued'"))
-        return rate, tool
 
     def close(self) -> None:
         self.stack.stop()
@@ -319,19 +238,83 @@ def run_stack(name: str, args: argparse.Namespace) -> Results:
     bench = Bench(name, base)
     try:
         bench.start_worker().stop()  # builds the standard-library environment the jobs (and the floor) use
-        results.submits, results.submit_tool = bench.submit_rate(args.submits)
+        measure = partial(_measured, bench, results)
+        if submitted := measure("submits/s", partial(bench.submit_rate, args.submits)):
+            results.submits, results.submit_tool = submitted
         for processes in args.processes:
-            # Issue 8's goals are for 2 processes; fewer rounds for the other sizes keep the run under 10 min.
+            # The goals are for 2 processes; fewer rounds for the other sizes keep the run short.
             rounds = args.rounds if processes == POOL_PROCESSES else args.size_rounds
-            results.process[processes] = bench.throughput("noop", args.jobs, rounds, args.floor_runs, processes)
+            drain = partial(bench.throughput, "noop", args.jobs, rounds, args.floor_runs, processes)
+            if measured := measure(f"process isolation, {pool_label(processes)}", drain):
+                results.process[processes] = measured
         if "fork" in args.isolations:
-            results.fork = bench.throughput("noopfork", args.jobs * 2, args.rounds, args.floor_runs, POOL_PROCESSES)
-        results.floor = statistics.median(f for measured in results.throughputs().values() for f in measured.floors)
-        bench.latencies(args.samples, args.isolations, results)
+            drain = partial(bench.throughput, "noopfork", args.jobs * 2, args.rounds, args.floor_runs, POOL_PROCESSES)
+            results.fork = measure("fork isolation", drain)
+        if args.user_jobs:
+            users = partial(
+                floor.rounds, partial(users_round, bench, args, results), bench.job_python(), 1, args.floor_runs
+            )
+            results.users = measure("the user's view", users)
+        if name == "redis":
+            for workers in args.workers:
+                scale = partial(scale_bench.measure, bench, workers, args.jobs, 1, args.floor_runs)
+                if measured := measure(f"the scale check with {workers} worker processes", scale):
+                    results.scale[workers] = measured
+        floors = [f for measured in results.throughputs().values() for f in measured.floors]
+        results.floor = statistics.median(floors) if floors else None
+        measure("latency", partial(bench.latencies, args.samples, args.isolations, results))
     finally:
         bench.close()
         shutil.rmtree(base, ignore_errors=True)
     return results
+
+
+def _measured(bench: Bench, results: Results, what: str, measure: Callable[[], T]) -> T | None:
+    """One measure; if it fails (a machine shared with other work can starve anything), a note says so, the jobs it
+    left queued are cancelled, and the run goes on with the next measure."""
+    try:
+        return measure()
+    except Exception as exc:
+        results.notes.append(f"{STACK_TITLES[bench.name]}: {what} not measured: {exc.__class__.__name__}: {exc}")
+        bench.cancel_queued()
+        return None
+
+
+def users_round(bench: Bench, args: argparse.Namespace, results: Results) -> float:
+    """The user's view on a running worker: jobs/s as the clients saw them; their latencies kept in results."""
+    worker = bench.start_worker()
+    try:
+        rate, latencies = user_bench.run(bench.stack.api, args.user_jobs, args.user_window, args.user_poll)
+    finally:
+        worker.stop()
+    results.user_latency += latencies
+    return rate
+
+
+def run_peers(args: argparse.Namespace) -> dict[str, peer_bench.PeerResult]:
+    """Each peer of --peers drains the same no-op script with the interpreter of an empty venv, between floors."""
+    base = Path(tempfile.mkdtemp(prefix="robotni-bench-peers-"))
+    try:
+        python = floor.empty_venv(base / "venv")
+        script = str(BENCH_WORKERS / "noop.py")
+        found = {}
+        for name in args.peers:
+            found[name] = peer_bench.measure(
+                name, base, python, script, args.jobs, args.rounds, args.floor_runs, args.peer_samples
+            )
+            print(f"peer {name}: done", file=sys.stderr, flush=True)
+        return found
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def run_memory(args: argparse.Namespace) -> memory_bench.Memory:
+    base = Path(tempfile.mkdtemp(prefix="robotni-bench-memory-"))
+    try:
+        post = partial(post_jobs, wtype="noop", workdir=base)
+        return memory_bench.measure(base, BENCH_WORKERS / "noop.py", args.memory_jobs, args.memory_settle, post)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def read_api(args: argparse.Namespace, results: Results) -> None:
@@ -386,13 +369,14 @@ def _process_rows(name: str, r: Results, args: argparse.Namespace) -> dict[str, 
     return rows
 
 
-def _latency_cell(results: Results, wtype: str, goal: float | None) -> str:
-    values = results.latency.get(wtype)
-    if not values or results.spawn_ms is None:
+def _latency_cell(values: list[float] | None, spawn_ms: float | None, goals: tuple[float, float] | None) -> str:
+    if not values or spawn_ms is None:
         return "—"
-    median, worst = statistics.median(values) - results.spawn_ms, p99(values) - results.spawn_ms
+    median, worst = statistics.median(values) - spawn_ms, p99(values) - spawn_ms
     cell = f"{median:.1f} ms (p99 {worst:.1f} ms); latency {statistics.median(values):.1f} / p99 {p99(values):.1f} ms"
-    return f"{cell}; goal ≤ {goal:g} ms: {_mark(median <= goal)}" if goal is not None else cell
+    if goals is None:
+        return cell
+    return f"{cell}; goal ≤ {goals[0]:g} / {goals[1]:g} ms: {_mark(median <= goals[0] and worst <= goals[1])}"
 
 
 def _load_cell(result: api_bench.Result | None, goal: float | None = None) -> str:
@@ -410,6 +394,7 @@ def _load_cell(result: api_bench.Result | None, goal: float | None = None) -> st
 
 def cells(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
     """One stack's column, by row title."""
+    latency_goals = GOALS["latency"][name], GOALS["latency_p99"][name]
     submits = "—"
     if r.submits is not None:
         goal = GOALS["submits"][name]
@@ -422,8 +407,16 @@ def cells(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
         f'no-op jobs/s, {pool_label(POOL_PROCESSES)}, `isolation = "fork"`': _throughput_cell(
             r.fork, GOALS["fork"][name]
         ),
-        "submit → completed minus median spawn, process isolation": _latency_cell(r, "noop", GOALS["latency"][name]),
-        "submit → completed minus median spawn, fork isolation": _latency_cell(r, "noopfork", None),
+        "submit → completed minus median spawn, process isolation (p50 / p99 goal)": _latency_cell(
+            r.latency.get("noop"), r.spawn_ms, latency_goals
+        ),
+        "submit → completed minus median spawn, fork isolation": _latency_cell(
+            r.latency.get("noopfork"), r.spawn_ms, None
+        ),
+        f"the user's view: {user_bench.CLIENTS} clients POST {args.user_jobs} no-op jobs while the worker runs, "
+        f"{args.user_window} in flight each": _throughput_cell(r.users, GOALS["process"][name]),
+        "the user's view: POST → a client sees `completed` (ETag polling every "
+        f"{args.user_poll * 1000:g} ms), minus median spawn": _latency_cell(r.user_latency, r.spawn_ms, latency_goals),
         f"submits/s through the API ({SUBMITTERS} clients, gunicorn 2 sync workers)": submits,
         f"`GET /jobs/{{id}}` at {args.rate}/s offered, {args.rows:,} jobs in the store": _load_cell(
             r.gets, GOALS["get_p99"].get(name)
@@ -451,6 +444,53 @@ def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
                 "in the same run."
             )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes])
+
+
+def _over_spawn(values: list[float], spawn_ms: float | None) -> str:
+    if not values or spawn_ms is None:
+        return "—"
+    return f"{statistics.median(values) - spawn_ms:.1f} / {p99(values) - spawn_ms:.1f} ms"
+
+
+def side_by_side(all_results: dict[str, Results], peers: dict[str, peer_bench.PeerResult]) -> str:
+    """Robotni's drains, its user's view and the peers' drains, each as a ratio to its own rounds' floors."""
+    lines = ["| system | no-op jobs/s as a ratio to the floor | latency over a spawn, p50 / p99 | against the peer |"]
+    lines.append("|---|---|---|---|")
+    for name, r in all_results.items():
+        rows = [
+            (f"process isolation, {pool_label(POOL_PROCESSES)}", r.process.get(POOL_PROCESSES), r.latency.get("noop")),
+            (f'`isolation = "fork"`, {pool_label(POOL_PROCESSES)}', r.fork, r.latency.get("noopfork")),
+            ("the user's view (POSTs while the worker runs)", r.users, r.user_latency),
+        ]
+        for label, measured, latencies in rows:
+            versus = _versus(name, measured, latencies, r.spawn_ms, peers) if "process" in label else ""
+            ratio = measured.cell() if measured else "—"
+            lines.append(
+                f"| Robotni, {STACK_TITLES[name]}, {label} | {ratio} | "
+                f"{_over_spawn(latencies or [], r.spawn_ms)} | {versus} |"
+            )
+    for peer in peers.values():
+        ratio = peer.throughput.cell() if peer.throughput else "—"
+        latency = peer.over_spawn()
+        cell = f"{latency[0]:.1f} / {latency[1]:.1f} ms" if latency else "—"
+        lines.append(f"| {peer.title} | {ratio} | {cell} | |")
+    notes = [peer.note for peer in peers.values() if peer.note]
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes])
+
+
+def _versus(name: str, measured: Throughput | None, latencies, spawn_ms, peers) -> str:
+    """Issue 19's goal against the peers of this stack's kind: at or above their ratio (and, embedded, a p99
+    latency below Huey's)."""
+    marks = []
+    for peer_name in PEER_GOALS[name]:
+        peer = peers.get(peer_name)
+        if measured is None or peer is None or peer.throughput is None:
+            continue
+        marks.append(f"≥ {peer_name} ({peer.throughput.ratio:.2f}x): {_mark(measured.ratio >= peer.throughput.ratio)}")
+        if name == "embedded" and latencies and spawn_ms is not None and peer.over_spawn():
+            worst, theirs = p99(latencies) - spawn_ms, peer.over_spawn()[1]
+            marks.append(f"p99 below {peer_name}'s ({theirs:.0f} ms): {_mark(worst < theirs)}")
+    return "; ".join(marks)
 
 
 def _sizes_note(args: argparse.Namespace) -> list[str]:
@@ -510,9 +550,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=300, help="no-op jobs per throughput round (fork: twice as many)")
     parser.add_argument(
         "--processes",
-        default="1,2,4",
+        default=str(POOL_PROCESSES),
         type=_sizes,
-        help="comma-separated pool sizes (worker --concurrency) for process isolation",
+        help="comma-separated pool sizes (worker --concurrency) for process isolation, e.g. 1,2,4",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help=f"throughput rounds per isolation with {pool_label(POOL_PROCESSES)}"
@@ -526,6 +566,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10, help="length of the GET run")
     parser.add_argument("--list-rate", type=int, default=25, help="offered list pages per second")
     parser.add_argument("--list-seconds", type=float, default=8, help="length of the list run")
+    parser.add_argument("--user-jobs", type=int, default=200, help="jobs of the user's view (0: not measured)")
+    parser.add_argument("--user-window", type=int, default=2, help="jobs each client of the user's view has in flight")
+    parser.add_argument("--user-poll", type=float, default=0.01, help="seconds between a client's looks at its jobs")
+    parser.add_argument(
+        "--workers", default="1,2,4", type=_sizes, help="worker processes of the scale check (Redis + PostgreSQL)"
+    )
+    parser.add_argument(
+        "--peers", default="celery,rq,huey", type=lambda v: [p for p in v.split(",") if p], help="celery, rq, huey"
+    )
+    parser.add_argument("--peer-samples", type=int, default=50, help="jobs per peer latency measurement")
+    parser.add_argument("--memory-jobs", type=int, default=10_000, help="no-op jobs between the two memory readings")
+    parser.add_argument(
+        "--memory-settle", type=float, default=10, help="seconds idle before each memory reading (< 0: not measured)"
+    )
     parser.add_argument("--no-write", action="store_true", help=f"print only; do not update {DOC.relative_to(ROOT)}")
     return parser.parse_args()
 
@@ -540,9 +594,22 @@ def main() -> None:
         except Exception as exc:  # a stack whose servers are not running here is reported, not fatal
             all_results[name] = Results(notes=[f"{STACK_TITLES[name]} not measured: {exc.__class__.__name__}: {exc}"])
         print(f"{name}: done after {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
+    peers = run_peers(args) if args.peers else {}
     if args.rows and "embedded" in all_results:
         read_api(args, all_results["embedded"])
-    report = f"{machine((load_before, load_average()), time.monotonic() - started)}\n\n{table(all_results, args)}"
+        print(f"reads: done after {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
+    memory = run_memory(args) if args.memory_settle >= 0 else None
+    seconds = time.monotonic() - started
+    parts = [machine((load_before, load_average()), seconds), table(all_results, args)]
+    parts += ["### Robotni and its peers, side by side", side_by_side(all_results, peers)]
+    scales = all_results.get("redis", Results()).scale
+    if scales:
+        parts += ["### Scale check: worker processes on one Redis + PostgreSQL", "\n".join(scale_bench.rows(scales))]
+        parts.append(f"- {scale_bench.host_estimate(scales)}.")
+    if memory is not None:
+        rows = memory_bench.rows(memory)
+        parts += ["### Memory of the default stack (`make start`), PSS", "\n".join(rows)]
+    report = "\n\n".join(parts)
     print(report)
     if not args.no_write:
         write_doc(report)

@@ -1,28 +1,24 @@
-"""Webhooks and live streams: `python -m bench.webhooks` (about two minutes on 2 cores; `--help` for the knobs).
+"""Webhooks: `python -m bench.webhooks` (about a minute on 2 cores; `--help` for the knobs).
 
 - the outbox's cost per job: a claim and a finish (two status changes, each writing its event row) on SQLite,
   with no subscription and with one that matches (an event payload and a delivery row more per change);
 - event-to-delivery latency: jobs one at a time, a subscription to job.completed, a receiver on loopback; from
   the event's timestamp (its transaction) to the receiver's clock;
 - deliveries/s: a backlog of completed-job deliveries drained by the webhooks worker (the Procfile's line:
-  8 threads), started once the backlog is there;
-- SSE: --streams concurrent job streams held on gunicorn (2 gthread workers) while jobs run: gunicorn's memory
-  (RSS of its processes) before and with the streams, and `GET /jobs/{id}` latency meanwhile.
+  8 threads), started once the backlog is there.
+
+Live event streams have their own: bench/streams.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import statistics
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-
-import httpx
 
 from robotni.store import claims, creation, engine, events, jobs, subscriptions
 from tests.stack import Stack, wait_until
@@ -57,13 +53,6 @@ def outbox_cost(count: int) -> dict[str, float]:
     return costs
 
 
-def gunicorn_rss(stack: Stack) -> float:
-    """MiB of resident memory of the web server's processes (the arbiter and its workers)."""
-    [web] = [p for p in stack.processes if p.name == "web"]
-    pids = [web.pid, *(int(p) for p in Path(f"/proc/{web.pid}/task/{web.pid}/children").read_text().split())]
-    return sum(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096 for pid in pids) / 2**20
-
-
 def latencies(stack: Stack, receiver: Receiver, count: int) -> list[float]:
     found = []
     for _ in range(count):
@@ -87,44 +76,11 @@ def drain(stack: Stack, receiver: Receiver, count: int) -> tuple[float, float]:
     return count / (receiver.calls[-1][0] - receiver.calls[before][0] + 1e-9), time.monotonic() - started
 
 
-async def hold_streams(stack: Stack, count: int, job_ids: list[str], seconds: float) -> tuple[int, float, list[float]]:
-    """count streams held for seconds while GET /jobs/{id} is timed: (streams open, gunicorn MiB, latencies ms)."""
-    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        opened = 0
-
-        async def one(number: int) -> None:
-            nonlocal opened
-            url = stack.api(f"/jobs/{job_ids[number % len(job_ids)]}/events")
-            async with client.stream("GET", url) as response:
-                opened += response.status_code == 200
-                with contextlib.suppress(httpx.HTTPError):  # ends when its task is cancelled
-                    async for _ in response.aiter_lines():
-                        pass
-
-        tasks = [asyncio.create_task(one(n)) for n in range(count)]
-        await asyncio.sleep(min(10.0, seconds / 2))  # every stream connected
-        memory = gunicorn_rss(stack)
-        timed = []
-        deadline = time.monotonic() + seconds / 2
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            await client.get(stack.api(f"/jobs/{job_ids[0]}"))
-            timed.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.05)
-        still = opened
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return still, memory, timed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs per outbox measure")
     parser.add_argument("--latency", type=int, default=30, help="jobs for the event-to-delivery latency")
     parser.add_argument("--backlog", type=int, default=200, help="deliveries in the drained backlog")
-    parser.add_argument("--streams", type=int, default=500, help="concurrent SSE streams")
     args = parser.parse_args()
     print("outbox, ms per job (claim + finish):", outbox_cost(args.jobs))
     receiver = Receiver().start()
@@ -140,15 +96,6 @@ def main() -> None:
             hooks.stop()
             rate, took = drain(stack, receiver, args.backlog)
             print(f"deliveries/s draining {args.backlog}: {rate:.0f}/s ({took:.1f} s from the worker's start)")
-            running = [stack.submit("ticker", {"lines": 400, "every": 0.1})["id"] for _ in range(4)]
-            idle = gunicorn_rss(stack)
-            held, memory, timed = asyncio.run(hold_streams(stack, args.streams, running, 30))
-            timed.sort()
-            print(
-                f"SSE: {held} streams held; gunicorn RSS {idle:.0f} MiB idle, {memory:.0f} MiB with them"
-                f" ({(memory - idle) * 1024 / max(held, 1):.0f} KiB a stream)"
-                f"; GET /jobs/{{id}} p50 {statistics.median(timed):.1f} ms, p99 {timed[int(len(timed) * 0.99)]:.1f} ms"
-            )
         finally:
             stack.stop()
             receiver.stop()

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from honcho.environ import parse, parse_procfile
-from honcho.manager import Manager
 
-from robotni import config
+from robotni import config, stackrun
 from robotni.errors import RobotniError
 from robotni.runner import confinement
 from robotni.worktypes import environments
@@ -137,9 +135,11 @@ def start() -> None:
     procfile = local.read_text() if local.is_file() else (files("robotni") / "project_template/Procfile").read_text()
     # A venv need not be activated: celery and gunicorn are installed next to its interpreter.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
-    manager = Manager()
+    stackrun.migrate_embedded_store()
+    manager = stackrun.ThreadedManager()
     for name, command, extra in processes(procfile, queues):
-        manager.add_process(name, command, env={**os.environ, "PATH": path, **extra})
+        # `exec`: the shell that expands the line's variables becomes the line's program, one process less each.
+        manager.add_process(name, f"exec {command}", env={**os.environ, "PATH": path, **extra})
     manager.loop()  # SIGINT or SIGTERM: SIGTERM to every process group, SIGKILL to what is left after 5 s
     sys.exit(manager.returncode)
 
@@ -198,6 +198,8 @@ def _print_workflow(found: dict[str, Any]) -> None:
 @click.option("--wait", is_flag=True, help="poll until the workflow ends; exit 1 unless it completed")
 def workflow_submit(path: Path, wait: bool) -> None:
     """Submit a workflow from a JSON or YAML file: {"project", "name", "steps": [...]}."""
+    import yaml  # here: `robotni start`, which stays running, has no use for it
+
     body = yaml.safe_load(path.read_text())  # YAML reads JSON too
     found = _call("POST", "/workflows", body)
     while wait and found["status"] == "running":

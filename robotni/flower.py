@@ -14,6 +14,9 @@ import sys
 from robotni.config import settings
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+# Flower keeps every task it has seen in memory, 100,000 by default: 10,000 jobs grew it by about 60 MiB
+# (docs/benchmarks.md). The job table holds every job; Flower needs only the recent ones (FLOWER_MAX_TASKS overrides).
+MAX_TASKS = 1000
 
 
 def is_loopback(host: str) -> bool:
@@ -31,6 +34,7 @@ def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
     if not sep or not port.isdigit():
         raise SystemExit(f"ROBOTNI_FLOWER_BIND must be host:port, not {bind!r}")
     env = dict(os.environ)
+    env.setdefault("FLOWER_MAX_TASKS", str(MAX_TASKS))
     basic_auth = basic_auth or env.get("FLOWER_BASIC_AUTH", "")
     if basic_auth:
         if not all(":" in pair and pair.split(":", 1)[1] for pair in basic_auth.split(",")):
@@ -44,7 +48,7 @@ def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
             f"refusing to serve Flower on {host or 'every address'} without a password: "
             "set ROBOTNI_FLOWER_BASIC_AUTH=user:password, or bind 127.0.0.1"
         )
-    argv = [sys.executable, "-m", "celery", "-A", "robotni", "flower", f"--address={host}", f"--port={port}"]
+    argv = [sys.executable, "-m", "robotni.serve", "flower", f"--address={host}", f"--port={port}"]
     return argv, env
 
 

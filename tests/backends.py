@@ -113,6 +113,15 @@ def provision(name: str) -> Backend:
     return backend
 
 
+def redis_only(name: str) -> Backend:
+    """A Redis db of its own and nothing else (the benchmark's plain-Celery and RQ peers): ROBOTNI_BROKER_URL."""
+    backend = Backend(name)
+    if not REDIS:
+        raise RuntimeError("set ROBOTNI_TEST_REDIS_URL for a Redis db")
+    _redis(backend)
+    return backend
+
+
 def postgres_database() -> Backend:
     """A fresh PostgreSQL database alone (ROBOTNI_DATABASE_URL in its env), for a store moved into it."""
     if not POSTGRES:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_WORKERS = Path(__file__).resolve().parent / "workers"
@@ -34,6 +35,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def scrape(stack: Stack) -> dict[str, dict]:
+    """Every sample of /metrics as {sample name: {frozenset of label pairs: value}}."""
+    response = requests.get(stack.url + "/metrics", timeout=10)  # a new connection: any gunicorn worker answers
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples: dict[str, dict] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
+    return samples
 
 
 def alive(pid: int) -> bool:
@@ -77,11 +90,11 @@ def free_port() -> int:
 class Process:
     """A child in its own session, so stopping it stops everything it started."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path = ROOT):
         self.name, self.log_path = name, log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  closed in stop()
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     @property
@@ -109,8 +122,9 @@ class Process:
 
 
 class Stack:
-    def __init__(self, base: Path, extra_env: dict[str, str] | None = None):
-        self.base = base
+    def __init__(self, base: Path, extra_env: dict[str, str] | None = None, root: Path = ROOT):
+        """root: the checkout whose `robotni` the processes run (they start in it); a benchmark compares two."""
+        self.base, self.root = base, root
         self.data_dir = base / "var"
         self.workers_dir = base / "workers"
         self.workers_dir.mkdir(parents=True, exist_ok=True)
@@ -133,14 +147,15 @@ class Stack:
         """What an operator does before starting a release on a server database (SQLite migrates itself)."""
         if "ROBOTNI_DATABASE_URL" in self.env:
             argv = [sys.executable, "-c", "from robotni.cli import main; main()", "db", "upgrade"]
-            subprocess.run(argv, env=self.env, cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(argv, env=self.env, cwd=self.root, check=True, capture_output=True)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        proc = Process(name, argv, {**self.env, **(env or {})}, self.base / f"{name}.log")
+        proc = Process(name, argv, {**self.env, **(env or {})}, self.base / f"{name}.log", self.root)
         self.processes.append(proc)
         return proc
 
-    def start_web(self) -> Process:
+    def start_web(self, args: Iterable[str] = ()) -> Process:
+        """gunicorn as the Procfile runs it (2 workers); args go before the app, over the config's settings."""
         self.upgrade_schema()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
@@ -153,7 +168,7 @@ class Stack:
             "--bind",
             f"127.0.0.1:{port}",
         ]
-        argv += ["--workers", "2"]
+        argv += ["--workers", "2", *args]
         proc = self.spawn("web", [*argv, "robotni.api.app:create_app()"])
         wait_until(self._web_answers, 30, f"gunicorn on {self.url}\n{proc.log()}")
         return proc
@@ -172,7 +187,8 @@ class Stack:
         env: dict | None = None,
         pool: str = "prefork",
     ):
-        argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", ",".join(queues), "--pool", pool]
+        # As the Procfile starts it (`celery -A robotni worker` takes the same options: tests/test_schema.py).
+        argv = [sys.executable, "-m", "robotni.serve", "worker", "-Q", ",".join(queues), "--pool", pool]
         argv += [
             "-n",
             f"{name}@%h",
@@ -189,10 +205,10 @@ class Stack:
         """The Procfile's `webhooks` line: deliveries on their own queue, on threads."""
         return self.start_worker(name, queues=("webhooks",), concurrency=8, pool="threads")
 
-    def start_beat(self, name: str = "beat") -> Process:
+    def start_beat(self, name: str = "beat", env: dict | None = None) -> Process:
         """celery beat as the Procfile runs it: the in-memory scheduler, so no schedule file is written."""
-        argv = [sys.executable, "-m", "celery", "-A", "robotni", "beat", "--scheduler", "celery.beat:Scheduler"]
-        proc = self.spawn(name, [*argv, "--loglevel", "INFO"])
+        argv = [sys.executable, "-m", "robotni.serve", "beat", "--scheduler", "celery.beat:Scheduler"]
+        proc = self.spawn(name, [*argv, "--loglevel", "INFO"], env)
         wait_until(lambda: "beat: Starting..." in proc.log(), 60, f"{name} started\n{proc.log()}", every=0.1)
         return proc
 

@@ -1,34 +1,15 @@
-"""The try-it page at / in real headless Chromium: Debian's /usr/bin/chromium driven by Playwright.
+"""The jobs view of the page at / in real headless Chromium, where no tokens are set (loopback use).
 
 Needs `pip install -e '.[browser]'` and `apt-get install chromium`; without them the module is skipped.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.browser import chromium, expect, tab
 from tests.stack import running_stack
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install -e '.[browser]'")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium", allow_module_level=True)
-
-expect = sync_api.expect
-# Without the background-networking flags Chromium phones home, and on a closed network its connections are refused.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 JOB_URL = "/api/worker/jobs/"
 
 
@@ -41,31 +22,15 @@ def embedded_stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser, embedded_stack):
-    """A fresh tab on the page; fails the test if the page threw or broke its content security policy."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    tab = context.new_page()
-    problems: list[str] = []
-    tab.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
-    # Chromium logs every 4xx fetch as a console error; those are expected here (422, 304 are not errors).
-    tab.on(
-        "console",
-        lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text and problems.append(msg.text),
-    )
-    tab.goto(embedded_stack.url + "/")
-    expect(tab.locator("#type-select option[value='fakejob']")).to_be_attached()
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert not problems, problems
+    with tab(browser, embedded_stack.url + "/") as opened:
+        expect(opened.locator("#type-select option[value='fakejob']")).to_be_attached()
+        yield opened
 
 
 def submit(page, type: str, **fields: str) -> str:
@@ -73,7 +38,7 @@ def submit(page, type: str, **fields: str) -> str:
     before = page.locator("#job-id").text_content()
     page.locator("#type-select").select_option(type)
     for name, value in fields.items():
-        page.get_by_label(name, exact=True).fill(value)
+        page.locator("#submit-form").get_by_label(name, exact=True).fill(value)
     page.locator("#submit-button").click()
     expect(page.locator("#job-id")).not_to_have_text(before or "", timeout=10_000)
     expect(page.locator("#job-id")).not_to_be_empty()
@@ -86,18 +51,19 @@ def row_status(page, job_id: str):
 
 def test_form_follows_the_schema_and_shows_field_errors(page):
     page.locator("#type-select").select_option("fakejob")
-    delay = page.get_by_label("delay_seconds", exact=True)
+    form = page.locator("#submit-form")
+    delay = form.get_by_label("delay_seconds", exact=True)
     expect(delay).to_have_value("5")  # the schema's default
     expect(page.locator("#params-fields")).to_contain_text("0 to 100")
     delay.fill("1000")
     page.locator("#submit-button").click()
-    expect(page.locator("[data-error-for='params.delay_seconds']")).to_contain_text("maximum of 100")
+    expect(form.locator("[data-error-for='params.delay_seconds']")).to_contain_text("maximum of 100")
     expect(page.locator("#job")).to_be_hidden()
     page.locator("#type-select").select_option("add")
-    expect(page.get_by_label("x required", exact=True)).to_have_value("")
+    expect(form.get_by_label("x required", exact=True)).to_have_value("")
     page.locator("#project-input").fill("not a name")
     page.locator("#submit-button").click()
-    expect(page.locator("[data-error-for='project']")).to_contain_text("letters, digits")
+    expect(form.locator("[data-error-for='project']")).to_contain_text("letters, digits")
 
 
 def test_submit_and_watch_a_job_complete(page, embedded_stack):
@@ -135,12 +101,11 @@ def test_the_page_follows_its_job_over_sse_and_a_running_job_cancels(page, embed
     assert embedded_stack.job(job_id)["status"] == "cancelled"
 
 
-def test_cancel_a_fakejob_from_the_page(page, embedded_stack):
+def test_cancel_a_fakejob_from_the_page(page, embedded_stack, tmp_path):
     # fakejob waits a random 1 to 30 s: cancel at once, so it cannot finish first (queued or running, both cancel).
     job_id = submit(page, "fakejob", delay_seconds="30")
     page.locator("#cancel-button").click()
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=15_000)
     expect(row_status(page, job_id)).to_have_text("cancelled")
     assert embedded_stack.job(job_id)["status"] == "cancelled"
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "page.png", full_page=True)
+    page.screenshot(path=tmp_path / "page.png", full_page=True)

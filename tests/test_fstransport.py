@@ -65,5 +65,5 @@ def test_a_new_message_is_seen_at_the_next_poll(connect):
     with pytest.raises(queue.Empty):
         consumer._get("default")
     consumer._put("default", {"n": 1})
-    consumer._listed_at -= 0.05  # a polling interval later
+    consumer.listed_at -= 0.05  # a polling interval later
     assert consumer._get("default") == {"n": 1}

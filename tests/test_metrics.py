@@ -9,26 +9,13 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, delete, select
 
 from robotni.store import migrate, tallies
 from robotni.store.models import Job, MetricTotal, utcnow
-from tests.stack import Stack, wait_until
+from tests.stack import Stack, scrape, wait_until
 
 TERMINAL = ("cancelled", "completed", "failed", "timed_out")
-
-
-def scrape(stack: Stack) -> dict[str, dict]:
-    """Every sample of /metrics as {sample name: {frozenset of label pairs: value}}."""
-    response = requests.get(stack.url + "/metrics", timeout=10)  # a new connection: any gunicorn worker answers
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("text/plain")
-    samples: dict[str, dict] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
-    return samples
 
 
 def value(samples: dict, name: str, **labels: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
-from tests.stack import TERMINAL, Stack, wait_until
+from tests.stack import TERMINAL, Stack, scrape, wait_until
 
 BACKLOG = 1000
 # One job per pool process may start between an urgent submit and its start (the stack's worker has 2).
@@ -37,6 +37,11 @@ def _flush(stack: Stack, **body: list[str]) -> None:
     )
 
 
+def _status_if(stack: Stack, condition) -> dict | None:
+    status = stack.http.get(stack.api("/status")).json()
+    return status if condition(status) else None
+
+
 def _submit_many(stack: Stack, count: int, **fields) -> None:
     for _ in range(count):
         stack.submit(**fields)
@@ -44,7 +49,9 @@ def _submit_many(stack: Stack, count: int, **fields) -> None:
 
 def test_an_urgent_job_starts_before_a_backlog_of_batch_jobs(stack):
     _submit_many(stack, BACKLOG, type="fakejob", params={"delay_seconds": 0.2}, priority="batch", project="bulk")
-    assert stack.http.get(stack.api("/status")).json()["waiting_by_priority"]["batch"] > 0
+    status = stack.http.get(stack.api("/status")).json()
+    assert status["waiting_by_priority"]["batch"] > 0 and status["waiting_by_queue"]["default"]["batch"] > 0
+    assert scrape(stack)["robotni_jobs_waiting"][frozenset({("queue", "default"), ("priority", "batch")})] > 0
     urgent = stack.submit("fakejob", {"delay_seconds": 0.2}, priority="urgent", project="bulk")
     assert urgent["priority"] == "urgent"
     started = stack.wait_for(urgent["id"], ("running", *TERMINAL), timeout=30)
@@ -79,8 +86,18 @@ def test_a_concurrency_key_never_has_more_than_its_limit_running(stack):
         ids = [stack.submit("capped", {"account": "acme"})["id"] for _ in range(count)]
         reason = "concurrency key 'capped:account=\"acme\"': 2 running, at its limit of 2"
         wait_until(lambda: stack.job(ids[-1])["waiting_for"] == reason, 10, "the last job's reason")
-        keys = stack.http.get(stack.api("/status")).json()["concurrency_keys"]
-        assert keys['capped:account="acme"']["limit"] == 2
+        # What its waiting jobs wait for, in /status and /metrics: while 2 run (between one's end and the next
+        # claim, 1 does).
+        key = 'capped:account="acme"'
+        status = wait_until(lambda: _status_if(stack, lambda s: key in s["held"]["concurrency_key"]), 10, "held")
+        assert status["concurrency_keys"][key] == {
+            "running": 2,
+            "limit": 2,
+            "waiting": status["held"]["concurrency_key"][key],
+        }
+        held = frozenset({("reason", "concurrency_key"), ("name", key)})
+        metrics = wait_until(lambda: (m := scrape(stack)).get("robotni_jobs_held", {}).get(held) and m, 10, "held")
+        assert metrics["robotni_concurrency_limit"][frozenset({("key", key)})] == 2
         other = stack.submit("capped", {"account": "other"})  # another key is not held back by acme's
         assert stack.wait_for(other["id"], timeout=30)["status"] == "completed"
         ended = [stack.wait_for(job_id, timeout=120) for job_id in ids]
@@ -100,6 +117,8 @@ def test_a_job_whose_queue_no_worker_consumes_says_so(stack):
     assert types["parked"]["queue_has_worker"] is False and types["fakejob"]["queue_has_worker"] is True
     status = stack.http.get(stack.api("/status")).json()
     assert "parked" in status["queues_without_worker"] and "default" not in status["queues_without_worker"]
+    assert status["held"]["worker"]["parked"] >= 1 and "default" not in status["held"]["worker"]
+    assert scrape(stack)["robotni_jobs_held"][frozenset({("reason", "worker"), ("name", "parked")})] >= 1
     stack.http.delete(stack.api(f"/jobs/{job['id']}"))
 
 

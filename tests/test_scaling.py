@@ -1,14 +1,16 @@
-"""Workers that size themselves: ROBOTNI_WORKER_CONCURRENCY and idle exit; on each stack."""
+"""Workers that size themselves: ROBOTNI_WORKER_CONCURRENCY, --autoscale, and idle exit; on each stack."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.backends import STACKS, web_on
-from tests.stack import Process, Stack, wait_until
+from tests.stack import Process, Stack, alive, wait_until
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -30,7 +32,19 @@ def _workers(stack: Stack) -> list[dict]:
 
 
 def _pool_size(proc: Process) -> int:
-    return len(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split())
+    """The worker's live pool processes: children of any of its threads (a pool grown from a thread is that
+    thread's), a process that exited but is not yet reaped left out."""
+    children = []
+    for task in Path(f"/proc/{proc.pid}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+    return sum(1 for pid in children if alive(int(pid)))
+
+
+def _running(stack: Stack) -> int:
+    return len(stack.http.get(stack.api("/jobs"), params={"status": "running"}).json()["jobs"])
 
 
 def test_worker_concurrency_comes_from_the_setting(web):
@@ -40,6 +54,41 @@ def test_worker_concurrency_comes_from_the_setting(web):
         assert [w["concurrency"] for w in workers] == [3]
         assert _pool_size(proc) == 3
     finally:
+        proc.stop()
+
+
+def _orphans(proc: Process) -> list[int]:
+    """Processes of the worker's session (it leads one) whose parent left it: a pool process or fork server that
+    outlived the process that started it."""
+    session = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # not a process, or it ended meanwhile
+            continue
+        if int(fields[3]) == proc.pid and fields[0] != "Z":
+            session[int(entry.name)] = int(fields[1])
+    return [pid for pid, parent in session.items() if pid != proc.pid and parent not in session]
+
+
+def test_autoscale_grows_under_load_and_shrinks_after(web):
+    gate = Path(tempfile.gettempdir()) / f"robotni-gate-{uuid.uuid4().hex}"  # every job runs until it exists
+    proc = _worker(web, "elastic", "--autoscale", "3,1", env={"AUTOSCALE_KEEPALIVE": "2"})
+    try:
+        assert _pool_size(proc) == 1
+        # The heartbeat announces max: the reaper may count on the worker for that many jobs.
+        wait_until(lambda: [w["concurrency"] for w in _workers(web)] == [3], 20, "the worker's heartbeat")
+        ids = [web.submit("gated", {"gate": str(gate)})["id"] for _ in range(5)]
+        wait_until(lambda: _running(web) == 3, 60, "three jobs running at once, on a pool that started with one")
+        assert _pool_size(proc) == 3
+        gate.touch()
+        ended = [web.wait_for(job_id, timeout=60) for job_id in ids]
+        assert {job["status"] for job in ended} == {"completed"}
+        wait_until(lambda: _pool_size(proc) == 1, 60, "the pool to shrink back to one process")
+        assert not _orphans(proc)
+        assert '"level": "ERROR"' not in proc.log(), proc.log()
+    finally:
+        gate.unlink(missing_ok=True)
         proc.stop()
 
 

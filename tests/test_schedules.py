@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 from robotni.schedules import dispatch, file
 from robotni.schedules.dispatch import InvalidSchedule, Timing
 from robotni.status import JobStatus
-from robotni.store import creation, jobs, queries, retention, workflows
+from robotni.store import creation, deliveries, events, jobs, queries, retention, subscriptions, workflows
 from robotni.store.engine import engine
-from robotni.store.models import Attempt, Job, LogChunk, Schedule, ScheduleRun, utcnow
+from robotni.store.models import Attempt, Event, Job, LogChunk, Schedule, ScheduleRun, WebhookDelivery, utcnow
 from robotni.worktypes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,6 +232,29 @@ def test_a_schedule_whose_type_went_away_makes_no_job_and_says_why(store):
     assert count(Job) == 0
 
 
+def test_a_schedule_that_made_no_job_is_a_schedule_failed_delivery_until_the_retention(store):
+    """Written with last_error, for the subscriptions to schedule.failed of its project only; the retention and
+    the schedule's removal take it away."""
+    asked = subscriptions.create("https://a.example/", ["schedule.failed"], ["p"], "whsec_eA==")
+    subscriptions.create("https://b.example/", ["schedule.failed"], ["other"], "whsec_eA==")
+    subscriptions.create("https://c.example/", ["job.failed"], [], "whsec_eA==")
+    broken = make("broken", interval_seconds=10, type="vanished")
+    make("healthy", interval_seconds=10)
+    dispatch.dispatch(T0 + timedelta(seconds=10), published()[1], TYPES)
+    [(delivery, type_)] = deliveries.of_subscription(asked.id, 10)
+    assert type_ == "schedule.failed" and delivery.job_id == broken.id and count(WebhookDelivery) == 1
+    sent = json.loads(deliveries.payload(delivery.event_id))
+    assert (
+        sent["data"] == events.schedule_snapshot(dispatch.get(broken.id)) and "vanished" in sent["data"]["last_error"]
+    )
+    later = T0 + timedelta(days=8)
+    assert retention.remove_old_schedule_events(later, timedelta(days=9)) == 0
+    assert retention.remove_old_schedule_events(later, timedelta(days=7)) == 1 and count(WebhookDelivery) == 0
+    dispatch.dispatch(T0 + timedelta(seconds=20), published()[1], TYPES)
+    assert count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 1
+    assert dispatch.remove(broken.id) and count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 0
+
+
 def test_a_schedule_whose_timezone_went_away_runs_once_more_then_stops_without_holding_up_others(store):
     gone = make("gone-zone", cron="0 * * * *", timezone="Europe/Berlin")
     healthy = make("healthy", interval_seconds=10)
@@ -370,7 +393,7 @@ def test_cleanup_removes_old_finished_jobs_and_keeps_the_rest(store):
 
     counts = retention.run(now, 7, jobs_dir, processed)
 
-    assert counts == {"jobs": 4, "workflows": 0, "orphan_folders": 1, "processed_messages": 0}
+    assert counts == {"jobs": 4, "workflows": 0, "schedule_events": 0, "orphan_folders": 1, "processed_messages": 0}
     for job_id in old.values():
         assert jobs.get(job_id) is None and not (jobs_dir / job_id).exists()
         assert queries.attempts_of(job_id) == [] and queries.output_of(job_id, 0, 10) == b""

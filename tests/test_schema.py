@@ -62,3 +62,10 @@ def test_migrations_build_exactly_the_models(tmp_path):
     with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == [], "run robotni.schema.revise(engine, message) and commit the new migration"
+
+
+def test_head_read_from_the_files_is_alembics():
+    """Processes check the schema without Alembic: the head they read from the migration files must be its own."""
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head() == ScriptDirectory.from_config(migrate._config()).get_current_head()

@@ -12,12 +12,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import requests
 
+from robotni import tokens
+from robotni.config import settings
+from robotni.errors import ConfigError
 from robotni.flower import command as flower_command
+from robotni.webhooks.signing import new_secret
 from tests.stack import Stack, free_port, running_stack, wait_until
 
 ADMIN = "admin-token-" + "a" * 20
@@ -134,6 +139,13 @@ def test_scoped_token_sees_and_submits_only_its_projects(secured_stack):
     assert {j["id"] for j in both} >= {blog["id"], shop["id"]}
     everything = secured_stack.http.get(secured_stack.api("/jobs")).json()["jobs"]
     assert {j["id"] for j in everything} >= {blog["id"], shop["id"]}
+
+
+def test_whoami_says_which_projects_a_token_covers(secured_stack):
+    assert requests.get(secured_stack.api("/whoami")).status_code == 401
+    scoped = requests.get(secured_stack.api("/whoami"), headers=bearer(BOTH)).json()
+    assert scoped == {"token_required": True, "projects": ["blog", "shop"]}
+    assert secured_stack.http.get(secured_stack.api("/whoami")).json() == {"token_required": True, "projects": None}
 
 
 def test_machine_views_are_for_all_project_tokens_and_queue_ops_are_scoped(secured_stack):
@@ -476,14 +488,45 @@ def test_without_tokens_only_loopback_is_served(tmp_path):
             client.get("/healthz", environ_base=far).status_code,
             client.get("/api/worker/types", environ_base=near).status_code,
             client.get("/api/worker/types", environ_base={"REMOTE_ADDR": "::1"}).status_code,
+            client.get("/api/worker/whoami", environ_base=near).get_json(),
         ]))
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
     env.update(ROBOTNI_DATA_DIR=str(tmp_path / "var"), ROBOTNI_WORKERS_DIR=str(ROOT / "workers"), PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
-    assert json.loads(done.stdout.splitlines()[-1]) == [403, 200, 200, 200], done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [
+        403,
+        200,
+        200,
+        200,
+        {"token_required": False, "projects": None},
+    ], done.stderr
     assert "loopback" in done.stderr  # said at start
+
+
+def test_a_tokens_file_gives_named_tokens_their_own_callback_secret(tmp_path):
+    path, secret, other = tmp_path / "tokens.json", new_secret(), new_secret()
+
+    def parsed(*entries: dict) -> list[tokens.Token]:
+        path.write_text(json.dumps(list(entries)))
+        return tokens.parse_file(path)
+
+    shop = {"name": "shop", "token": SHOP, "projects": ["shop"], "callback_secret": secret}
+    renewed = {**shop, "token": BOTH}  # the same name and secret: an old and a new token of one shop
+    assert [t.callback_secret for t in parsed(shop, renewed, {"token": ADMIN, "projects": "*"})] == [
+        secret,
+        secret,
+        None,
+    ]
+    current = replace(settings(), api_tokens_file=path)
+    assert tokens.callback_secret("shop", current) == secret and tokens.callback_secret("admin", current) is None
+    for bad in ({**shop, "name": ""}, {**shop, "callback_secret": "whsec_c2hvcnQ="}, {**shop, "callback_secret": 42}):
+        with pytest.raises(ConfigError) as refused:
+            parsed(bad)
+        assert secret not in str(refused.value)
+    with pytest.raises(ConfigError, match="different callback_secret"):
+        parsed(shop, {**renewed, "callback_secret": other})
 
 
 # --- Flower ------------------------------------------------------------------------------------------------------
@@ -496,6 +539,7 @@ def test_flower_refuses_to_open_beyond_loopback_without_a_password(base):
         flower_command(":5555", "")
     argv, env = flower_command("0.0.0.0:5555", "ops:secret")
     assert env["FLOWER_BASIC_AUTH"] == "ops:secret" and "ops:secret" not in " ".join(argv)
+    assert env["FLOWER_MAX_TASKS"] == "1000"  # not Flower's 100,000 tasks kept in memory
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROBOTNI_", "FLOWER_"))}
     env.update(ROBOTNI_DATA_DIR=str(base / "flower-var"), ROBOTNI_WORKERS_DIR=str(ROOT / "workers"))
     env.update(ROBOTNI_FLOWER_BIND=f"0.0.0.0:{free_port()}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from tests.stack import wait_until
 
 
 def read_events(response: requests.Response) -> Iterator[dict]:
@@ -49,6 +52,23 @@ def test_a_job_stream_resumes_after_a_dropped_connection(stack):
     assert len(statuses) == len(set(statuses))
     assert events[-1] == {"event": "end", "id": events[-1]["id"], "data": {"status": "completed"}}
     assert any(e["event"] == "progress" for e in events)
+
+
+def test_streams_of_one_job_opened_at_different_times_tell_the_same_story(stack):
+    """Several streams of a job in one web process share one reader; a late one catches up from the store."""
+    job = stack.submit("ticker", {"lines": 10, "every": 0.2})
+    with ThreadPoolExecutor(4) as pool:
+        early = [pool.submit(take, stack, f"/jobs/{job['id']}/events", None) for _ in range(3)]
+        wait_until(lambda: stack.job(job["id"])["log_bytes"] > 20, 20, "some lines")
+        late = pool.submit(take, stack, f"/jobs/{job['id']}/events", None)
+        stories = [future.result() for future in [*early, late]]
+    for events in stories:
+        assert "".join(e["data"]["data"] for e in events if e["event"] == "log") == "".join(
+            f"line {n}\n" for n in range(10)
+        )
+        assert events[-1]["data"] == {"status": "completed"}
+        statuses = [e["data"]["type"] for e in events if e["event"] == "status"]
+        assert statuses[-1] == "job.completed" and len(statuses) == len(set(statuses))
 
 
 def test_a_project_stream_tells_status_changes_and_resumes(stack):

@@ -1,32 +1,46 @@
 """Webhooks through HTTP against a real receiver: signed (checked with the independent `standardwebhooks`
-package), retried until a receiver comes back, in order per job, not lost with a SIGKILLed sender, 410 disables."""
+package), retried until a receiver comes back, in order per job, not lost with a SIGKILLed sender, 410 disables;
+callbacks signed with the submitting token's own secret; a schedule that cannot make its job tells its webhooks."""
 
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import signal
 from datetime import datetime
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
+from robotni.webhooks.signing import new_secret
 from tests.stack import running_stack, wait_until
 from tests.webhook_receiver import Receiver
 
 CALLBACK_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw"
+# The tests call with ADMIN (no callback secret of its own); shop's and blog's tokens each sign with their own.
+ADMIN, TOKENS = secrets.token_urlsafe(32), {"shop": secrets.token_urlsafe(32), "blog": secrets.token_urlsafe(32)}
+SECRETS = {"shop": new_secret(), "blog": new_secret()}
 
 
 @pytest.fixture(scope="module")
 def hooks(tmp_path_factory, backend):
     """A stack with a webhooks worker; a receiver on 127.0.0.1 needs ROBOTNI_WEBHOOK_ALLOW_PRIVATE=1."""
+    base = tmp_path_factory.mktemp(f"hooks-{backend.name}")
+    tokens = [{"name": "admin", "token": ADMIN, "projects": "*"}]
+    tokens += [{"name": n, "token": TOKENS[n], "projects": [n], "callback_secret": SECRETS[n]} for n in TOKENS]
+    (base / "tokens.json").write_text(json.dumps(tokens))
     env = {
         **backend.env,
         "ROBOTNI_WEBHOOK_ALLOW_PRIVATE": "1",
         "ROBOTNI_WEBHOOK_TIMEOUT": "2",
         "ROBOTNI_WEBHOOK_BACKOFF": ",".join(["0.5"] * 40),
         "ROBOTNI_CALLBACK_SECRET": CALLBACK_SECRET,
+        "ROBOTNI_API_TOKENS_FILE": str(base / "tokens.json"),
+        "ROBOTNI_RATE_PER_SECOND": "1000",
     }
-    with running_stack(tmp_path_factory.mktemp(f"hooks-{backend.name}"), env) as stack:
+    with running_stack(base, env) as stack:
+        stack.http.headers["Authorization"] = f"Bearer {ADMIN}"
         stack.start_webhooks_worker()
         yield stack
 
@@ -104,7 +118,9 @@ def test_410_gone_disables_the_subscription(hooks, receiver):
     url = hooks.api(f"/webhooks/{subscription['id']}")
     changed = wait_until(lambda: not (s := hooks.http.get(url).json())["enabled"] and s, 20, "disabled by 410")
     assert "410" in changed["disabled_reason"]
-    assert [(d["status"], d["last_code"]) for d in deliveries(hooks, subscription)] == [("failed", 410)]
+    # The subscription is disabled a moment before the try is recorded.
+    settled = wait_until(lambda: (d := deliveries(hooks, subscription))[0]["status"] != "pending" and d, 10, "settled")
+    assert [(d["status"], d["last_code"]) for d in settled] == [("failed", 410)]
     receiver.answer = 200
     assert hooks.http.patch(url, json={"enabled": True}).json()["disabled_reason"] is None
 
@@ -120,6 +136,48 @@ def test_a_job_callback_is_signed_with_the_callback_secret(hooks, receiver):
         receiver.url,
     )
     assert len(receiver.calls) == 1  # only the end
+
+
+def test_each_token_signs_its_callbacks_with_its_own_secret(hooks):
+    receivers = {name: Receiver().start() for name in TOKENS}
+    try:
+        for name, receiver in receivers.items():
+            body = {"type": "helloworld", "project": name, "callback_url": receiver.url}
+            sent = hooks.http.post(hooks.api("/jobs"), json=body, headers={"Authorization": f"Bearer {TOKENS[name]}"})
+            assert sent.status_code == 202, sent.text
+        for name, receiver in receivers.items():
+            wait_until(lambda receiver=receiver: receiver.calls, 20, f"{name}'s callback")
+            _, headers, body = receiver.calls[0]
+            assert Webhook(SECRETS[name]).verify(body, headers)["data"]["project"] == name
+            for other in {*SECRETS.values(), CALLBACK_SECRET} - {SECRETS[name]}:
+                with pytest.raises(WebhookVerificationError):
+                    Webhook(other).verify(body, headers)
+    finally:
+        for receiver in receivers.values():
+            receiver.stop()
+
+
+def test_a_schedule_that_cannot_make_its_job_delivers_a_signed_schedule_failed(hooks, receiver):
+    subscription = subscribe(hooks, receiver.url, "planned", events=["schedule.failed"])
+    body = {"name": "doomed", "type": "helloworld", "project": "planned", "interval_seconds": 1}
+    schedule = hooks.http.post(hooks.api("/schedules"), json=body).json()
+    # Beat's workers folder has no such type any more, as after a deploy that removed it where beat runs.
+    workers = hooks.base / "beat-workers"
+    shutil.copytree(hooks.workers_dir, workers, ignore=shutil.ignore_patterns("helloworld.py"))
+    beat = hooks.start_beat(env={"ROBOTNI_WORKERS_DIR": str(workers)})
+    try:
+        wait_until(lambda: receiver.calls, 30, "a schedule.failed delivery")
+    finally:
+        hooks.http.post(hooks.api(f"/schedules/{schedule['id']}/disable"))
+        beat.stop()
+    _, headers, body = receiver.calls[0]
+    sent = Webhook(subscription["secret"]).verify(body, headers)
+    shown = hooks.http.get(hooks.api(f"/schedules/{schedule['id']}")).json()
+    assert sent["type"] == "schedule.failed" and sent["data"].keys() == shown.keys()
+    assert sent["data"]["id"] == schedule["id"] and "helloworld" in sent["data"]["last_error"]
+    assert {(d["event"], d["schedule_id"], d["job_id"]) for d in deliveries(hooks, subscription)} == {
+        ("schedule.failed", schedule["id"], None)
+    }
 
 
 def test_subscriptions_are_created_changed_rotated_and_deleted(hooks, receiver):

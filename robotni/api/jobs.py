@@ -83,11 +83,17 @@ def with_waiting_for(found: list[Job]) -> list[Job]:
     return found
 
 
-def _check_callback(url: str) -> None:
-    """422 unless callbacks can be signed and the URL is http(s) to public addresses, as for a webhook."""
-    if not settings().callback_secret:
-        abort(422, errors={"json": {"callback_url": ["ROBOTNI_CALLBACK_SECRET is not set"]}}, message="no callbacks")
+def _callback_token(url: str | None) -> str | None:
+    """The token whose callback secret signs the job's callback (None: ROBOTNI_CALLBACK_SECRET); 422 unless the
+    callback can be signed and its URL is http(s) to public addresses, as a webhook's."""
+    if url is None:
+        return None
+    token = auth.callback_token()
+    if token is None and not settings().callback_secret:
+        why = "neither ROBOTNI_CALLBACK_SECRET nor a callback_secret of this token is set"
+        abort(422, errors={"json": {"callback_url": [why]}}, message="no callbacks")
     checked_url(url, "callback_url")
+    return token
 
 
 def encode_cursor(created_at: datetime, row_id: str) -> str:
@@ -144,8 +150,7 @@ class Jobs(MethodView):
         auth.require(body["project"])
         wtype, params = checked_request(body)
         placement = check.placement(wtype, body["project"], params, body["priority"])
-        if body["callback_url"] is not None:
-            _check_callback(body["callback_url"])
+        callback_token = _callback_token(body["callback_url"])
         check_waiting(body["project"])
         try:
             job, created = creation.create(
@@ -162,6 +167,7 @@ class Jobs(MethodView):
                 on_parent_failure=body["on_parent_failure"],
                 placement=placement,
                 callback_url=body["callback_url"],
+                callback_token=callback_token,
             )
         except UnknownParent as exc:
             unknown = exc.args[0]

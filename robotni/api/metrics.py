@@ -29,7 +29,7 @@ from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.utils import floatToGoString  # noqa: E402
 
 from robotni.status import TERMINAL  # noqa: E402
-from robotni.store import tallies, worker_beats  # noqa: E402
+from robotni.store import claims, tallies, waiting, worker_beats  # noqa: E402
 from robotni.store.engine import engine  # noqa: E402
 from robotni.worktypes.registry import registry  # noqa: E402
 
@@ -78,6 +78,34 @@ def job_families(snapshot: tallies.Snapshot, types: Iterable[str], queues: Itera
     yield _gauge("robotni_jobs_scheduled", waiting, "type", names, snapshot.scheduled)
 
 
+def waiting_families(summary: waiting.Summary) -> Iterator[Metric]:
+    """Queued jobs per queue and priority, what holds them back, and the busiest concurrency keys."""
+    queued = GaugeMetricFamily(
+        "robotni_jobs_waiting", "Jobs queued, by queue and priority", labels=["queue", "priority"]
+    )
+    for queue, counts in sorted(summary.by_queue.items()):
+        for priority, n in counts.items():
+            queued.add_metric([queue, priority], n)
+    held = GaugeMetricFamily(
+        "robotni_jobs_held",
+        "Queued jobs a limit holds back now, by reason and the queue, key, project or type it holds",
+        labels=["reason", "name"],
+    )
+    for reason, names in summary.held.items():
+        for name, n in names.items():
+            held.add_metric([reason, name], n)
+    yield from (queued, held)
+    for field, doc in (
+        ("running", "Jobs running, by concurrency key (the keys with the most running)"),
+        ("limit", "The limit of a concurrency key with jobs running"),
+        ("waiting", "Jobs queued, by concurrency key with jobs running"),
+    ):
+        family = GaugeMetricFamily(f"robotni_concurrency_{field}", doc, labels=["key"])
+        for key, shown in summary.keys.items():
+            family.add_metric([key], shown[field])
+        yield family
+
+
 def _gauge(name: str, doc: str, label: str, known: Iterable[str], counts: dict[str, int]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=[label])
     for value in sorted(set(known) | set(counts)):
@@ -90,17 +118,20 @@ class JobStoreCollector:
 
     def collect(self) -> Iterator[Metric]:
         current = settings()
+        types = registry()
         try:
             snapshot = tallies.snapshot(engine(), settle=tallies.settle_seconds(current.retention_days))
-            alive = len(worker_beats.alive(current.heartbeat_seconds))
+            workers = worker_beats.alive(current.heartbeat_seconds)
+            consumed = {queue for worker in workers for queue in worker["queues"]}
+            summary = waiting.summary({*types.queues, *snapshot.queued}, consumed, claims.caps())
         except Exception:  # a store that is down is something to alert on, not a failed scrape
             log.warning("metrics: the job store could not be read", exc_info=True)
             yield GaugeMetricFamily("robotni_job_store_up", "1 when this scrape could read the job store", value=0)
             return
         yield GaugeMetricFamily("robotni_job_store_up", "1 when this scrape could read the job store", value=1)
-        types = registry()
         yield from job_families(snapshot, types, types.queues)
-        yield GaugeMetricFamily("robotni_workers_alive", "Workers whose heartbeat is recent", value=alive)
+        yield from waiting_families(summary)
+        yield GaugeMetricFamily("robotni_workers_alive", "Workers whose heartbeat is recent", value=len(workers))
 
 
 @cache

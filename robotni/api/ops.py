@@ -10,11 +10,18 @@ from sqlalchemy import text
 from robotni import __version__
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
-from robotni.api.schemas import FlushResultSchema, FlushSchema, QueueSchema, StatusSchema, TypeSchema
+from robotni.api.schemas import (
+    CallerSchema,
+    FlushResultSchema,
+    FlushSchema,
+    QueueSchema,
+    StatusSchema,
+    TypeSchema,
+)
 from robotni.celery import app as celery_app
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
-from robotni.store import claims, jobs, queries, worker_beats
+from robotni.store import claims, jobs, queries, waiting, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job
 from robotni.worktypes import environments
@@ -35,20 +42,32 @@ class Status(MethodView):
     def get(self) -> dict[str, Any]:
         """Queue depths, live workers with their running jobs, job counts per status"""
         auth.require_all()
-        waiting = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED])
-        queues = {name: waiting.get(name, 0) for name in registry().queues} | waiting
+        queued = queries.counts(Job.queue, [Job.status == JobStatus.QUEUED])
+        queues = {name: queued.get(name, 0) for name in registry().queues} | queued
         workers = worker_beats.alive(settings().heartbeat_seconds)
         consumed = {queue for worker in workers for queue in worker["queues"]}
+        summary = waiting.summary(queues, consumed, claims.caps())
         return {
             "version": __version__,
             "queues": queues,
             "queues_without_worker": sorted(set(queues) - consumed),
-            "waiting_by_priority": {p.value: 0 for p in Priority}
-            | {p.value: n for p, n in queries.counts(Job.priority, [Job.status == JobStatus.QUEUED]).items()},
-            "concurrency_keys": claims.waiting_by_key(),
+            "waiting_by_priority": {
+                p.value: sum(counts[p.value] for counts in summary.by_queue.values()) for p in Priority
+            },
+            "waiting_by_queue": summary.by_queue,
+            "held": summary.held,
+            "concurrency_keys": summary.keys,
             "jobs": {status.value: 0 for status in JobStatus} | queries.counts(Job.status),
             "workers": workers,
         }
+
+
+@blp.route("/whoami", operations={"get": "getCaller"})
+class Caller(MethodView):
+    @blp.response(200, CallerSchema)
+    def get(self) -> dict[str, Any]:
+        """Whether this API needs a token, and the projects the caller's token covers (null: every project)"""
+        return {"token_required": auth.tokens_required(), "projects": auth.project_filter(None)}
 
 
 @blp.route("/types", operations={"get": "listTypes"})

@@ -221,13 +221,34 @@ class StatusSchema(Schema):
     waiting_by_priority = fields.Dict(
         keys=fields.String(), values=fields.Integer(), metadata={"description": "queued jobs per priority"}
     )
+    waiting_by_queue = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        metadata={"description": "queued jobs per queue and priority"},
+    )
+    held = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        metadata={
+            "description": "queued jobs a limit holds back now, per reason (worker: a queue no live worker consumes; "
+            "concurrency_key, project_max_running, rate) and per queue, key, project or type; a job held twice "
+            "counts under both; 20 names per reason at most, the rest added up under '(others)'"
+        },
+    )
     concurrency_keys = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(keys=fields.String(), values=fields.Integer()),
-        metadata={"description": "per concurrency key with jobs queued or running: waiting, running, limit"},
+        metadata={"description": "the 20 concurrency keys with the most jobs running: running, limit, waiting"},
     )
     jobs = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "per status"})
     workers = fields.List(fields.Nested(WorkerSchema))
+
+
+class CallerSchema(Schema):
+    token_required = fields.Boolean(metadata={"description": "false: no tokens are configured (loopback only)"})
+    projects = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "the token's projects; null: every project"}
+    )
 
 
 class RetrySchema(Schema):

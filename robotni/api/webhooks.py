@@ -22,7 +22,8 @@ from robotni.broker.publish import deliver
 from robotni.config import settings
 from robotni.errors import UnsafeURL
 from robotni.store import deliveries, subscriptions
-from robotni.store.models import WebhookSubscription
+from robotni.store.events import JOB_EVENT_PREFIX
+from robotni.store.models import WebhookDelivery, WebhookSubscription
 from robotni.webhooks import addresses, signing
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/worker", description="Signed HTTP calls when jobs change")
@@ -48,6 +49,14 @@ def subscription_or_404(subscription_id: str) -> WebhookSubscription:
     if subscription is None or not _covers(subscription):
         abort(404, message=f"no webhook with id {subscription_id}")
     return subscription
+
+
+def _shown(delivery: WebhookDelivery, event: str) -> dict[str, Any]:
+    """A delivery log row: a schedule.failed event's subject is a schedule, which the store keeps in job_id."""
+    shown = {**vars(delivery), "event": event}
+    if not event.startswith(JOB_EVENT_PREFIX):
+        shown["job_id"], shown["schedule_id"] = None, delivery.job_id
+    return shown
 
 
 def _projects(asked: list[str]) -> list[str]:
@@ -130,7 +139,7 @@ class Deliveries(MethodView):
         """A webhook's deliveries, newest first: status, tries, the last answer, the next try"""
         subscription_or_404(subscription_id)
         found = deliveries.of_subscription(subscription_id, query["limit"])
-        return [{**vars(delivery), "event": event} for delivery, event in found]
+        return [_shown(delivery, event) for delivery, event in found]
 
 
 @blp.route(
@@ -142,8 +151,8 @@ class Redeliver(MethodView):
     def post(self, subscription_id: str, delivery_id: int) -> tuple[dict[str, Any], int]:
         """Send a delivery again now, with a fresh series of tries"""
         subscription_or_404(subscription_id)
-        delivery = deliveries.redeliver(subscription_id, delivery_id)
-        if delivery is None:
+        found = deliveries.redeliver(subscription_id, delivery_id)
+        if found is None:
             abort(404, message=f"no delivery {delivery_id} of webhook {subscription_id}")
-        deliver(delivery.id)  # the sweeper sends it if this message is lost
-        return vars(delivery), 202
+        deliver(delivery_id)  # the sweeper sends it if this message is lost
+        return _shown(*found), 202

@@ -28,10 +28,11 @@ task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
 # Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
 worker_concurrency = _settings.worker_concurrency
-# A prefetched message waits in the pool's own queue, not in the main loop: on the filesystem transport (no event
-# loop) Celery would otherwise block its main thread until a pool process frees, and stop answering `inspect
-# ping`, revoke and Flower while every process is busy. Redis and RabbitMQ run this way already (event loop).
-worker_pool_putlocks = False
+# `--autoscale max,min`: Celery's autoscaler, counting the processes it stops only once (robotni/worker/autoscale.py).
+worker_autoscaler = "robotni.worker.autoscale:Autoscaler"
+# A new pool process opens the job store and starts its types' fork servers before it reports up. Celery kills one
+# that takes over 4 s (its default) and starts another: on a loaded machine, growing the pool did that.
+worker_proc_alive_timeout = 20.0
 
 task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in (*registry().queues, WEBHOOK_QUEUE)]

@@ -1,4 +1,4 @@
-"""kombu's filesystem transport with two changes.
+"""kombu's filesystem transport with four changes.
 
 - A message appears in the queue folder only once it is whole: kombu creates the message file, then writes it;
   a consumer polling in between moves the empty file away and fails to decode it, and the message is gone.
@@ -10,6 +10,9 @@
   a batch per queue; a queue takes its batch oldest first (a name another consumer took meanwhile is skipped, as
   kombu skips it), and the folder is listed again when a queue's batch is used up, at most every half polling
   interval (between two polls of an idle worker, so no message waits longer than before).
+- It runs in Celery's event loop, as Redis and RabbitMQ do: the loop looks at the folder each polling interval.
+  Kombu's own is not asynchronous, so a worker on it runs billiard's threaded pool, which cannot grow or shrink
+  (`--autoscale`, Flower's pool buttons) safely (see the Transport class).
 - A consumer with nothing to read waits for the next message to land in the queue folder (Linux's inotify) for
   at most the polling interval, instead of sleeping the whole interval: a message waited half of it on average
   (25 ms at the default 0.05 s), now about nothing. The control folder (revoke, inspect, Flower) is still
@@ -84,10 +87,39 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+    # Celery runs its event loop, and billiard's AsynPool (a pipe per pool process), only for an asynchronous
+    # transport. Without it a worker runs billiard's threaded pool, whose resizing is broken: Celery's autoscaler
+    # thread adds processes while billiard's supervisor thread maintains the pool, and the supervisor dies on
+    # `KeyError: None` (a process listed before it has a pid; a plain Celery app does the same); and after a
+    # shrink, which signals idle processes sharing one queue lock, every pool process can end up waiting on that
+    # lock with no live holder, so no job is taken again (docs/scheduling.md).
+    implements = filesystem.Transport.implements.extend(asynchronous=True)
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         self._landing: Landing | None = None
+
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """The event loop looks at the folder each polling interval, and at once when a message lands in it."""
+        loop.call_repeatedly(self.polling_interval, self._deliver_ready)
+        landing = self._landing_of_channels()
+        if landing is not None and landing.fd >= 0:
+            loop.add_reader(landing.fd, self._landed)
+
+    def _landed(self) -> None:
+        assert self._landing is not None  # the loop reads its fd only once it is made
+        self._landing.drain()
+        self._list_again()
+        self._deliver_ready()
+
+    def _deliver_ready(self) -> None:
+        """Hand the consumers what the folder holds now, as far as their prefetch allows, without waiting."""
+        assert self.cycle is not None  # kombu's virtual Transport sets it in __init__
+        while True:
+            try:
+                self.cycle.get(self._deliver)
+            except Empty:
+                return
 
     # kombu-stubs types this override of theirs the same way, with the same ignore (the base class takes kwargs).
     def drain_events(self, connection: Connection, timeout: float | None = None) -> None:  # type: ignore[override]
@@ -108,13 +140,25 @@ class Transport(filesystem.Transport):
                     self._wait(pause)
 
     def _wait(self, seconds: float) -> None:
-        channels = [channel for channel in self.channels or [] if isinstance(channel, Channel)]
+        landing = self._landing_of_channels()
+        if landing is None:
+            time.sleep(seconds)
+        elif landing.wait(seconds):
+            self._list_again()
+
+    def _landing_of_channels(self) -> Landing | None:
+        channels = _channels_of(self)
         if self._landing is None and channels:
             self._landing = Landing(channels[0].data_folder_in)
-        if self._landing is None or not self._landing.wait(seconds):
-            return
-        for channel in channels:
+        return self._landing
+
+    def _list_again(self) -> None:
+        for channel in _channels_of(self):
             channel.listed_at = float("-inf")  # list again at once: the new message is in no batch yet
+
+
+def _channels_of(transport: Transport) -> list[Channel]:
+    return [channel for channel in transport.channels or [] if isinstance(channel, Channel)]
 
 
 IN_MOVED_TO = 0x80  # <sys/inotify.h>: a file was renamed into the watched folder (how _put publishes)

@@ -12,20 +12,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from robotni.config import settings
 from robotni.errors import InvalidParams, RobotniError, UnknownType
 from robotni.status import JobStatus
-from robotni.store import creation, workflows
+from robotni.store import creation, events, workflows
 from robotni.store.engine import engine
-from robotni.store.models import Job, Schedule, ScheduleRun
+from robotni.store.models import Event, Job, Schedule, ScheduleRun, WebhookDelivery
 from robotni.submission import check, workflow
 from robotni.submission.check import RefusedRequest
 from robotni.worktypes.registry import WorkerType, registry
@@ -169,9 +169,12 @@ def values_of(schedule: Schedule) -> dict[str, Any]:
 
 
 def remove(schedule_id: str) -> bool:
-    """Delete a schedule and its run records; the jobs it made stay (cleanup removes them in time)."""
+    """Delete a schedule, its run records and its schedule.failed events; the jobs it made stay (cleanup removes
+    them in time)."""
     with engine().begin() as conn:
         conn.execute(delete(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id))
+        conn.execute(delete(WebhookDelivery).where(WebhookDelivery.job_id == schedule_id))
+        conn.execute(delete(Event).where(Event.job_id == schedule_id))
         return conn.execute(delete(Schedule).where(Schedule.id == schedule_id)).rowcount == 1
 
 
@@ -253,7 +256,8 @@ def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime)
 def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> list[Job] | None:
     """The jobs to publish for the schedule's due time, or None when another dispatch (or an edit) got there first.
 
-    A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error. Its
+    A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error, and a
+    schedule.failed event tells the webhooks that ask for it, in the same transaction. Its
     run (and last_job_id) names the job it made, or its workflow's first step, whose workflow_id names the workflow.
     """
     due_at = schedule.next_run_at
@@ -281,16 +285,19 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
             last_error=error,
             updated_at=now,
         )
+        .execution_options(synchronize_session=False)
     )
     try:
         with Session(engine(), expire_on_commit=False) as session, session.begin():
             # The update comes first: on SQLite it takes the write lock before anything is read.
-            # Session.execute() is typed as returning a Result; an UPDATE's is a CursorResult, with rowcount.
-            if cast(CursorResult[Any], session.execute(moved)).rowcount != 1:
+            updated = session.execute(moved.returning(Schedule)).scalar_one_or_none()
+            if updated is None:
                 return None
             if job is not None:
                 session.add(ScheduleRun(schedule_id=schedule.id, due_at=due_at, job_id=job.id, created_at=now))
                 session.add_all(rows)
+            failed = [] if error is None else events.record_schedule_failure(session, updated, now)
     except IntegrityError:
         return None  # this due time already has its job
+    events.announce(failed)
     return queued

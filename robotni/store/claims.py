@@ -33,6 +33,9 @@ CANDIDATES = 8
 FEW_PROJECTS = 8
 # Rounds of reading before a process gives up its wake-up (each lost round means others claimed 8 jobs).
 ROUNDS = 5
+# The other rows a claim's compare-and-set counts. One alias for the process: a new one per claim cost SQLAlchemy
+# more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
+OTHERS = aliased(Job, name="others")
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,8 @@ def load(limits: Caps, now: datetime) -> Load:
 
 def _starts(type_name: str, rate: Rate, now: datetime) -> Any:
     """How many jobs of the type started in the rate's window before now (a retried job counts its last start)."""
-    started = aliased(Job)
     since = now - timedelta(seconds=rate.per)
-    return select(func.count()).where(started.type == type_name, started.started_at >= since).scalar_subquery()
+    return select(func.count()).where(OTHERS.type == type_name, OTHERS.started_at >= since).scalar_subquery()
 
 
 def blocked_projects(current: Load, limits: Caps) -> list[str]:
@@ -167,15 +169,14 @@ def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
 
 def _guards(candidate: Row[Any], limits: Caps, now: datetime) -> tuple[list[ColumnElement[bool]], list[str]]:
     """The limits counted again inside the claim's update, and the locks that make that count exact."""
-    running = aliased(Job)
     guards, locks = [], []
     if candidate.concurrency_key is not None:
-        key = select(func.count()).where(running.concurrency_key == candidate.concurrency_key)
-        guards.append(key.where(running.status == JobStatus.RUNNING).scalar_subquery() < candidate.concurrency_limit)
+        key = select(func.count()).where(OTHERS.concurrency_key == candidate.concurrency_key)
+        guards.append(key.where(OTHERS.status == JobStatus.RUNNING).scalar_subquery() < candidate.concurrency_limit)
         locks.append(f"key:{candidate.concurrency_key}")
     if limits.project_max_running:
-        project = select(func.count()).where(running.project == candidate.project)
-        guards.append(project.where(running.status == JobStatus.RUNNING).scalar_subquery() < limits.project_max_running)
+        project = select(func.count()).where(OTHERS.project == candidate.project)
+        guards.append(project.where(OTHERS.status == JobStatus.RUNNING).scalar_subquery() < limits.project_max_running)
         locks.append(f"project:{candidate.project}")
     if (rate := limits.rates.get(candidate.type)) is not None:
         guards.append(_starts(candidate.type, rate, now) < rate.count)
@@ -217,22 +218,6 @@ def claim_next(queue: str, worker: str, lease_seconds: float, limits: Caps) -> J
             if job is not None:
                 return job
     return None
-
-
-def waiting_by_key() -> dict[str, dict[str, int]]:
-    """Per concurrency key with jobs queued or running: how many wait, how many run, and the limit."""
-    query = (
-        select(Job.concurrency_key, Job.status, func.count(), func.max(Job.concurrency_limit))
-        .where(Job.concurrency_key.is_not(None), Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-        .group_by(Job.concurrency_key, Job.status)
-    )
-    keys: dict[str, dict[str, int]] = {}
-    with engine().connect() as conn:
-        for key, status, n, limit in conn.execute(query):
-            assert key is not None and limit is not None  # the query's filter; a key is always set with its limit
-            shown = keys.setdefault(key, {"waiting": 0, "running": 0, "limit": limit})
-            shown["waiting" if status == JobStatus.QUEUED else "running"] = n
-    return keys
 
 
 def next_waiting(where: list[ColumnElement[bool]]) -> Job | None:

@@ -87,6 +87,7 @@ def create(
     on_parent_failure: ParentFailure = ParentFailure.CANCEL,
     placement: Placement = Placement(),
     callback_url: str | None = None,
+    callback_token: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job: (job, True); or (the first job, False) for a key this project used in the window.
 
@@ -108,7 +109,7 @@ def create(
         on_parent_failure=on_parent_failure if depends_on else None,
         placement=placement,
     )
-    job.idempotency_key, job.callback_url = idempotency_key, callback_url
+    job.idempotency_key, job.callback_url, job.callback_token = idempotency_key, callback_url, callback_token
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():

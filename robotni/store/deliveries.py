@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, aliased
 
 from robotni.store.engine import engine
 from robotni.store.events import PENDING
-from robotni.store.models import Event, WebhookDelivery, utcnow
+from robotni.store.models import Event, Job, WebhookDelivery, utcnow
 
 DELIVERED = "delivered"
 FAILED = "failed"
@@ -78,6 +78,12 @@ def payload(event_id: int) -> str | None:
         return conn.execute(select(Event.payload).where(Event.id == event_id)).scalar()
 
 
+def callback_token(job_id: str) -> str | None:
+    """The token whose callback secret signs the job's callback (None: ROBOTNI_CALLBACK_SECRET)."""
+    with engine().connect() as conn:
+        return conn.execute(select(Job.callback_token).where(Job.id == job_id)).scalar()
+
+
 def next_in_line(delivery: WebhookDelivery) -> int | None:
     """The following pending delivery of the same job to the same target, now free to go."""
     query = (
@@ -121,11 +127,15 @@ def of_subscription(subscription_id: str, limit: int) -> list[tuple[WebhookDeliv
         return [(delivery, type_) for delivery, type_ in session.execute(query)]
 
 
-def redeliver(subscription_id: str, delivery_id: int) -> WebhookDelivery | None:
-    """Send a delivery again now, with a fresh series of tries (the caller sends its message)."""
+def redeliver(subscription_id: str, delivery_id: int) -> tuple[WebhookDelivery, str] | None:
+    """Send a delivery again now, with a fresh series of tries (the caller sends its message); with its event type."""
     now = utcnow()
-    return _update(
+    delivery = _update(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id, WebhookDelivery.subscription_id == subscription_id)
         .values(status=PENDING, attempts=0, next_try_at=now, claimed_until=None, published_at=now)
     )
+    if delivery is None:
+        return None
+    with engine().connect() as conn:
+        return delivery, conn.execute(select(Event.type).where(Event.id == delivery.event_id)).scalar_one()

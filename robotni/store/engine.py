@@ -71,9 +71,11 @@ _engines: dict[int, Engine] = {}
 
 
 def engine() -> Engine:
-    """This process's engine: a forked Celery pool child must not share its parent's connections."""
+    """This process's engine: a forked child (a Celery pool process, a gunicorn worker) opens its own."""
     pid = os.getpid()
     if pid not in _engines:
+        for inherited in _engines.values():  # the parent's connections stay the parent's: dropped, never closed
+            inherited.dispose(close=False)
         _engines.clear()
         _engines[pid] = _checked(make_engine(settings().database_url))
     return _engines[pid]
@@ -84,6 +86,20 @@ def reading() -> Connection:
     ROLLBACK round trips around them (each reads what was committed as it starts). SQLite runs in-process."""
     conn = engine().connect()
     return conn.execution_options(isolation_level="AUTOCOMMIT") if conn.dialect.name == "postgresql" else conn
+
+
+def before_fork() -> None:
+    """For a parent about to fork (gunicorn's preloading master, a Celery worker's main process): the ORM's
+    mappers configured here, once, so the children share them instead of each building its own at its first
+    query; and this process's pooled connections closed, so no child starts with a connection that is not its
+    own. The next `engine()` here connects again."""
+    from sqlalchemy.orm import configure_mappers
+
+    from robotni.store import models  # noqa: F401  the mappers to configure
+
+    configure_mappers()
+    for eng in _engines.values():
+        eng.dispose()
 
 
 def use(eng: Engine | None) -> None:

@@ -1,7 +1,8 @@
 """The outbox: each status change of a job becomes an event row, with its webhook deliveries, in the transaction
 that made the change; a crash after the commit loses nothing, and nothing is sent for a change that rolled back.
+A schedule whose due time made no job (robotni/schedules/dispatch.py) is a `schedule.failed` event the same way.
 
-Live streams (SSE) read the same rows by id, so `Last-Event-ID` resumes where a dropped connection left off.
+Live streams (SSE) read the job events by id, so `Last-Event-ID` resumes where a dropped connection left off.
 """
 
 from __future__ import annotations
@@ -17,17 +18,27 @@ from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine
-from robotni.store.models import Event, Job, WebhookDelivery, WebhookSubscription
+from robotni.store.models import Event, Job, Schedule, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger(__name__)
+SCHEDULE_FAILED = "schedule.failed"
 # What a subscription may ask for; job.queued and job.scheduled events exist for live streams only.
-WEBHOOK_EVENTS = ("job.started", "job.completed", "job.failed", "job.cancelled", "job.timed_out", "job.retrying")
+WEBHOOK_EVENTS = (
+    "job.started", "job.completed", "job.failed", "job.cancelled", "job.timed_out", "job.retrying", SCHEDULE_FAILED,
+)  # fmt: skip
+# A job event's type starts so; the others (schedule.failed) are for webhooks only, never in a live stream.
+JOB_EVENT_PREFIX = "job."
 # The job as GET /jobs/{id} shows it (robotni/api/schemas.py JobSchema; tests/test_webhooks.py keeps them equal).
 PUBLIC_FIELDS = (
     "id", "type", "project", "queue", "params", "venv", "status", "result", "error", "exit_code", "attempts",
     "max_attempts", "run_at", "worker", "cancel_requested", "progress", "progress_message", "log_bytes",
     "callback_url", "created_at", "started_at", "finished_at", "updated_at", "priority", "concurrency_key",
     "on_parent_failure", "parents_left", "workflow_id", "step",
+)  # fmt: skip
+# The schedule as GET /schedules/{id} shows it (robotni/api/schedule_schemas.py ScheduleSchema; tests keep them equal).
+SCHEDULE_FIELDS = (
+    "id", "name", "type", "project", "params", "workflow", "venv", "cron", "timezone", "interval_seconds", "enabled",
+    "source", "source_file", "next_run_at", "last_run_at", "last_job_id", "last_error", "created_at", "updated_at",
 )  # fmt: skip
 PENDING = "pending"
 ENABLED = WebhookSubscription.enabled.is_(True)
@@ -56,13 +67,21 @@ def iso(moment: datetime) -> str:
     return moment.replace(tzinfo=UTC).isoformat()
 
 
+def _json(view: dict[str, Any]) -> dict[str, Any]:
+    return {name: iso(value) if isinstance(value, datetime) else value for name, value in view.items()}
+
+
 def snapshot(job: Job) -> dict[str, Any]:
     view = {name: getattr(job, name) for name in PUBLIC_FIELDS}
     view["job_id"] = job.id  # as the API shows it, for older clients
     view["status"] = job.status.value
     view["priority"] = Priority(job.priority).value
     view["waiting_for"] = None  # read with the job (robotni/store/waiting.py: live workers, limits), not a change
-    return {name: iso(value) if isinstance(value, datetime) else value for name, value in view.items()}
+    return _json(view)
+
+
+def schedule_snapshot(schedule: Schedule) -> dict[str, Any]:
+    return _json({name: getattr(schedule, name) for name in SCHEDULE_FIELDS})
 
 
 def event_type(status: JobStatus, ended_attempt: bool) -> str:
@@ -74,32 +93,31 @@ def event_type(status: JobStatus, ended_attempt: bool) -> str:
     return f"job.{status.value}"
 
 
-def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bool = True) -> list[int]:
-    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids.
-
-    subscribed=False: the caller read in this transaction that no subscription is on (SUBSCRIBED), so none is read.
-    """
+def _subscribers(session: Session, type_: str, project: str) -> list[tuple[str | None, str]]:
+    """(subscription id, url) of every enabled subscription to type_ that covers project."""
     query = select(
         WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.events, WebhookSubscription.projects
     )
-    targets: list[tuple[str | None, str]] = [
+    return [
         (sid, url)
-        for sid, url, events, projects in (session.execute(query.where(ENABLED)) if subscribed else [])
-        if type_ in events and (not projects or job.project in projects)
+        for sid, url, events, projects in session.execute(query.where(ENABLED))
+        if type_ in events and (not projects or project in projects)
     ]
-    if job.callback_url and job.status.is_terminal:
-        targets.append((None, job.callback_url))
-    event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)
+
+
+def _add(session: Session, event: Event, data: dict[str, Any], targets: list[tuple[str | None, str]]) -> list[int]:
+    """The event, with its payload and a delivery per target when it has any; the deliveries' ids."""
     if targets:
-        event.payload = json.dumps({"type": type_, "timestamp": iso(now), "data": snapshot(job)})
+        event.payload = json.dumps({"type": event.type, "timestamp": iso(event.created_at), "data": data})
     session.add(event)
     if not targets:
         return []
     session.flush()  # the event's id
     deliveries = [
         WebhookDelivery(
-            event_id=event.id, job_id=job.id, subscription_id=sid, url=url, status=PENDING, attempts=0,
-            next_try_at=now, created_at=now, published_at=now if _listeners else None,
+            event_id=event.id, job_id=event.job_id, subscription_id=sid, url=url, status=PENDING, attempts=0,
+            next_try_at=event.created_at, created_at=event.created_at,
+            published_at=event.created_at if _listeners else None,
         )
         for sid, url in targets
     ]  # fmt: skip
@@ -108,11 +126,42 @@ def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bo
     return [d.id for d in deliveries]
 
 
-def after(job_id: str | None, projects: list[str] | None, cursor: int, limit: int) -> list[Event]:
-    """Events past cursor, oldest first: of one job, or of some projects (None: all)."""
+def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bool = True) -> list[int]:
+    """Add the event and a delivery per matching subscription (and the job's callback); the deliveries' ids.
+
+    subscribed=False: the caller read in this transaction that no subscription is on (SUBSCRIBED), so none is read.
+    """
+    targets = _subscribers(session, type_, job.project) if subscribed else []
+    if job.callback_url and job.status.is_terminal:
+        targets.append((None, job.callback_url))
+    event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)
+    return _add(session, event, snapshot(job) if targets else {}, targets)
+
+
+def record_schedule_failure(session: Session, schedule: Schedule, now: datetime) -> list[int]:
+    """A schedule.failed event (schedule as it now is, last_error saying why) for the subscriptions that ask for it.
+
+    Written only when one does (no live stream reads it). Its job_id column holds the schedule's id: deliveries go
+    in order per schedule as they do per job, and go with the schedule or with the retention.
+    """
+    targets = _subscribers(session, SCHEDULE_FAILED, schedule.project)
+    if not targets:
+        return []
+    event = Event(job_id=schedule.id, project=schedule.project, type=SCHEDULE_FAILED, status="failed", created_at=now)
+    return _add(session, event, schedule_snapshot(schedule), targets)
+
+
+def after(
+    job_id: str | None, projects: list[str] | None, cursor: int, limit: int, upto: int | None = None
+) -> list[Event]:
+    """Events past cursor (and up to upto), oldest first: of one job, or the job events of some projects (None: all)."""
     query = select(Event).where(Event.id > cursor).order_by(Event.id).limit(limit)
+    if upto is not None:
+        query = query.where(Event.id <= upto)
     if job_id is not None:
         query = query.where(Event.job_id == job_id)
+    else:
+        query = query.where(Event.type.startswith(JOB_EVENT_PREFIX, autoescape=True))
     if projects is not None:
         query = query.where(Event.project.in_(projects))
     with Session(engine(), expire_on_commit=False) as session:

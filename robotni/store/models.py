@@ -93,6 +93,8 @@ class Job(Base):
     log_bytes: Mapped[int] = mapped_column(Integer, default=0)
     # Told of the job's end by a signed POST, as a webhook subscription is (robotni/webhooks/).
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    # The name of the token whose own callback secret signs it (robotni/tokens.py); null: ROBOTNI_CALLBACK_SECRET.
+    callback_token: Mapped[str | None] = mapped_column(String(128))
     # Bumped by every change a client can see: the ETag is derived from it, so polling costs one indexed read.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

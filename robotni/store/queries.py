@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -78,3 +78,16 @@ def output_of(job_id: str, offset: int, limit: int) -> bytes:
         return b""
     skip = offset - chunks[0].start  # chunks begin at 0, so the first one starts at or before offset
     return b"".join(data for _, data in chunks)[skip : skip + limit]
+
+
+def versions(job_ids: Collection[str]) -> dict[str, int]:
+    """The version of each of the jobs that still exists: one read by key for many jobs (robotni/api/feeds.py)."""
+    with engine().connect() as conn:
+        return {
+            job_id: version for job_id, version in conn.execute(select(Job.id, Job.version).where(Job.id.in_(job_ids)))
+        }
+
+
+def by_ids(job_ids: Collection[str]) -> list[Job]:
+    with Session(engine(), expire_on_commit=False) as session:
+        return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))

@@ -1,5 +1,5 @@
 """Retention: finished jobs older than ROBOTNI_RETENTION_DAYS go with their attempts, runs, edges, events,
-webhook deliveries and folders.
+webhook deliveries and folders; schedules' schedule.failed events and their deliveries go at the same age.
 
 Run by beat every ROBOTNI_CLEANUP_SECONDS (robotni/schedules/beat.py); every function takes `now`, for tests.
 Only rows in a terminal status are deleted (checked again in the DELETE itself), so a queued, scheduled or
@@ -19,7 +19,17 @@ from sqlalchemy import delete, exists, func, select
 from robotni.status import TERMINAL
 from robotni.store.engine import engine
 from robotni.store.jobs import status_in
-from robotni.store.models import Attempt, Dependency, Event, Job, LogChunk, ScheduleRun, WebhookDelivery, Workflow
+from robotni.store.models import (
+    Attempt,
+    Dependency,
+    Event,
+    Job,
+    LogChunk,
+    Schedule,
+    ScheduleRun,
+    WebhookDelivery,
+    Workflow,
+)
 
 log = logging.getLogger(__name__)
 # Rows deleted per transaction, so a first cleanup after months does not hold SQLite's write lock for long.
@@ -58,6 +68,16 @@ def remove_empty_workflows(now: datetime, retention: timedelta) -> int:
     with engine().begin() as conn:
         statement = delete(Workflow).where(Workflow.created_at < now - retention, ~steps)
         return conn.execute(statement).rowcount
+
+
+def remove_old_schedule_events(now: datetime, retention: timedelta) -> int:
+    """schedule.failed events (and their deliveries) older than the retention: found by schedule, on the index
+    by subject id (a deleted schedule took its own along)."""
+    cutoff, schedules = now - retention, select(Schedule.id).scalar_subquery()
+    with engine().begin() as conn:
+        old_deliveries = [WebhookDelivery.job_id.in_(schedules), WebhookDelivery.created_at < cutoff]
+        conn.execute(delete(WebhookDelivery).where(*old_deliveries))
+        return conn.execute(delete(Event).where(Event.job_id.in_(schedules), Event.created_at < cutoff)).rowcount
 
 
 def remove_orphan_folders(now: datetime, retention: timedelta, jobs_dir: Path) -> int:
@@ -113,6 +133,7 @@ def run(now: datetime, retention_days: float, jobs_dir: Path, processed_dir: Pat
     counts = {
         "jobs": remove_old_jobs(now, retention, jobs_dir),
         "workflows": remove_empty_workflows(now, retention),
+        "schedule_events": remove_old_schedule_events(now, retention),
         "orphan_folders": remove_orphan_folders(now, retention, jobs_dir),
         "processed_messages": 0 if processed_dir is None else remove_processed_messages(now, processed_dir),
     }

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from robotni import tokens
 from robotni.config import Settings
-from robotni.errors import UnsafeURL
+from robotni.errors import ConfigError, UnsafeURL
 from robotni.store import deliveries, subscriptions
 from robotni.store.deliveries import DELIVERED, FAILED
 from robotni.store.models import WebhookDelivery, utcnow
@@ -41,10 +42,26 @@ def backoff(attempts: int, waits: tuple[float, ...]) -> float | None:
     return waits[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
 
 
+def _callback_secret(delivery: WebhookDelivery, current: Settings) -> str:
+    """The secret of the job's token if it has one, else ROBOTNI_CALLBACK_SECRET; ConfigError when neither is set."""
+    name = deliveries.callback_token(delivery.job_id)
+    if name is None:
+        if not current.callback_secret:
+            raise ConfigError("ROBOTNI_CALLBACK_SECRET is not set")
+        return current.callback_secret
+    secret = tokens.callback_secret(name, current)
+    if secret is None:
+        raise ConfigError(f"no token named {name!r} with a callback_secret in ROBOTNI_API_TOKENS_FILE")
+    return secret
+
+
 def _destination(delivery: WebhookDelivery, current: Settings) -> tuple[str, str] | str:
     """(url, secret) to send to, or why the delivery cannot be sent at all."""
     if delivery.subscription_id is None:
-        return (delivery.url, current.callback_secret) if current.callback_secret else "ROBOTNI_CALLBACK_SECRET unset"
+        try:
+            return delivery.url, _callback_secret(delivery, current)
+        except ConfigError as exc:
+            return str(exc)
     subscription = subscriptions.get(delivery.subscription_id)
     if subscription is None or not subscription.enabled:
         return "the subscription is disabled"

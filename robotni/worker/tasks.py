@@ -144,7 +144,9 @@ def _start_heartbeat(sender: Consumer, **_: Any) -> None:
     queues = sorted(sender.app.amqp.queues.consume_from)
     current = settings()
     # celery-types leaves out Consumer.controller: the worker (a WorkController) that started the consumer.
-    concurrency: int = sender.controller.concurrency  # type: ignore[attr-defined]
+    controller = sender.controller  # type: ignore[attr-defined]
+    # Under --autoscale max,min the pool may grow to max: what a reaper may count on this worker to take.
+    concurrency: int = controller.max_concurrency or controller.concurrency
     if current.worker_idle_exit > 0:
         _idle_exit.append(IdleExit(sender.hostname, current.worker_idle_exit))
     beat = heartbeat.Heartbeat(
