@@ -131,13 +131,7 @@ def test_sigterm_lets_the_worker_requeue_what_it_could_not_finish(faults):
 
 def test_a_stopping_worker_leaves_the_next_step_of_a_chain_to_another_worker(faults):
     """A step its pool process released would run next in that process (robotni/worker/handoff.py), but not once
-    the worker is stopping: the step's message goes out and the worker ends after the current step.
-
-    Not on the embedded stack: there a stopping worker (Celery's loop without an event loop) still takes the
-    messages that arrive while it waits for its pool, so it would run the step from its message anyway.
-    """
-    if faults.backend == "embedded":
-        pytest.skip("a stopping worker on the filesystem broker still takes new messages (Celery's sync loop)")
+    the worker is stopping: the step's message goes out and the worker ends after the current step."""
     stopping = faults.start_worker("chainer", concurrency=1, env={"ROBOTNI_SHUTDOWN_GRACE": "20"})
     names = ["s0", "s1", "s2", "s3"]
     steps = [
