@@ -22,6 +22,7 @@ from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.feeds import JobNews, reader
 from robotni.api.jobs import job_or_404, utf8_prefix
+from robotni.api.schemas import MAX_ID
 from robotni.store import events, jobs, queries
 from robotni.store.events import iso, snapshot
 from robotni.store.models import Event
@@ -32,7 +33,6 @@ KEEPALIVE_SECONDS = 15.0
 # Log bytes per `log` event, and events per read: a stream catching up (from the store) sends in steps.
 LOG_EVENT_BYTES = 64 * 1024
 EVENTS_PER_READ = 100
-MAX_ID = 2**63 - 1
 # What a browser waits before it reconnects (and resumes) after a dropped stream.
 RETRY_MILLISECONDS = 1000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # X-Accel-Buffering: nginx passes it through
@@ -72,7 +72,6 @@ def _parse(text: str, parts: int) -> list[int]:
         numbers = [int(part) for part in text.split("-")]
     except ValueError:
         numbers = []
-    # Past a 64-bit integer no id or offset exists, and the store could not even compare one (an error mid-stream).
     if len(numbers) != parts or min(numbers) < 0 or max(numbers) > MAX_ID:
         abort(422, errors={"headers": {"Last-Event-ID": ["not an event id of this stream"]}}, message="bad id")
     return numbers
