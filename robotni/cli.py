@@ -21,10 +21,10 @@ from honcho.environ import parse, parse_procfile
 from robotni import config, stackrun
 from robotni.errors import RobotniError
 from robotni.runner import confinement
+from robotni.status import JobStatus
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
-TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 # How often `submit --wait` asks; the API answers 304 cheaply while nothing changed.
 WAIT_POLL_SECONDS = 0.2
 
@@ -176,7 +176,7 @@ def show_config() -> None:
 def submit(type_name: str, params: tuple[str, ...], project: str, wait: bool) -> None:
     """Submit a job and print it as JSON."""
     job = _call("POST", "/jobs", {"type": type_name, "params": dict(map(_parse_param, params)), "project": project})
-    while wait and job["status"] not in TERMINAL:
+    while wait and not JobStatus(job["status"]).is_terminal:
         time.sleep(WAIT_POLL_SECONDS)
         job = _call("GET", f"/jobs/{job['id']}")
     click.echo(json.dumps(job, indent=2))
