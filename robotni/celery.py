@@ -36,7 +36,9 @@ def local_overrides(folder: Path) -> dict[str, Any]:
 
 # No fixups: Celery's only one is Django's, whose module imports the worker's machinery into every process (the
 # API's too) to look for a Django that Robotni never has.
-app = Celery("robotni", include=["robotni.worker.tasks", "robotni.schedules.beat"], fixups=[])
+app = Celery(
+    "robotni", include=["robotni.worker.tasks", "robotni.worker.lifecycle", "robotni.schedules.beat"], fixups=[]
+)
 app.config_from_object("robotni.broker.celeryconfig")
 app.conf.update(local_overrides(Path.cwd()))
 logsetup.install_celery()  # worker and beat log as the API does (JSON, or text at a terminal), with job fields

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # role -> (the module of Celery's click command, its name, the app's modules that role needs)
 ROLES = {
-    "worker": ("celery.bin.worker", "worker", ["robotni.worker.tasks"]),
+    "worker": ("celery.bin.worker", "worker", ["robotni.worker.tasks", "robotni.worker.lifecycle"]),
     "beat": ("celery.bin.beat", "beat", ["robotni.schedules.beat"]),
     "flower": ("flower.command", "flower", []),
 }

@@ -60,7 +60,7 @@ def _role_loads(tmp_path, role: str) -> list[str]:
 
 def test_each_role_loads_its_own_modules_only(tmp_path):
     worker, beat = _role_loads(tmp_path, "worker"), _role_loads(tmp_path, "beat")
-    assert "robotni.worker.tasks" in worker and "celery.apps.worker" in worker
+    assert {"robotni.worker.tasks", "robotni.worker.lifecycle"} <= set(worker) and "celery.apps.worker" in worker
     assert "robotni.schedules.beat" in beat
     assert [name for name in worker if name.startswith(("robotni.schedules.beat", "flower", "tornado"))] == []
     assert [name for name in beat if name.startswith(("robotni.worker", "robotni.runner", "flower", "tornado"))] == []

@@ -1,9 +1,9 @@
-"""Celery tasks and worker hooks: thin, they only move job state and hand the work to robotni.worker.execution."""
+"""Celery tasks: thin, they only move job state and hand the work to robotni.worker.execution. What the worker does
+around them (its start, heartbeat, chores and stop) is robotni.worker.lifecycle."""
 
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,178 +11,26 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from celery import Task
-from celery.apps.worker import Worker
-from celery.signals import (
-    celeryd_after_setup,
-    worker_init,
-    worker_process_init,
-    worker_ready,
-    worker_shutdown,
-    worker_shutting_down,
-)
 from celery.utils.log import get_task_logger
-from celery.worker.consumer import Consumer
 from sqlalchemy.exc import OperationalError
 
 from robotni import logsetup
-from robotni.broker import CLEANUP_TASK, DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE, cleaning, publish
+from robotni.broker import CLEANUP_TASK, DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, publish
 from robotni.celery import app
 from robotni.config import settings
-from robotni.errors import RobotniError, SchemaOutdated
-from robotni.runner import confinement
+from robotni.errors import RobotniError
 from robotni.runner.run import Outcome
 from robotni.status import JobStatus
-from robotni.store import claims, dependencies, events, jobs, retention, worker_beats
-from robotni.store.engine import engine
+from robotni.store import claims, jobs, retention
 from robotni.store.models import Job, utcnow
-from robotni.store.queries import running_on
 from robotni.webhooks import delivery
-from robotni.worker import control, execution, handoff, heartbeat, orphan_sweep, reaper
+from robotni.worker import handoff
 from robotni.worker.execution import execute
-from robotni.worker.idle_exit import IdleExit
-from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
 log = get_task_logger(__name__)
 # Between tries to record an outcome while the job store is down.
 STORE_RETRY_SECONDS = 0.5
-_heartbeat: list[heartbeat.Heartbeat] = []
-_idle_exit: list[IdleExit] = []
-
-
-# Broker cleaning looks at every file of the folder: a few times per stale period is enough.
-BROKER_CLEANS_PER_STALE_PERIOD = 5
-# A dead worker's leftovers are idle processes, not a hazard: a look through /proc this often is plenty.
-ORPHAN_SWEEP_SECONDS = 10.0
-_last_done: dict[str, float] = {}
-events.on_deliveries(publish.deliver_all)  # a job's webhooks go out as soon as its change commits
-
-
-def _due(chore: str, every: float) -> bool:
-    """True at the first call and then once per `every` seconds."""
-    now = time.monotonic()
-    if chore in _last_done and now - _last_done[chore] < every:
-        return False
-    _last_done[chore] = now
-    return True
-
-
-def _chores() -> None:
-    """The worker main process's periodic duties: recovery, a dead worker's leftover processes, and keeping the
-    filesystem broker bounded."""
-    current = settings()
-    idle = [queue for queue in worker_beats.free_queues(current.heartbeat_seconds) if publish.depth(queue) == 0]
-    reaper.reap(publish.enqueue, idle, current.republish_after, current.lost_attempts)
-    # Deliveries whose message never went out, or (webhooks queue empty) whose message was lost with a worker.
-    delivery.sweep(publish.deliver, delivery.lease_seconds(current) if publish.depth(WEBHOOK_QUEUE) == 0 else None)
-    for watch in _idle_exit:
-        watch.check()
-    if _due("orphans", ORPHAN_SWEEP_SECONDS):
-        orphan_sweep.kill_orphans()
-    if current.uses_filesystem_broker and _due("broker", current.broker_stale_seconds / BROKER_CLEANS_PER_STALE_PERIOD):
-        queues = {*registry().queues, WEBHOOK_QUEUE}
-        counts = cleaning.clean(current.broker_dir, queues, current.broker_stale_seconds)
-        if any(counts.values()):
-            log.info("broker folder cleaned: %s", counts)
-
-
-@celeryd_after_setup.connect
-def _build_environments(sender: str, instance: Worker, **_: Any) -> None:
-    """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
-    queues = set(instance.app.amqp.queues.consume_from)
-    environments.build_types([(t.name, t.env) for t in registry().values() if t.queue in queues], settings())
-    execution.prepare(settings())  # the standard-library environment of types without one of their own
-
-
-@worker_init.connect
-def _refuse_outdated_schema(**_: Any) -> None:
-    """Stop here with the reason: Celery would log an exception from a signal handler and carry on."""
-    try:
-        engine()
-    except SchemaOutdated as exc:
-        print(f"robotni: {exc}", file=sys.stderr, flush=True)  # logging is not set up yet at worker_init
-        raise SystemExit(1) from None
-
-
-@worker_init.connect
-def _revoke_is_cancel(**_: Any) -> None:
-    """Before the consumer starts its mailbox: Celery's revoke and terminate also cancel the job in the store."""
-    control.install()
-
-
-@worker_init.connect
-def _publish_released(**_: Any) -> None:
-    """A job this worker ends may release its dependents: their messages go out from here (the pool forks later)."""
-    dependencies.publish_released_with(handoff.publisher(publish.enqueue))
-
-
-@worker_init.connect
-def _sandbox_jobs(**_: Any) -> None:
-    """Before any job runs: whom jobs run as, with the job store and the broker closed to that user."""
-    engine()  # creates the store now, so its file gets its mode before a job could open it
-    confinement.prepare_worker(settings())
-
-
-@worker_process_init.connect
-def _open_store(**_: Any) -> None:
-    """Each pool process opens the store as it starts, so its schema check is not logged as part of a first job."""
-    try:
-        engine()
-    except Exception:  # the store is down: the first job tries again, and fails as a job, not as a pool process
-        log.warning("job store unavailable as a pool process started", exc_info=True)
-
-
-@worker_process_init.connect
-def _start_fork_servers(**_: Any) -> None:
-    """Each pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
-    queues = set(app.amqp.queues.consume_from)
-    execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings())
-
-
-@worker_ready.connect
-def _start_heartbeat(sender: Consumer, **_: Any) -> None:
-    queues = sorted(sender.app.amqp.queues.consume_from)
-    current = settings()
-    # celery-types leaves out Consumer.controller: the worker (a WorkController) that started the consumer.
-    controller = sender.controller  # type: ignore[attr-defined]
-    # Under --autoscale max,min the pool may grow to max: what a reaper may count on this worker to take.
-    concurrency: int = controller.max_concurrency or controller.concurrency
-    if current.worker_idle_exit > 0:
-        _idle_exit.append(IdleExit(sender.hostname, current.worker_idle_exit))
-    beat = heartbeat.Heartbeat(
-        sender.hostname, queues, concurrency, current.heartbeat_seconds, _chores, current.reap_seconds
-    )
-    beat.start()
-    _heartbeat.append(beat)
-
-
-@worker_shutting_down.connect
-def _requeue_after_grace(sender: str, **_: Any) -> None:
-    """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
-
-    It leaves the list of live workers at once, so no reaper (its own included) sends it new messages.
-    Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
-    and stop the scripts, so the warm shutdown Celery is waiting for ends too. No message is sent from here
-    (this worker may still be consuming); the reaper of a live worker sends one.
-    """
-    _stop_heartbeat()
-    handoff.stop()
-    timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
-    timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
-    timer.start()
-
-
-def _requeue_running(worker: str) -> None:
-    for job_id in running_on(worker):
-        job = jobs.get(job_id)
-        if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
-            log.warning("job %s: requeued as worker %s stops", job_id, worker, extra=logsetup.job_fields(job))
-
-
-@worker_shutdown.connect
-def _stop_heartbeat(**_: Any) -> None:
-    while _heartbeat:
-        _heartbeat.pop().stop()
 
 
 @contextmanager
