@@ -7,12 +7,16 @@ attempts of a job overlapped in time.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +25,8 @@ from tests.stack import TERMINAL, Stack, alive, pids_of, wait_until
 
 # Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
 FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2", "ROBOTNI_SHUTDOWN_GRACE": "1", "ROBOTNI_DB_BUSY_TIMEOUT": "1"}
+# A worker whose lease keeper looks at its job's row once a second: a stopped pool process keeps its lease 15 s.
+SLOW_BEATS = {"ROBOTNI_HEARTBEAT_SECONDS": "1"}
 # Lease expiry + a reaper pass + backoff + a few seconds of script: every recovery here ends within this.
 RECOVERY_BOUND = 30
 
@@ -127,6 +133,58 @@ def test_sigterm_lets_the_worker_requeue_what_it_could_not_finish(faults):
     faults.http.delete(faults.api(f"/jobs/{slow['id']}"))
     assert faults.wait_for(slow["id"])["status"] == "cancelled"
     assert_invariants(faults, [quick["id"], slow["id"]])
+
+
+def _gate() -> Path:
+    return Path(tempfile.gettempdir()) / f"robotni-gate-{uuid.uuid4().hex}"  # where the job user can look
+
+
+def _cancel_unseen(stack: Stack, job_id: str) -> dict:
+    """Cancel the running job while its pool process is stopped (SIGSTOP; the caller sends SIGCONT): its lease
+    keeper cannot read the mark, so the attempt goes on ending as it would have."""
+    pids = pids_of(stack, job_id)
+    os.kill(pids["pool"], signal.SIGSTOP)
+    response = stack.http.delete(stack.api(f"/jobs/{job_id}"))
+    assert response.status_code == 202 and response.json()["cancel_requested"], response.text
+    return pids
+
+
+def test_an_attempt_that_asks_for_a_retry_after_its_cancel_ends_the_job_cancelled(faults):
+    faults.start_worker("w", env=SLOW_BEATS)
+    gate = _gate()
+    job = faults.submit("gatedretry", {"gate": str(gate)})  # asks for a retry (2 left) once the gate opens
+    try:
+        pids = _cancel_unseen(faults, job["id"])
+        try:
+            gate.touch()
+            wait_until(lambda: not alive(pids["script"]), 10, "the script to exit asking for a retry")
+        finally:
+            os.kill(pids["pool"], signal.SIGCONT)
+        done = faults.wait_for(job["id"], timeout=RECOVERY_BOUND)
+    finally:
+        gate.unlink(missing_ok=True)
+    assert (done["status"], done["attempts"]) == ("cancelled", 1), done
+    assert done["error"].startswith("cancelled during attempt 1, so not run again; it ended: exit code 75")
+    attempts = faults.http.get(faults.api(f"/jobs/{job['id']}/attempts")).json()
+    assert [(a["status"], a["exit_code"]) for a in attempts] == [("cancelled", 75)]
+    assert_invariants(faults, [job["id"]])
+
+
+def test_a_stopping_worker_ends_a_job_whose_cancel_it_had_not_seen_instead_of_requeueing_it(faults):
+    stopping = faults.start_worker("stopping", env=SLOW_BEATS)
+    job = faults.submit("gatedretry", {"gate": str(_gate())})  # runs until stopped
+    pids = _cancel_unseen(faults, job["id"])
+    try:
+        stopping.popen.send_signal(signal.SIGTERM)  # a warm shutdown: what still runs after the grace goes back
+        wait_until(lambda: faults.job(job["id"])["status"] != "running", 15, "the stopping worker to let it go")
+    finally:
+        os.kill(pids["pool"], signal.SIGCONT)
+    stopping.popen.wait(timeout=15)
+    done = faults.job(job["id"])
+    assert (done["status"], done["attempts"]) == ("cancelled", 1), done
+    stopped = f"worker {done['worker']} stopped; requeued"
+    assert done["error"] == f"cancelled during attempt 1, so not run again; it ended: {stopped}"
+    assert_invariants(faults, [job["id"]])
 
 
 def test_a_stopping_worker_leaves_the_next_step_of_a_chain_to_another_worker(faults):

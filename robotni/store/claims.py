@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine, reading
-from robotni.store.jobs import transition
+from robotni.store.jobs import NOT_MARKED, transition
 from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import registry
 from robotni.worktypes.scheduling import Rate
@@ -140,7 +140,8 @@ def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], co
     """The projects' first eligible jobs in priority and age order: one index seek per project when they are few,
     else one walk of the queue's priority index that stops at the first CANDIDATES of them."""
     columns = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
-    best = select(*columns).where(*_waiting(queue), *where).order_by(Job.priority, Job.created_at, Job.id)
+    # A queued job never carries a cancel mark, but a store written by an older release may hold one: never started.
+    best = select(*columns).where(*_waiting(queue), NOT_MARKED, *where).order_by(Job.priority, Job.created_at, Job.id)
     if len(projects) > FEW_PROJECTS:
         return list(conn.execute(best.where(Job.project.in_(projects)).limit(CANDIDATES)))
     found: list[Row[Any]] = []
@@ -195,7 +196,7 @@ def take(
     now = utcnow()
     return transition(
         job_id,
-        [Job.status == JobStatus.QUEUED, *guards],
+        [Job.status == JobStatus.QUEUED, NOT_MARKED, *guards],
         locks=locks,
         status=JobStatus.RUNNING,
         worker=worker,
