@@ -16,9 +16,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.backends import STACKS, web_on
 from tests.stack import TERMINAL, Stack, alive, pids_of, wait_until
@@ -249,6 +252,56 @@ def test_locked_job_store_gives_503_and_no_job(faults):
     job = faults.submit("helloworld")
     assert faults.wait_for(job["id"])["status"] == "completed"
     db.close()
+
+
+OPEN_AT_ONCE = """
+import sys, threading
+from robotni.store import engine
+start, found, failed = threading.Barrier(16), [], []
+def first_use():
+    start.wait()
+    try:
+        found.append(engine.engine())
+    except Exception as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=first_use) for _ in range(16)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len({id(e) for e in found}), failed)
+"""
+
+
+def test_a_new_process_opens_one_engine_however_many_threads_ask_at_once(tmp_path):
+    """A new gunicorn worker's first requests arrive on many threads at once: each opened an engine of its own,
+    and one could fail iterating the engines while another added one (a 500 seen under load)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")} | {"ROBOTNI_DATA_DIR": str(tmp_path)}
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", OPEN_AT_ONCE], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.split(None, 1) == ["1", "[]\n"], done.stdout + done.stderr
+
+
+def test_concurrent_submits_while_a_worker_drains_get_no_5xx_and_all_end(faults):
+    faults.start_worker("drainer")
+    clients, each = 16, 40
+    start = threading.Barrier(clients)
+
+    def submit(_: int) -> list[requests.Response]:
+        with requests.Session() as http:
+            start.wait()  # together, as the first requests of a gunicorn worker may come
+            return [http.post(faults.api("/jobs"), json={"type": "helloworld"}, timeout=60) for _ in range(each)]
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = [answer for batch in pool.map(submit, range(clients)) for answer in batch]
+    codes = Counter(answer.status_code for answer in answers)
+    assert codes == {202: clients * each}, (codes, [a.text for a in answers if a.status_code >= 500][:3])
+
+    def counts() -> dict[str, int]:
+        return faults.http.get(faults.api("/status")).json()["jobs"]
+
+    wait_until(lambda: counts()["completed"] == clients * each, 60, "every accepted job to complete", every=0.5)
+    assert sum(counts().values()) == clients * each
 
 
 def test_duplicate_messages_run_the_job_once(faults):
