@@ -2,7 +2,7 @@
 # [tool.robotni]
 # description = "Test type: records its pid and its pool process's, runs until the file named by `gate` exists, then asks for a retry."
 # soft_time_limit = 60
-# retry = { max_retries = 2, backoff = 0.2, backoff_max = 1 }
+# retry = { max_retries = 2, backoff = 8, backoff_max = 8 }
 # [tool.robotni.params]
 # required = ["gate"]
 # properties.gate = { type = "string" }
