@@ -7,11 +7,11 @@ from datetime import timedelta
 from functools import partial
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
-from robotni.store import claims, creation, dependencies, engine, jobs, retention, workflows
-from robotni.store.models import Dependency, Event, utcnow
+from robotni.store import claims, creation, dependencies, engine, jobs, queries, retention, workflows
+from robotni.store.models import Dependency, Event, Job, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
 
@@ -118,6 +118,37 @@ def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shar
     assert sorted(found[2:]) == sorted(
         [(child.id, "job.cancelled"), (grandchild.id, "job.cancelled"), (anyway.id, "job.queued")]
     )
+
+
+def test_a_cancel_landing_after_the_reapers_read_ends_the_job_instead_of_its_retry(shared_store):
+    """The reaper reads an expired running row, then a cancel marks it, then the reaper sends it back for another
+    attempt: the mark wins, the job ends cancelled with the attempt's outcome, and its dependents follow."""
+    parent = running_parent()
+    child, _ = creation.create(**JOB, depends_on=[parent.id])
+    read_by_reaper = jobs.get(parent.id)
+    assert jobs.cancel(parent.id).cancel_requested  # running: marked for its worker, which is gone
+    lost = "worker w lost during attempt 1; run again"
+    row = jobs.retry_later(read_by_reaper, 1.0, lease_expired_by=utcnow() + timedelta(minutes=1), error=lost)
+    assert row is not None and row.status == JobStatus.CANCELLED and row.finished_at is not None
+    assert row.error == f"cancelled during attempt 1, so not run again; it ended: {lost}"
+    assert [(a.number, a.status) for a in queries.attempts_of(parent.id)] == [(1, JobStatus.CANCELLED)]
+    assert jobs.get(child.id).status == JobStatus.CANCELLED
+    with engine.engine().connect() as conn:
+        found = conn.execute(select(Event.job_id, Event.type).order_by(Event.id)).all()
+    assert found == [(parent.id, "job.started"), (parent.id, "job.cancelled"), (child.id, "job.cancelled")]
+
+
+def test_a_cancel_mark_left_on_a_waiting_row_by_an_older_release_never_starts_it(shared_store):
+    """Such rows came from the bug this guards against: released, they end cancelled; queued, no claim takes them."""
+    queued, _ = creation.create(**JOB)
+    scheduled, _ = creation.create(**JOB, run_at=utcnow() - timedelta(seconds=1))
+    with engine.engine().begin() as conn:
+        conn.execute(update(Job).values(cancel_requested=True))
+    assert claims.take(queued.id, "w", 30) is None
+    assert claims.claim_next("default", "w", 30, claims.Caps()) is None
+    assert jobs.release(scheduled.id, utcnow()) is None
+    assert jobs.get(scheduled.id).status == JobStatus.CANCELLED
+    assert jobs.get(queued.id).status == JobStatus.QUEUED
 
 
 def test_retention_removes_old_workflows_with_their_steps_and_edges(shared_store, tmp_path):

@@ -7,20 +7,29 @@ attempts of a job overlapped in time.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import requests
 
 from tests.backends import STACKS, web_on
 from tests.stack import TERMINAL, Stack, alive, pids_of, wait_until
 
 # Fast beats so leases (15 beats) expire in 3 s and lost messages are resent after 2 s.
 FAST = {"ROBOTNI_HEARTBEAT_SECONDS": "0.2", "ROBOTNI_SHUTDOWN_GRACE": "1", "ROBOTNI_DB_BUSY_TIMEOUT": "1"}
+# A worker whose lease keeper looks at its job's row once a second: a stopped pool process keeps its lease 15 s.
+SLOW_BEATS = {"ROBOTNI_HEARTBEAT_SECONDS": "1"}
 # Lease expiry + a reaper pass + backoff + a few seconds of script: every recovery here ends within this.
 RECOVERY_BOUND = 30
 
@@ -129,6 +138,63 @@ def test_sigterm_lets_the_worker_requeue_what_it_could_not_finish(faults):
     assert_invariants(faults, [quick["id"], slow["id"]])
 
 
+def _gate() -> Path:
+    return Path(tempfile.gettempdir()) / f"robotni-gate-{uuid.uuid4().hex}"  # where the job user can look
+
+
+def _cancel_unseen(stack: Stack, job_id: str) -> dict:
+    """Cancel the running job while its pool process is stopped (SIGSTOP; the caller sends SIGCONT): its lease
+    keeper cannot read the mark, so the attempt goes on ending as it would have."""
+    pids = pids_of(stack, job_id)
+    os.kill(pids["pool"], signal.SIGSTOP)
+    response = stack.http.delete(stack.api(f"/jobs/{job_id}"))
+    assert response.status_code == 202 and response.json()["cancel_requested"], response.text
+    return pids
+
+
+def test_an_attempt_that_asks_for_a_retry_after_its_cancel_ends_the_job_cancelled(faults):
+    first = faults.start_worker("w", env=SLOW_BEATS)
+    gate = _gate()
+    job = faults.submit("gatedretry", {"gate": str(gate)})  # asks for a retry (2 left, 4-8 s apart) at the gate
+    try:
+        pids = _cancel_unseen(faults, job["id"])
+        try:
+            gate.touch()
+            wait_until(lambda: not alive(pids["script"]), 10, "the script to exit asking for a retry")
+        finally:
+            os.kill(pids["pool"], signal.SIGCONT)
+        wait_until(lambda: faults.job(job["id"])["status"] != "running", 20, "the attempt's outcome")
+        # Celery's memory of the revoke goes with the worker that heard it (its discard of a revoked message would
+        # cancel a retry): the next worker has only the row to go by.
+        first.stop()
+        faults.start_worker("next")
+        done = faults.wait_for(job["id"], timeout=RECOVERY_BOUND)
+    finally:
+        gate.unlink(missing_ok=True)
+    assert (done["status"], done["attempts"]) == ("cancelled", 1), done
+    assert done["error"].startswith("cancelled during attempt 1, so not run again; it ended: exit code 75")
+    attempts = faults.http.get(faults.api(f"/jobs/{job['id']}/attempts")).json()
+    assert [(a["status"], a["exit_code"]) for a in attempts] == [("cancelled", 75)]
+    assert_invariants(faults, [job["id"]])
+
+
+def test_a_stopping_worker_ends_a_job_whose_cancel_it_had_not_seen_instead_of_requeueing_it(faults):
+    stopping = faults.start_worker("stopping", env=SLOW_BEATS)
+    job = faults.submit("gatedretry", {"gate": str(_gate())})  # runs until stopped
+    pids = _cancel_unseen(faults, job["id"])
+    try:
+        stopping.popen.send_signal(signal.SIGTERM)  # a warm shutdown: what still runs after the grace goes back
+        wait_until(lambda: faults.job(job["id"])["status"] != "running", 15, "the stopping worker to let it go")
+    finally:
+        os.kill(pids["pool"], signal.SIGCONT)
+    stopping.popen.wait(timeout=15)
+    done = faults.job(job["id"])
+    assert (done["status"], done["attempts"]) == ("cancelled", 1), done
+    stopped = f"worker {done['worker']} stopped; requeued"
+    assert done["error"] == f"cancelled during attempt 1, so not run again; it ended: {stopped}"
+    assert_invariants(faults, [job["id"]])
+
+
 def test_a_stopping_worker_leaves_the_next_step_of_a_chain_to_another_worker(faults):
     """A step its pool process released would run next in that process (robotni/worker/handoff.py), but not once
     the worker is stopping: the step's message goes out and the worker ends after the current step."""
@@ -191,6 +257,56 @@ def test_locked_job_store_gives_503_and_no_job(faults):
     job = faults.submit("helloworld")
     assert faults.wait_for(job["id"])["status"] == "completed"
     db.close()
+
+
+OPEN_AT_ONCE = """
+import sys, threading
+from robotni.store import engine
+start, found, failed = threading.Barrier(16), [], []
+def first_use():
+    start.wait()
+    try:
+        found.append(engine.engine())
+    except Exception as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=first_use) for _ in range(16)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(len({id(e) for e in found}), failed)
+"""
+
+
+def test_a_new_process_opens_one_engine_however_many_threads_ask_at_once(tmp_path):
+    """A new gunicorn worker's first requests arrive on many threads at once: each opened an engine of its own,
+    and one could fail iterating the engines while another added one (a 500 seen under load)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")} | {"ROBOTNI_DATA_DIR": str(tmp_path)}
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", OPEN_AT_ONCE], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.split(None, 1) == ["1", "[]\n"], done.stdout + done.stderr
+
+
+def test_concurrent_submits_while_a_worker_drains_get_no_5xx_and_all_end(faults):
+    faults.start_worker("drainer")
+    clients, each = 16, 40
+    start = threading.Barrier(clients)
+
+    def submit(_: int) -> list[requests.Response]:
+        with requests.Session() as http:
+            start.wait()  # together, as the first requests of a gunicorn worker may come
+            return [http.post(faults.api("/jobs"), json={"type": "helloworld"}, timeout=60) for _ in range(each)]
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = [answer for batch in pool.map(submit, range(clients)) for answer in batch]
+    codes = Counter(answer.status_code for answer in answers)
+    assert codes == {202: clients * each}, (codes, [a.text for a in answers if a.status_code >= 500][:3])
+
+    def counts() -> dict[str, int]:
+        return faults.http.get(faults.api("/status")).json()["jobs"]
+
+    wait_until(lambda: counts()["completed"] == clients * each, 60, "every accepted job to complete", every=0.5)
+    assert sum(counts().values()) == clients * each
 
 
 def test_duplicate_messages_run_the_job_once(faults):

@@ -247,11 +247,15 @@ def test_a_schedule_that_made_no_job_is_a_schedule_failed_delivery_until_the_ret
     assert (
         sent["data"] == events.schedule_snapshot(dispatch.get(broken.id)) and "vanished" in sent["data"]["last_error"]
     )
+    dispatch.dispatch(T0 + timedelta(seconds=20), published()[1], TYPES)
+    assert count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 1  # failing the same way: no news
     later = T0 + timedelta(days=8)
     assert retention.remove_old_schedule_events(later, timedelta(days=9)) == 0
     assert retention.remove_old_schedule_events(later, timedelta(days=7)) == 1 and count(WebhookDelivery) == 0
-    dispatch.dispatch(T0 + timedelta(seconds=20), published()[1], TYPES)
-    assert count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 1
+    with engine().begin() as conn:
+        conn.execute(update(Schedule).where(Schedule.id == broken.id).values(type="gone"))
+    dispatch.dispatch(T0 + timedelta(seconds=30), published()[1], TYPES)
+    assert count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 1  # failing another way
     assert dispatch.remove(broken.id) and count(Event, Event.job_id == broken.id) == count(WebhookDelivery) == 0
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus
+from robotni.store import claims, creation, dependencies, engine, jobs
 from robotni.store.engine import engine as store_engine
 from robotni.store.models import Base, Dependency, Job, LogChunk, Schedule, WebhookSubscription, Workflow, utcnow
 from robotni.transfer import importer
@@ -342,9 +343,52 @@ def test_scope_picks_a_project_recent_jobs_schedules_only_or_output(store):
         "schedule": ["s1"], "webhook": ["h0"], "workflow": ["w1"], "job": ["j1", "j2"], "dependency": [("j2", "j1")]
     }  # fmt: skip
     recent = written(since=now - timedelta(days=1))
-    assert sorted(recent["job"]) == ["j2", "k1"] and "dependency" not in recent  # its parent is older
+    assert sorted(recent["job"]) == ["j2", "k1"] and recent["dependency"] == [("j2", "j1")]  # with its child
     assert recent["schedule"] == ["s1", "s2"] and len(recent["webhook"]) == 3
     assert written(jobs=False).keys() == {"schedule", "webhook"}
     assert written(logs=True)["output"] == [("j1", 0)] and "output" not in written()
     secretless = next(json.loads(line) for line in lines(store_engine(), Scope()) if '"kind":"webhook"' in line)
     assert "secret" not in secretless
+
+
+def test_an_incremental_export_carries_the_dependencies_on_older_parents(tmp_path):
+    """A full export imported, then an export --since T on top: a job created after T keeps its parent from
+    before T, and the parent's end in the new store releases it. Without the older jobs, the file is refused."""
+    stores = {name: engine.make_engine(f"sqlite:///{tmp_path / name}.db") for name in ("source", "target", "empty")}
+    for eng in stores.values():
+        engine.create_schema(eng)
+    job = {"type": "add", "project": "p", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
+
+    def export(path: Path, since: datetime | None = None) -> Path:
+        path.write_text("".join(lines(stores["source"], Scope(since=since))))
+        return path
+
+    try:
+        engine.use(stores["source"])
+        parent, _ = creation.create(**job)
+        full = export(tmp_path / "full.jsonl")
+        since = utcnow()
+        child, _ = creation.create(**job, depends_on=[parent.id])
+        recent = export(tmp_path / "recent.jsonl", since)
+        assert [json.loads(line)["id"] for line in recent.read_text().splitlines() if '"kind":"job"' in line] == [
+            child.id
+        ]
+        engine.use(stores["target"])
+        importer.load(stores["target"], full)
+        assert importer.load(stores["target"], recent).added["dependency"] == 1
+        assert [p.id for p in dependencies.parents_of(child.id)] == [parent.id]
+        taken = claims.take(parent.id, "w", 30)
+        assert taken is not None and jobs.finish(taken, JobStatus.COMPLETED) is not None
+        assert jobs.get(child.id).status == JobStatus.QUEUED  # released by its parent's end, in the new store
+        edge = next(n for n, line in enumerate(recent.read_text().splitlines(), 1) if '"kind":"dependency"' in line)
+        with pytest.raises(ImportRefused) as refused:
+            importer.load(stores["empty"], recent)
+        assert (
+            str(refused.value) == f"line {edge}: parent_id {parent.id}: no such row in jobs, in the file or the store"
+        )
+        with stores["empty"].connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Job)) == 0
+    finally:
+        engine.use(None)
+        for eng in stores.values():
+            eng.dispose()

@@ -180,6 +180,49 @@ def test_a_schedule_that_cannot_make_its_job_delivers_a_signed_schedule_failed(h
     }
 
 
+def test_a_schedule_failing_the_same_way_tells_its_webhooks_once_until_it_changes_or_works(hooks, receiver):
+    subscription = subscribe(hooks, receiver.url, "broken", events=["schedule.failed"])
+    body = {"name": "broken", "type": "helloworld", "project": "broken", "interval_seconds": 1}
+    schedule = hooks.http.post(hooks.api("/schedules"), json=body).json()
+    url = hooks.api(f"/schedules/{schedule['id']}")
+    workers = hooks.base / "broken-beat-workers"  # beat knows neither helloworld nor shortsleeper
+    shutil.copytree(hooks.workers_dir, workers, ignore=shutil.ignore_patterns("helloworld.py", "shortsleeper.py"))
+
+    def failing(times: int, because: str) -> None:
+        seen = set()
+
+        def failed() -> bool:
+            shown = hooks.http.get(url).json()
+            if because in (shown["last_error"] or ""):
+                seen.add(shown["last_run_at"])  # each due time moves it on
+            return len(seen) >= times
+
+        wait_until(failed, 30, f"{times} due times failing for {because}")
+
+    def retype(type_: str) -> None:
+        assert hooks.http.patch(url, json={"type": type_, "params": {}}).status_code == 200
+
+    beat = hooks.start_beat(env={"ROBOTNI_WORKERS_DIR": str(workers)})
+    try:
+        failing(4, "helloworld")
+        assert len(deliveries(hooks, subscription)) == 1  # recorded with the first failure, not the next ones
+        retype("shortsleeper")
+        failing(3, "shortsleeper")
+        assert len(deliveries(hooks, subscription)) == 2  # another failure
+        retype("fakejob")
+        wait_until(lambda: hooks.http.get(url).json()["last_error"] is None, 30, "a due time that made its job")
+        retype("helloworld")
+        failing(2, "helloworld")
+        assert len(deliveries(hooks, subscription)) == 3  # failing again after it worked
+    finally:
+        hooks.http.post(url + "/disable")
+        beat.stop()
+    wait_until(lambda: len(receiver.calls) == 3, 20, "three deliveries")
+    sent = [Webhook(subscription["secret"]).verify(body, headers)["data"] for _, headers, body in receiver.calls]
+    assert ["shortsleeper" in data["last_error"] for data in sent] == [False, True, False]
+    assert all("helloworld" in data["last_error"] for data in (sent[0], sent[2]))
+
+
 def test_subscriptions_are_created_changed_rotated_and_deleted(hooks, receiver):
     created = subscribe(hooks, receiver.url, "crud")
     url = hooks.api(f"/webhooks/{created['id']}")

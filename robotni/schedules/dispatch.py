@@ -8,6 +8,7 @@ Dispatch is safe with two beats running by mistake: moving `next_run_at` on is a
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ BATCH = 100
 TIMING_FIELDS = ("cron", "timezone", "interval_seconds")
 # `source` of a schedule declared in the schedules file (robotni/schedules/file.py); the others say "api".
 FILE_SOURCE = "file"
+# A failure's last_error names its due time: two failures are the same one when the rest of their text is.
+DUE_TIME = re.compile(r"^(no job for|no next run after) \S+: ")
 
 Publish = Callable[[Job], None]
 
@@ -253,12 +256,20 @@ def _job_for(schedule: Schedule, types: Mapping[str, WorkerType], now: datetime)
     )
 
 
+def _new_failure(before: str | None, error: str) -> bool:
+    """Whether a failed due time is news for the webhooks: the schedule worked before (a success clears
+    last_error), or it fails another way now. One failing every 30 s the same way would otherwise send an event
+    every 30 s; `last_error` still says each time why."""
+    return not before or DUE_TIME.sub(r"\1: ", before) != DUE_TIME.sub(r"\1: ", error)
+
+
 def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> list[Job] | None:
     """The jobs to publish for the schedule's due time, or None when another dispatch (or an edit) got there first.
 
     A schedule whose type or params no longer hold makes no job; it moves on and says why in last_error, and a
-    schedule.failed event tells the webhooks that ask for it, in the same transaction. Its
-    run (and last_job_id) names the job it made, or its workflow's first step, whose workflow_id names the workflow.
+    schedule.failed event tells the webhooks that ask for it, in the same transaction, when the failure is new
+    (`_new_failure`). Its run (and last_job_id) names the job it made, or its workflow's first step, whose
+    workflow_id names the workflow.
     """
     due_at = schedule.next_run_at
     assert due_at is not None  # only a schedule with a due time fires (due())
@@ -296,7 +307,11 @@ def fire(schedule: Schedule, now: datetime, types: Mapping[str, WorkerType]) -> 
             if job is not None:
                 session.add(ScheduleRun(schedule_id=schedule.id, due_at=due_at, job_id=job.id, created_at=now))
                 session.add_all(rows)
-            failed = [] if error is None else events.record_schedule_failure(session, updated, now)
+            failed = (
+                events.record_schedule_failure(session, updated, now)
+                if error is not None and _new_failure(schedule.last_error, error)
+                else []
+            )
     except IntegrityError:
         return None  # this due time already has its job
     events.announce(failed)

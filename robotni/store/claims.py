@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
 from robotni.store.engine import engine, reading
-from robotni.store.jobs import transition
+from robotni.store.jobs import NOT_MARKED, transition
 from robotni.store.models import Job, utcnow
 from robotni.worktypes.registry import registry
 from robotni.worktypes.scheduling import Rate
@@ -141,7 +141,9 @@ def _waiting(queue: str) -> list[ColumnElement[bool]]:
 def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], conn: Connection) -> list[Row[Any]]:
     """The projects' first eligible jobs in priority and age order: one index seek per project when they are few,
     else one walk of the queue's priority index that stops at the first CANDIDATES of them."""
-    best = select(*HEAD_COLUMNS).where(*_waiting(queue), *where).order_by(Job.priority, Job.created_at, Job.id)
+    # A queued job never carries a cancel mark, but a store written by an older release may hold one: never started.
+    best = select(*HEAD_COLUMNS).where(*_waiting(queue), NOT_MARKED, *where)
+    best = best.order_by(Job.priority, Job.created_at, Job.id)
     if len(projects) > FEW_PROJECTS:
         return list(conn.execute(best.where(Job.project.in_(projects)).limit(CANDIDATES)))
     found: list[Row[Any]] = []
@@ -156,7 +158,7 @@ def _one_project_candidates(queue: str) -> list[Row[Any]] | None:
     decides."""
     ends = [select(agg(Job.project)).where(*_waiting(queue)).correlate(None) for agg in (func.min, func.max)]
     span = [end.scalar_subquery() for end in ends]
-    best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue))
+    best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue), NOT_MARKED)
     with reading() as conn:
         rows = list(conn.execute(best.order_by(Job.priority, Job.created_at, Job.id).limit(CANDIDATES)))
     if rows and (rows[0].first != rows[0].last or any(row.concurrency_key is not None for row in rows)):
@@ -214,7 +216,7 @@ def take(
     now = utcnow()
     return transition(
         job_id,
-        [Job.status == JobStatus.QUEUED, *guards],
+        [Job.status == JobStatus.QUEUED, NOT_MARKED, *guards],
         locks=locks,
         status=JobStatus.RUNNING,
         worker=worker,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -68,17 +69,33 @@ def _checked(eng: Engine) -> Engine:
 
 
 _engines: dict[int, Engine] = {}
+# Held while a process opens its engine. A new gunicorn worker's first requests arrive on many threads at once:
+# unguarded, each opened an engine of its own, and one failed iterating _engines while another added to it (a 500).
+_opening = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    """A fork while another thread held the lock would leave the child's copy held forever."""
+    global _opening
+    _opening = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def engine() -> Engine:
-    """This process's engine: a forked child (a Celery pool process, a gunicorn worker) opens its own."""
+    """This process's engine: a forked child (a Celery pool process, a gunicorn worker) opens its own, once."""
     pid = os.getpid()
-    if pid not in _engines:
-        for inherited in _engines.values():  # the parent's connections stay the parent's: dropped, never closed
-            inherited.dispose(close=False)
-        _engines.clear()
-        _engines[pid] = _checked(make_engine(settings().database_url))
-    return _engines[pid]
+    found = _engines.get(pid)
+    if found is not None:
+        return found
+    with _opening:
+        if pid not in _engines:
+            for inherited in list(_engines.values()):  # the parent's connections stay the parent's: never closed
+                inherited.dispose(close=False)
+            _engines.clear()
+            _engines[pid] = _checked(make_engine(settings().database_url))
+        return _engines[pid]
 
 
 def reading() -> Connection:

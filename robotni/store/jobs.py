@@ -16,6 +16,10 @@ from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
 from robotni.store.models import Attempt, Job, LogChunk, utcnow
 
+# Whether the job's cancel was asked: a job so marked never starts again (retry_later, requeue, release, a claim).
+NOT_MARKED = Job.cancel_requested.is_(False)
+MARKED = Job.cancel_requested.is_(True)
+
 
 def get(job_id: str) -> Job | None:
     with Session(engine(), expire_on_commit=False) as session:
@@ -135,9 +139,13 @@ def _owned(job: Job, lease_expired_by: datetime | None) -> list[ColumnElement[bo
 
 def finish(job: Job, status: JobStatus, lease_expired_by: datetime | None = None, **values: Any) -> Job | None:
     """running → a terminal status, only if this attempt still owns the row."""
+    return _end(job, _owned(job, lease_expired_by), status, **values)
+
+
+def _end(job: Job, where: list[ColumnElement[bool]], status: JobStatus, **values: Any) -> Job | None:
     return transition(
         job.id,
-        _owned(job, lease_expired_by),
+        where,
         ended=job,
         workflow=job.workflow_id,
         status=status,
@@ -147,19 +155,31 @@ def finish(job: Job, status: JobStatus, lease_expired_by: datetime | None = None
     )
 
 
+def _again_unless_cancelled(
+    job: Job, where: list[ColumnElement[bool]], again: dict[str, Any], values: dict[str, Any]
+) -> Job | None:
+    """running → scheduled or queued (`again`) with this attempt's outcome (`values`), unless the job's cancel was
+    asked: then the attempt ends the job `cancelled`, its outcome kept. A job whose cancel was asked never starts
+    again. Both are compare-and-sets on the mark, so a cancel that lands after the caller read the row (a reaper
+    that read it before the cancel) still wins; the second runs only when the first did not match."""
+    row = transition(job.id, [*where, NOT_MARKED], ended=job, workflow=job.workflow_id, **again, **values)
+    if row is not None:
+        return row
+    outcome = values.get("error")
+    error = f"cancelled during attempt {job.attempts}, so not run again" + (f"; it ended: {outcome}" if outcome else "")
+    return _end(job, [*where, MARKED], JobStatus.CANCELLED, **{**values, "error": error})
+
+
 def retry_later(job: Job, delay: float, lease_expired_by: datetime | None = None, **values: Any) -> Job | None:
-    """running → scheduled for another attempt after delay seconds, keeping this attempt's outcome."""
-    return transition(
-        job.id,
-        _owned(job, lease_expired_by),
-        ended=job,
-        workflow=job.workflow_id,
-        status=JobStatus.SCHEDULED,
-        run_at=utcnow() + timedelta(seconds=delay),
-        lease_expires_at=None,
-        worker=None,
-        **values,
-    )
+    """running → scheduled for another attempt after delay seconds, keeping this attempt's outcome (or cancelled,
+    if its cancel was asked)."""
+    again = {
+        "status": JobStatus.SCHEDULED,
+        "run_at": utcnow() + timedelta(seconds=delay),
+        "lease_expires_at": None,
+        "worker": None,
+    }
+    return _again_unless_cancelled(job, _owned(job, lease_expired_by), again, values)
 
 
 def republished(job: Job) -> bool:
@@ -172,29 +192,24 @@ def republished(job: Job) -> bool:
 
 
 def release(job_id: str, due_by: datetime) -> Job | None:
-    """scheduled → queued once due; the caller publishes the message."""
-    return transition(
-        job_id,
-        [Job.status == JobStatus.SCHEDULED, Job.run_at <= due_by],
-        status=JobStatus.QUEUED,
-        run_at=None,
-        published_at=utcnow(),
-    )
+    """scheduled → queued once due; the caller publishes the message. None if not released.
+
+    A scheduled job never carries a cancel mark (retry_later ends a marked job instead), but a store written by an
+    older release may hold one: it ends cancelled here rather than run.
+    """
+    due = [Job.status == JobStatus.SCHEDULED, Job.run_at <= due_by]
+    row = transition(job_id, [*due, NOT_MARKED], status=JobStatus.QUEUED, run_at=None, published_at=utcnow())
+    if row is None and (marked := get(job_id)) is not None and marked.cancel_requested:
+        values = _cancelled_waiting("cancelled before it was run again")
+        transition(job_id, [*due, MARKED], workflow=marked.workflow_id, **values)
+    return row
 
 
 def requeue(job: Job, **values: Any) -> Job | None:
-    """running → queued again (its worker is stopping), keeping this attempt's outcome; no message is out."""
-    return transition(
-        job.id,
-        owned_by(job),
-        ended=job,
-        workflow=job.workflow_id,
-        status=JobStatus.QUEUED,
-        worker=None,
-        lease_expires_at=None,
-        published_at=None,
-        **values,
-    )
+    """running → queued again (its worker is stopping), keeping this attempt's outcome; no message is out.
+    Cancelled instead if its cancel was asked."""
+    again = {"status": JobStatus.QUEUED, "worker": None, "lease_expires_at": None, "published_at": None}
+    return _again_unless_cancelled(job, owned_by(job), again, values)
 
 
 def _cancelled_waiting(error: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, tuple_
+from sqlalchemy import Connection, Engine, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from robotni.store.models import Job, Schedule, Workflow
@@ -104,6 +104,7 @@ class _Writer:
             self._jobs_fit(new)
         elif kind.name == "dependency":
             self._present(Job.id, new, "job_id", "parent_id")
+            self._mark_parents(new)
         elif kind.name == "schedule_run":
             self._present(Schedule.id, new, "schedule_id")
         self._insert(kind, new)
@@ -160,6 +161,13 @@ class _Writer:
             if not self.logs:
                 line.values["log_bytes"] = 0  # its output is not in the file: the imported job has none
             self.fresh.add(line.values["id"])
+
+    def _mark_parents(self, lines: list[Line]) -> None:
+        """A parent the store held before this import (an incremental export's older job) learns it has
+        dependents, so its end settles them (robotni/store/dependencies.py); a parent from the file has the mark."""
+        parents = sorted({line.values["parent_id"] for line in lines})
+        mark = update(Job).where(Job.id.in_(parents), Job.has_dependents.is_(False)).values(has_dependents=True)
+        self.conn.execute(mark)
 
     def _present(self, column: Any, lines: list[Line], *fields: str) -> None:
         """Refuse the first line naming an id of column the store does not have (inserted earlier or before)."""
