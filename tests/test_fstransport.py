@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -67,3 +68,25 @@ def test_a_new_message_is_seen_at_the_next_poll(connect):
     consumer._put("default", {"n": 1})
     consumer.listed_at -= 0.05  # a polling interval later
     assert consumer._get("default") == {"n": 1}
+
+
+def _inotify_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # listdir's own fd, closed by now
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
+def test_a_closed_consumer_leaves_no_inotify_fd(connect):
+    """A consumer waits on inotify; a listener that reconnects (robotni/broker/revokes.py) must not pile them up."""
+    channel, _ = connect
+    before = _inotify_fds()
+    for _ in range(3):
+        consumer = channel()
+        consumer.basic_consume("default", no_ack=True, callback=lambda message: None, consumer_tag="listener")
+        with pytest.raises(TimeoutError):
+            consumer.connection.client.drain_events(timeout=0.06)
+        assert _inotify_fds() == before + 1  # its wait was on inotify, not a sleep
+        consumer.connection.client.release()
+    assert _inotify_fds() == before
