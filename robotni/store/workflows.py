@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, case, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus, ParentFailure, WorkflowStatus
+from robotni.status import NOT_ENDED, WAITING, JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import dependencies, events
 from robotni.store.creation import Placement, new_job
 from robotni.store.dependencies import Ended
@@ -46,7 +46,6 @@ def _steps_where(*where: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(Job.workflow_id == Workflow.id, *where)
 
 
-NOT_ENDED = [status for status in JobStatus if not status.is_terminal]
 # running while a step has not ended; then cancelled if a cancel came meanwhile, failed if a step did not complete.
 STATUS = case(
     (_steps_where(status_in(NOT_ENDED)), WorkflowStatus.RUNNING.value),
