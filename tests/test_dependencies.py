@@ -116,6 +116,21 @@ def test_a_flush_settles_dependents_it_did_not_match(shared_store):
     assert jobs.get(anyway.id).status == JobStatus.QUEUED and shared_store == [anyway.id]
 
 
+def test_a_discard_withdraws_a_queued_job_but_not_one_a_worker_took_first(shared_store):
+    """The API discards a job whose message failed; a claim (of the best queued job, whichever message woke it)
+    may have taken it by then: it runs, keeps its parents, and the API must not answer that it was refused."""
+    parent = running_parent()
+    jobs.finish(parent, JobStatus.COMPLETED)
+    taken, _ = creation.create(**JOB, depends_on=[parent.id])
+    assert claims.take(taken.id, "w", 30) is not None
+    assert creation.discard(taken.id) is False
+    assert jobs.get(taken.id).status == JobStatus.RUNNING
+    assert [p.id for p in dependencies.parents_of(taken.id)] == [parent.id]
+    unsent, _ = creation.create(**JOB, depends_on=[parent.id])
+    assert creation.discard(unsent.id) is True
+    assert jobs.get(unsent.id) is None and dependencies.parents_of(unsent.id) == []
+
+
 def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):
     """Webhooks and live streams see a dependent's change as any other: in the outbox, after its parent's event."""
     parent = running_parent()
