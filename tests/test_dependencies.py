@@ -8,10 +8,11 @@ from functools import partial
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import claims, creation, dependencies, engine, jobs, retention, workflows
-from robotni.store.models import Dependency, Event, utcnow
+from robotni.store.models import Dependency, Event, WebhookDelivery, WebhookSubscription, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
 
@@ -129,6 +130,23 @@ def test_a_discard_withdraws_a_queued_job_but_not_one_a_worker_took_first(shared
     unsent, _ = creation.create(**JOB, depends_on=[parent.id])
     assert creation.discard(unsent.id) is True
     assert jobs.get(unsent.id) is None and dependencies.parents_of(unsent.id) == []
+
+
+def test_a_flush_makes_each_job_the_deliveries_of_its_own_project_and_callback(shared_store):
+    """A flush reads the subscriptions once for all its jobs (events.record_all): each still gets its own."""
+    with Session(engine.engine()) as session, session.begin():
+        for sid, projects in (("all", []), ("p-only", ["p"]), ("q-only", ["q"])):
+            subscription = WebhookSubscription(id=sid, url=f"https://{sid}.example/", secret="whsec_x", enabled=True)
+            session.add(subscription)
+            subscription.events, subscription.projects = ["job.cancelled"], projects
+    in_p, _ = creation.create(**JOB, callback_url="https://callback.example/")
+    in_r, _ = creation.create(**{**JOB, "project": "r"})
+    assert jobs.flush() == 2
+    with engine.engine().connect() as conn:
+        found = conn.execute(select(WebhookDelivery.job_id, WebhookDelivery.subscription_id)).all()
+    assert sorted(found, key=str) == sorted(
+        [(in_p.id, "all"), (in_p.id, "p-only"), (in_p.id, None), (in_r.id, "all")], key=str
+    )
 
 
 def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):

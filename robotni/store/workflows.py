@@ -177,7 +177,7 @@ def cancel(workflow_id: str) -> list[str] | None:
         running = [Job.workflow_id == workflow_id, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)]
         mark = _visible(update(Job).where(in_id_order(*running), *running), now, cancel_requested=True)
         marked = session.execute(mark.returning(Job.id)).scalars().all()
-        delivery_ids = [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
+        delivery_ids = events.record_all(session, cancelled, "job.cancelled", now)
         ended = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
         settled = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps
     events.announce(delivery_ids + settled.delivery_ids)
