@@ -8,11 +8,10 @@ from functools import partial
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import claims, creation, dependencies, engine, jobs, retention, workflows
-from robotni.store.models import Dependency, Event, WebhookDelivery, WebhookSubscription, utcnow
+from robotni.store.models import Dependency, Event, utcnow
 from robotni.store.workflows import NewStep
 from tests import backends
 
@@ -115,38 +114,6 @@ def test_a_flush_settles_dependents_it_did_not_match(shared_store):
     assert jobs.flush(types=["fakejob"]) == 1
     assert jobs.get(cancelled.id).status == JobStatus.CANCELLED
     assert jobs.get(anyway.id).status == JobStatus.QUEUED and shared_store == [anyway.id]
-
-
-def test_a_discard_withdraws_a_queued_job_but_not_one_a_worker_took_first(shared_store):
-    """The API discards a job whose message failed; a claim (of the best queued job, whichever message woke it)
-    may have taken it by then: it runs, keeps its parents, and the API must not answer that it was refused."""
-    parent = running_parent()
-    jobs.finish(parent, JobStatus.COMPLETED)
-    taken, _ = creation.create(**JOB, depends_on=[parent.id])
-    assert claims.take(taken.id, "w", 30) is not None
-    assert creation.discard(taken.id) is False
-    assert jobs.get(taken.id).status == JobStatus.RUNNING
-    assert [p.id for p in dependencies.parents_of(taken.id)] == [parent.id]
-    unsent, _ = creation.create(**JOB, depends_on=[parent.id])
-    assert creation.discard(unsent.id) is True
-    assert jobs.get(unsent.id) is None and dependencies.parents_of(unsent.id) == []
-
-
-def test_a_flush_makes_each_job_the_deliveries_of_its_own_project_and_callback(shared_store):
-    """A flush reads the subscriptions once for all its jobs (events.record_all): each still gets its own."""
-    with Session(engine.engine()) as session, session.begin():
-        for sid, projects in (("all", []), ("p-only", ["p"]), ("q-only", ["q"])):
-            subscription = WebhookSubscription(id=sid, url=f"https://{sid}.example/", secret="whsec_x", enabled=True)
-            session.add(subscription)
-            subscription.events, subscription.projects = ["job.cancelled"], projects
-    in_p, _ = creation.create(**JOB, callback_url="https://callback.example/")
-    in_r, _ = creation.create(**{**JOB, "project": "r"})
-    assert jobs.flush() == 2
-    with engine.engine().connect() as conn:
-        found = conn.execute(select(WebhookDelivery.job_id, WebhookDelivery.subscription_id)).all()
-    assert sorted(found, key=str) == sorted(
-        [(in_p.id, "all"), (in_p.id, "p-only"), (in_p.id, None), (in_r.id, "all")], key=str
-    )
 
 
 def test_a_cascade_records_an_event_for_every_dependent_it_ends_or_releases(shared_store):
