@@ -1,5 +1,6 @@
 """Creating job rows: a new job (queued, scheduled or waiting for its parents), idempotent submits, and withdrawing
-a job whose message could not be sent. Every later change to a row is robotni/store/jobs.py's.
+a job whose message could not be sent. A row's later changes are compare-and-sets: robotni/store/jobs.py's, a
+claim's (claims.py), a parent's end (dependencies.py) and a workflow's cancel (workflows.py).
 """
 
 from __future__ import annotations
