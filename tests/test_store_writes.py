@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus
-from robotni.store import claims, creation, dependencies, engine, jobs
-from robotni.store.models import WebhookDelivery, WebhookSubscription
+from robotni.store import claims, creation, deliveries, dependencies, engine, jobs
+from robotni.store.models import WebhookDelivery, WebhookSubscription, utcnow
 from tests.test_dependencies import JOB, running_parent, shared_store  # noqa: F401  (a fixture, used below)
 
 pytestmark = pytest.mark.usefixtures("shared_store")
@@ -45,3 +45,17 @@ def test_a_flush_makes_each_job_the_deliveries_of_its_own_project_and_callback()
     assert sorted(found, key=str) == sorted(
         [(in_p.id, "all"), (in_p.id, "p-only"), (in_p.id, None), (in_r.id, "all")], key=str
     )
+
+
+def test_a_redelivery_whose_event_the_retention_took_meanwhile_is_none():
+    """The API answers 404 for it: no delivery left to send, rather than a 500 from a missing event."""
+    with Session(engine.engine()) as session, session.begin():
+        session.add(WebhookSubscription(id="s", url="https://s.example/", events=[], projects=[], secret="whsec_x"))
+        delivery = WebhookDelivery(
+            event_id=12345, job_id="j", subscription_id="s", url="https://s.example/", status="failed", attempts=8,
+            next_try_at=utcnow(), created_at=utcnow(),
+        )  # fmt: skip
+        session.add(delivery)
+        session.flush()
+        delivery_id = delivery.id
+    assert deliveries.redeliver("s", delivery_id) is None
