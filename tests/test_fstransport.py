@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from kombu import Connection
+from kombu.asynchronous import Hub
 
 
 @pytest.fixture
@@ -90,3 +91,19 @@ def test_a_closed_consumer_leaves_no_inotify_fd(connect):
         assert _inotify_fds() == before + 1  # its wait was on inotify, not a sleep
         consumer.connection.client.release()
     assert _inotify_fds() == before
+
+
+def test_a_closed_consumer_leaves_its_event_loop_without_the_inotify_fd(connect):
+    """A worker's consumer is read by Celery's event loop: the fd leaves the loop before it is closed."""
+    channel, _ = connect
+    before = _inotify_fds()
+    consumer = channel()
+    client = consumer.connection.client
+    loop = Hub()
+    try:
+        client.transport.register_with_event_loop(client.connection, loop)
+        assert _inotify_fds() == before + 1 and len(loop.readers) == 1
+        client.release()
+        assert _inotify_fds() == before and not loop.readers
+    finally:
+        loop.close()
