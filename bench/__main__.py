@@ -123,7 +123,7 @@ class Bench:
 
     def __init__(self, name: str, base: Path):
         self.name, self.base = name, base
-        self.backend = backends.provision(name) if name != "embedded" else backends.Backend(name)
+        self.backend = backends.provision(name)
         self.stack = Stack(base, dict(self.backend.env))
         for script in BENCH_WORKERS.glob("*.py"):  # noop and noopfork
             shutil.copy(script, self.stack.workers_dir / script.name)

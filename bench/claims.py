@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # After the test URL: tests.backends reads it at import.
+from bench.fresh import job_store
 from robotni.store import creation, engine
 from robotni.store.claims import Caps, claim_next, take
 from robotni.store.creation import Placement
 from robotni.store.models import utcnow
-from tests import backends
 
 KEYED = Placement(concurrency_key="k", concurrency_limit=10_000)
 CASES = {
@@ -61,18 +58,8 @@ def _fill(projects: list[str], placement: Placement, backlog: int) -> list[str]:
 
 def _measure(case: str, store: str, args: argparse.Namespace) -> tuple[list[float], list[float]]:
     """Wall and CPU ms of each claim, on a fresh store holding the backlog."""
-    base = Path(tempfile.mkdtemp(prefix="robotni-claims-"))
-    backend = backends.Backend(store)
-    if store == "sqlite":
-        url = f"sqlite:///{base / 'robotni.db'}"
-    else:
-        backends._postgres(backend)  # a database of its own, dropped after
-        url = backend.env["ROBOTNI_DATABASE_URL"]
-    fresh = engine.make_engine(url)
-    engine.create_schema(fresh)
-    engine.use(fresh)
     wall, cpu = [], []
-    try:
+    with job_store(store, "claims"):
         ids = _fill(*CASES[case], args.backlog)
         for job_id in ids[: args.claims]:
             started, used = time.perf_counter(), time.process_time()
@@ -82,11 +69,6 @@ def _measure(case: str, store: str, args: argparse.Namespace) -> tuple[list[floa
                 assert claim_next("default", "bench@host", 15, Caps()) is not None
             wall.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - used) * 1000)
-    finally:
-        engine.use(None)
-        fresh.dispose()
-        backend.release()
-        shutil.rmtree(base, ignore_errors=True)
     return wall, cpu
 
 

@@ -20,24 +20,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
+from bench.fresh import BENCH_WORKERS, job_store, stack_on
 from robotni.status import JobStatus
-from robotni.store import claims, creation, engine, jobs
-from tests import backends
+from robotni.store import claims, creation, jobs
 from tests.stack import Stack, wait_until
 
-BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
 STACKS = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
 
 
@@ -90,13 +86,8 @@ def _handover_ms(steps: list[dict], done: list[dict]) -> float | None:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, list[Run]]:
-    base = Path(tempfile.mkdtemp(prefix=f"robotni-edges-{name}-"))
-    backend = backends.provision(name) if name != "embedded" else backends.Backend(name)
-    stack = Stack(base, dict(backend.env))
-    for script in BENCH_WORKERS.glob("*.py"):
-        shutil.copy(script, stack.workers_dir / script.name)
     runs: dict[str, list[Run]] = {}
-    try:
+    with stack_on(name, "edges", BENCH_WORKERS.glob("*.py")) as stack:
         stack.start_web()
         for processes, shapes in ((1, ("chain", "chain-independent")), (2, ("fan", "fan-independent"))):
             worker = stack.start_worker(f"p{processes}", concurrency=processes)
@@ -111,29 +102,15 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, list[Run]]:
                     }[shape]
                     runs.setdefault(shape, []).append(run(stack, steps))
             worker.stop()
-    finally:
-        stack.stop()
-        backend.release()
-        shutil.rmtree(base, ignore_errors=True)
     return runs
 
 
 def store_cost(name: str, count: int) -> tuple[float, float]:
     """Median ms of finish() for a job without dependents and for one releasing its dependent."""
-    base = Path(tempfile.mkdtemp(prefix=f"robotni-edges-store-{name}-"))
-    backend = backends.Backend(name)
-    if name == "embedded":
-        url = f"sqlite:///{base / 'robotni.db'}"
-    else:
-        backends._postgres(backend)
-        url = backend.env["ROBOTNI_DATABASE_URL"]
-    fresh = engine.make_engine(url)
-    engine.create_schema(fresh)
-    engine.use(fresh)
     job = {"type": "noop", "project": "bench", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
     alone: list[float] = []
     with_edge: list[float] = []
-    try:
+    with job_store(name, "edges-store"):
         for i in range(count * 2):
             parent = claims.take(creation.create(**job)[0].id, "bench", 60)
             assert parent is not None
@@ -142,11 +119,6 @@ def store_cost(name: str, count: int) -> tuple[float, float]:
             started = time.perf_counter()
             jobs.finish(parent, JobStatus.COMPLETED)
             (with_edge if i % 2 else alone).append((time.perf_counter() - started) * 1000)
-    finally:
-        engine.use(None)
-        fresh.dispose()
-        backend.release()
-        shutil.rmtree(base, ignore_errors=True)
     return statistics.median(alone), statistics.median(with_edge)
 
 

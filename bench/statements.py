@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -24,31 +21,22 @@ os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 # After the test URL: tests.backends reads it at import.
 from sqlalchemy import event
 
+from bench.fresh import job_store
 from robotni.status import JobStatus
-from robotni.store import claims, creation, engine, jobs
+from robotni.store import claims, creation, jobs
 from tests import backends
 
 JOB = {"type": "noop", "project": "bench", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
 
 
 def measure(name: str, count: int) -> str:
-    base = Path(tempfile.mkdtemp(prefix=f"robotni-statements-{name}-"))
-    backend = backends.Backend(name)
-    if name == "sqlite":
-        url = f"sqlite:///{base / 'robotni.db'}"
-    else:
-        backends._postgres(backend)
-        url = backend.env["ROBOTNI_DATABASE_URL"]
-    fresh = engine.make_engine(url)
-    engine.create_schema(fresh)
-    engine.use(fresh)
     seen: Counter[str] = Counter()
 
     def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         words = sql.split()
         seen[" ".join(words[:3]) if words[0] != "UPDATE" else f"UPDATE {words[1]}"] += 1
 
-    try:
+    with job_store(name, "statements") as fresh:
         for _ in range(count):
             creation.create(**JOB)
         limits = claims.caps()
@@ -61,11 +49,6 @@ def measure(name: str, count: int) -> str:
             assert job is not None
             jobs.finish(job, JobStatus.COMPLETED, result=None, error=None, exit_code=0)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    finally:
-        engine.use(None)
-        fresh.dispose()
-        backend.release()
-        shutil.rmtree(base, ignore_errors=True)
     sent = sum(n for kind, n in seen.items() if not kind.startswith("("))
     per_job = f"{wall * 1000 / count:.2f} ms, {cpu * 1000 / count:.2f} ms CPU"
     lines = [f"{name}: {sent / count:.1f} statements a job; {per_job}"]

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 
 import requests
 from sqlalchemy import create_engine, func, select
@@ -29,9 +26,9 @@ os.environ.setdefault("ROBOTNI_TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 os.environ.setdefault("ROBOTNI_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 # After the test URLs: tests.backends reads them at import.
+from bench.fresh import stack_on
 from robotni.status import JobStatus, Priority
 from robotni.store.models import Job
-from tests import backends
 from tests.stack import Stack
 
 STACKS = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
@@ -59,11 +56,8 @@ def _submit_backlog(stack: Stack, count: int) -> None:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    base = Path(tempfile.mkdtemp(prefix=f"robotni-urgent-{name}-"))
-    backend = backends.provision(name) if name != "embedded" else backends.Backend(name)
-    stack = Stack(base, dict(backend.env))
     found: dict[str, list[float]] = {"idle": [], "behind": [], "between": [], "left": [], "batch": []}
-    try:
+    with stack_on(name, "urgent") as stack:
         stack.start_web()
         stack.start_worker("w", concurrency=POOL_PROCESSES)
         store = create_engine(stack.env.get("ROBOTNI_DATABASE_URL", f"sqlite:///{stack.data_dir / 'robotni.db'}"))
@@ -86,10 +80,6 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, list[float]]:
             ran = select(Job.started_at, Job.finished_at).where(*batch, Job.status == JobStatus.COMPLETED)
             found["batch"] = [(end - start).total_seconds() for start, end in conn.execute(ran)]
         store.dispose()
-    finally:
-        stack.stop()
-        backend.release()
-        shutil.rmtree(base, ignore_errors=True)
     return found
 
 

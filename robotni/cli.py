@@ -21,10 +21,10 @@ from honcho.environ import parse, parse_procfile
 from robotni import config, stackrun
 from robotni.errors import RobotniError
 from robotni.runner import confinement
+from robotni.status import JobStatus
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
 
-TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 # How often `submit --wait` asks; the API answers 304 cheaply while nothing changed.
 WAIT_POLL_SECONDS = 0.2
 
@@ -57,7 +57,17 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return key, value  # a bare word is a string
 
 
-@click.group()
+class _Commands(click.Group):
+    """A RobotniError (a setting, an unknown type, an outdated schema) ends a command with its message alone."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RobotniError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Robotni: run registered Python scripts as jobs."""
 
@@ -166,7 +176,7 @@ def show_config() -> None:
 def submit(type_name: str, params: tuple[str, ...], project: str, wait: bool) -> None:
     """Submit a job and print it as JSON."""
     job = _call("POST", "/jobs", {"type": type_name, "params": dict(map(_parse_param, params)), "project": project})
-    while wait and job["status"] not in TERMINAL:
+    while wait and not JobStatus(job["status"]).is_terminal:
         time.sleep(WAIT_POLL_SECONDS)
         job = _call("GET", f"/jobs/{job['id']}")
     click.echo(json.dumps(job, indent=2))
@@ -293,16 +303,13 @@ def export_store(project: str | None, since: str | None, jobs: bool, logs: bool,
     from robotni.transfer.export import Scope, lines
 
     scope = Scope(project=project, since=_since(since), jobs=jobs, logs=logs)
-    try:
-        if output is None:
-            sys.stdout.writelines(lines(engine(), scope))
-            return
-        partial = output.with_name(f".{output.name}.partial")  # the file appears whole or not at all
-        with open(partial, "w") as f:
-            f.writelines(lines(engine(), scope))
-        partial.replace(output)
-    except RobotniError as exc:  # an outdated schema
-        raise click.ClickException(str(exc)) from None
+    if output is None:
+        sys.stdout.writelines(lines(engine(), scope))
+        return
+    partial = output.with_name(f".{output.name}.partial")  # the file appears whole or not at all
+    with open(partial, "w") as f:
+        f.writelines(lines(engine(), scope))
+    partial.replace(output)
 
 
 @main.command(name="import")
@@ -318,7 +325,5 @@ def import_store(path: Path) -> None:
         summary = load(engine(), path)
     except ImportRefused as exc:
         raise click.ClickException(f"{path}: {exc}; nothing was imported") from None
-    except RobotniError as exc:  # an outdated schema: `robotni db upgrade` first
-        raise click.ClickException(str(exc)) from None
     for name in KINDS:
         click.echo(f"{name:13} {summary.added[name]:8} added {summary.skipped[name]:8} already in the store")

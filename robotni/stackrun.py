@@ -18,6 +18,7 @@ from typing import Any
 from honcho.manager import Manager
 
 from robotni.config import settings
+from robotni.errors import RobotniError
 
 
 class ThreadedManager(Manager):  # type: ignore[misc]  # honcho ships no types
@@ -42,9 +43,13 @@ def _migrate() -> None:
 
 def migrate_embedded_store() -> None:
     """Upgrade an embedded (SQLite) store in a forked child, so neither this process nor the lines load Alembic.
-    A server database is the operator's to upgrade: left alone, as every process leaves it."""
-    if not settings().database_url.startswith("sqlite"):
+    A server database is the operator's to upgrade: left alone, as every process leaves it. RobotniError if the
+    upgrade failed: every line would fail the same way, so none is started."""
+    url = settings().database_url
+    if not url.startswith("sqlite"):
         return
     child = multiprocessing.get_context("fork").Process(target=_migrate, name="robotni-migrate")
     child.start()
     child.join()
+    if child.exitcode != 0:  # the child printed its traceback
+        raise RobotniError(f"the job store {url} could not be opened and upgraded (see above); nothing was started")

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from sqlalchemy import Engine
 
+from robotni.store import engine
 from tests.stack import Stack
 
 POSTGRES = os.environ.get("ROBOTNI_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -129,6 +131,29 @@ def postgres_database() -> Backend:
     backend = Backend("postgres")
     _postgres(backend)
     return backend
+
+
+@contextmanager
+def job_store(name: str, folder: Path) -> Iterator[Engine]:
+    """This process's engine (`engine.use`) on a fresh job store until the block ends: SQLite in folder (`sqlite`,
+    `embedded`), else a PostgreSQL database of its own, dropped after."""
+    backend = Backend(name)
+    try:
+        if name in ("sqlite", "embedded"):
+            url = f"sqlite:///{folder / 'robotni.db'}"
+        else:
+            _postgres(backend)
+            url = backend.env["ROBOTNI_DATABASE_URL"]
+        fresh = engine.make_engine(url)
+        engine.create_schema(fresh)
+        engine.use(fresh)
+        try:
+            yield fresh
+        finally:
+            engine.use(None)
+            fresh.dispose()
+    finally:
+        backend.release()
 
 
 STACKS = ["embedded", "redis", "rabbitmq"]

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from robotni.store import engine
-from tests.backends import STACKS, provision
+from tests.backends import STACKS, job_store, provision
 from tests.stack import running_stack
 
 
@@ -26,11 +25,5 @@ def stack(tmp_path_factory, backend):
 @pytest.fixture
 def store(tmp_path):
     """This process's engine points at a fresh SQLite file for the test, as robotni.store.engine.engine() hands it out."""
-    fresh = engine.make_engine(f"sqlite:///{tmp_path / 'robotni.db'}")
-    engine.create_schema(fresh)
-    engine.use(fresh)
-    try:
+    with job_store("sqlite", tmp_path):
         yield tmp_path
-    finally:
-        engine.use(None)
-        fresh.dispose()

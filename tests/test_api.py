@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -246,3 +249,14 @@ def test_timeout_ends_timed_out_and_kills_the_group(stack):
     assert done["status"] == "timed_out" and "time limit" in done["error"]
     wait_until(lambda: not alive(pids["script"]) and not alive(pids["grandchild"]), 3, "the job's processes to be gone")
     assert signal.SIGKILL
+
+
+def test_the_command_line_submits_a_job_and_waits_for_its_end(stack):
+    env = {**stack.env, "ROBOTNI_API_URL": stack.url}
+    cli = [sys.executable, "-c", "from robotni.cli import main; main()", "submit"]
+    added = subprocess.run([*cli, "add", "-p", "x=1", "-p", "y=2.5", "--wait"], env=env, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["result"] == {"sum": 3.5}
+    failed = subprocess.run([*cli, "failer", "-p", "code=4", "--wait"], env=env, capture_output=True, text=True)
+    assert failed.returncode == 1  # it waited for the end: not completed
+    assert json.loads(failed.stdout)["status"] == "failed"

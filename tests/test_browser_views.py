@@ -90,6 +90,40 @@ def test_the_token_field_shows_only_that_tokens_projects(browser, stack, tmp_pat
         assert page.evaluate("sessionStorage.getItem('robotni.token')") is None
 
 
+def test_the_job_and_workflow_lists_filter_and_page(page, stack):
+    """Both lists (robotni/api/static/js/pagedlist.js): a filter reads the first page again, More adds the next,
+    and a refresh keeps what More added."""
+    for i in range(23):
+        stack.submit("add", {"x": i, "y": 1}, project="pager")
+    for i in range(21):
+        steps = [{"name": "only", "type": "add", "params": {"x": i, "y": 2}}]
+        response = stack.http.post(stack.api("/workflows"), json={"name": f"w{i}", "project": "wpager", "steps": steps})
+        assert response.status_code == 202, response.text
+    for view, project, project_filter, body, more, refresh, shown in (
+        ("Jobs", "pager", "#filter-project", "#jobs-body tr", "#more-button", "#refresh-button", 23),
+        (
+            "Workflows",
+            "wpager",
+            "#workflow-filter-project",
+            "#workflows-body tr",
+            "#workflows-more",
+            "#workflows-refresh",
+            21,
+        ),
+    ):
+        page.get_by_role("link", name=view, exact=True).click()
+        page.locator(project_filter).fill(project)
+        expect(page.locator(body)).to_have_count(20)
+        assert set(page.locator(f"{body} td:nth-child(3)").all_text_contents()) == {project}
+        page.locator(more).click()
+        expect(page.locator(body)).to_have_count(shown)
+        expect(page.locator(more)).to_be_hidden()
+        page.locator(refresh).click()
+        expect(page.locator(body)).to_have_count(shown)
+        page.locator(project_filter).fill("nobody-here")
+        expect(page.locator(body)).to_have_count(0)
+
+
 def test_a_schedule_from_the_form_runs_opens_its_job_is_disabled_and_deleted(page, stack, tmp_path):
     page.get_by_role("link", name="Schedules").click()
     form = page.locator("#schedule-form")

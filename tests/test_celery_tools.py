@@ -33,7 +33,9 @@ def busy_stack(tmp_path_factory, backend):
 
 
 def test_a_waiting_job_revoked_through_celery_is_cancelled_and_never_starts(busy_stack):
-    blocker = busy_stack.submit("sleeper", {"seconds": 3})
+    # The revoke must come while the blocker holds the only pool process: `celery control` alone takes seconds
+    # to start on a loaded machine.
+    blocker = busy_stack.submit("sleeper", {"seconds": 10})
     busy_stack.wait_for(blocker["id"], ["running"])
     waiting = busy_stack.submit("add", {"x": 1, "y": 2})
     celery_control(busy_stack, "revoke", waiting["id"])

@@ -21,14 +21,31 @@ TEMPLATE = ROOT / "robotni" / "project_template"
 DEFAULT_LINE = re.compile(r"^# (ROBOTNI_[A-Z_]+)=(.+)$", re.MULTILINE)
 
 
+def shipped_workers() -> list[Path]:
+    """The repository's example types: those git tracks, so that a type of one's own saved in workers/ (the
+    README's greet.py) is no drift; every *.py there outside a git checkout."""
+    listed = subprocess.run(["git", "ls-files", "-z", "workers/*.py"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        return list((ROOT / "workers").glob("*.py"))
+    return [ROOT / name for name in listed.stdout.split("\0") if name]
+
+
 def test_template_is_the_repository_own_workers_and_procfile():
-    """The repository's workers/*.py and Procfile are the source: the packaged copies must not drift from them."""
-    assert sorted(p.name for p in (TEMPLATE / "workers").glob("*.py")) == sorted(
-        p.name for p in (ROOT / "workers").glob("*.py")
-    )
-    for script in (ROOT / "workers").glob("*.py"):
+    """The repository's workers/*.py and Procfile are the source: the packaged copies must not drift from them.
+    (Two copies: a wheel ships only what is inside the package, and workers/ is where a checkout's stack and a
+    developer's own types live, which a link into the package would ship with the next wheel.)"""
+    shipped = shipped_workers()
+    assert sorted(p.name for p in (TEMPLATE / "workers").glob("*.py")) == sorted(p.name for p in shipped)
+    for script in shipped:
         assert (TEMPLATE / "workers" / script.name).read_bytes() == script.read_bytes(), script.name
     assert (TEMPLATE / "Procfile").read_bytes() == (ROOT / "Procfile").read_bytes()
+
+
+def robotni(folder: Path, *args: str, **settings: str) -> subprocess.CompletedProcess:
+    """The `robotni` command run in folder, with none of the suite's ROBOTNI_* settings but these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")} | settings
+    argv = [sys.executable, "-c", "from robotni.cli import main; main()", *args]
+    return subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_env_template_shows_the_defaults(monkeypatch, tmp_path):
@@ -86,9 +103,26 @@ def test_start_runs_the_worker_line_once_per_queue():
 
 @pytest.mark.timeout(60)
 def test_start_without_a_project_says_what_to_do(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
-    argv = [sys.executable, "-c", "from robotni.cli import main; main()", "start"]
-    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = robotni(tmp_path, "start")
     assert done.returncode == 1
     assert "the workers folder does not exist" in done.stderr
     assert "robotni init" in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_start_stops_before_any_process_when_the_store_cannot_be_upgraded(tmp_path):
+    assert CliRunner().invoke(main, ["init", str(tmp_path)]).exit_code == 0
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "robotni.db").write_text("not a database\n" * 100)
+    done = robotni(tmp_path, "start")
+    assert done.returncode == 1
+    assert "could not be opened and upgraded" in done.stderr
+    assert "nothing was started" in done.stderr
+    assert "started (pid=" not in done.stdout  # honcho's line for each process it starts
+
+
+def test_a_robotni_error_is_a_message_not_a_traceback(tmp_path):
+    done = robotni(tmp_path, "venvs", "build", "nope", ROBOTNI_WORKERS_DIR=str(ROOT / "workers"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: unknown worker type 'nope'; known: add,"), done.stderr
+    assert "Traceback" not in done.stderr

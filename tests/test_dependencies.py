@@ -21,26 +21,15 @@ JOB = {"type": "fakejob", "project": "p", "params": {}, "queue": "default", "max
 @pytest.fixture(params=["sqlite", "postgres"])
 def shared_store(request, tmp_path):
     """This process's engine on a fresh store that threads share, with the released jobs' messages recorded."""
-    backend = backends.Backend(request.param)
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'robotni.db'}"
-    elif not backends.POSTGRES:
+    if request.param == "postgres" and not backends.POSTGRES:
         pytest.skip("set ROBOTNI_TEST_POSTGRES_URL to run it on PostgreSQL")
-    else:
-        backends._postgres(backend)
-        url = backend.env["ROBOTNI_DATABASE_URL"]
-    fresh = engine.make_engine(url)
-    engine.create_schema(fresh)
-    engine.use(fresh)
     published: list[str] = []
-    dependencies.publish_released_with(lambda job: published.append(job.id))
-    try:
-        yield published
-    finally:
-        dependencies.publish_released_with(lambda job: None)
-        engine.use(None)
-        fresh.dispose()
-        backend.release()
+    with backends.job_store(request.param, tmp_path):
+        dependencies.publish_released_with(lambda job: published.append(job.id))
+        try:
+            yield published
+        finally:
+            dependencies.publish_released_with(lambda job: None)
 
 
 def running_parent() -> jobs.Job:

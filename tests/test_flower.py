@@ -111,8 +111,9 @@ def test_flower_buttons_revoke_a_job_and_resize_the_pool_on_loopback(flower_stac
 def broker_files(stack: Stack) -> int:
     broker = stack.data_dir / "broker"
     bindings = sum(len(json_list(p)) for p in (broker / "control").glob("*.exchange"))
-    # `processed` holds consumed messages, which beat's retention cleanup removes (tests/test_schedules.py).
-    return len(os.listdir(broker / "queue")) + bindings
+    # A queue's folder counts as a file. `processed` holds consumed messages, which beat's retention cleanup
+    # removes (tests/test_schedules.py).
+    return sum(len(os.listdir(folder)) + 1 for folder in (broker / "queue").iterdir()) + bindings
 
 
 def json_list(path: Path) -> list:

@@ -1,4 +1,5 @@
-"""robotni/broker/fstransport.py: whole messages only, oldest first, one folder listing for many messages."""
+"""robotni/broker/fstransport.py: a folder per queue, whole messages only, oldest first, one folder listing for many
+messages."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import uuid
 import pytest
 from kombu import Connection
 from kombu.asynchronous import Hub
+
+from robotni.broker.fstransport import folder_name
 
 
 @pytest.fixture
@@ -39,9 +42,11 @@ def connect(tmp_path):
 
 
 def put(folder, millisecond: int, queue_name: str, n) -> None:
-    """A message file as the transport names it (`<ms>_<uuid>.<queue>.msg`); puts within one millisecond have
-    no order between them, so these get distinct times."""
-    (folder / f"{millisecond}_{uuid.uuid4()}.{queue_name}.msg").write_text(json.dumps({"n": n}))
+    """A message file as the transport names it (`<ms>_<uuid>.<queue>.msg`), in its queue's folder; puts within
+    one millisecond have no order between them, so these get distinct times."""
+    queue_folder = folder / folder_name(queue_name)
+    queue_folder.mkdir(exist_ok=True)
+    (queue_folder / f"{millisecond}_{uuid.uuid4()}.{queue_name}.msg").write_text(json.dumps({"n": n}))
 
 
 def test_messages_come_oldest_first_per_queue_and_once(connect):
@@ -50,7 +55,7 @@ def test_messages_come_oldest_first_per_queue_and_once(connect):
     for i in range(6):
         put(folders["queue"], 1000 + i, "default", i)
     put(folders["queue"], 999, "other.queue", "other")
-    (folders["queue"] / ".half-written.default.msg").write_text("{")  # a put in progress: never taken
+    (folders["queue"] / "default" / ".half-written.default.msg").write_text("{")  # a put in progress: never taken
     taken = [first._get("default")["n"], second._get("default")["n"], first._get("default")["n"]]
     taken += [second._get("default")["n"] for _ in range(3)]
     assert sorted(taken) == list(range(6))  # each once
@@ -58,7 +63,8 @@ def test_messages_come_oldest_first_per_queue_and_once(connect):
     assert first._get("other.queue") == {"n": "other"}
     with pytest.raises(queue.Empty):
         first._get("default")
-    assert os.listdir(folders["queue"]) == [".half-written.default.msg"]
+    assert os.listdir(folders["queue"] / "default") == [".half-written.default.msg"]
+    assert not os.listdir(folders["queue"] / "other.queue")
 
 
 def test_a_new_message_is_seen_at_the_next_poll(connect):
@@ -67,8 +73,39 @@ def test_a_new_message_is_seen_at_the_next_poll(connect):
     with pytest.raises(queue.Empty):
         consumer._get("default")
     consumer._put("default", {"n": 1})
-    consumer.listed_at -= 0.05  # a polling interval later
+    consumer.list_again()  # what a message landing in a watched folder, or the next poll, does
     assert consumer._get("default") == {"n": 1}
+
+
+def test_each_queue_lists_only_its_own_folder(connect):
+    channel, folders = connect
+    idle = channel()
+    for i in range(50):
+        put(folders["queue"], 1000 + i, "default", i)
+    with pytest.raises(queue.Empty):
+        idle._get("webhooks")
+    assert idle._size("default") == 50 and idle._size("webhooks") == 0
+    assert sorted(os.listdir(folders["queue"])) == ["default", "webhooks"]
+    assert idle._purge("default") == 50 and idle._size("default") == 0
+
+
+def test_queue_names_become_plain_folder_names(connect):
+    channel, folders = connect
+    publisher = channel()
+    for name in ("default@host.celery.pidbox", "a/../b", ".hidden"):
+        publisher._put(name, {"q": name})
+    assert sorted(os.listdir(folders["queue"])) == ["%2Ehidden", "a%2F..%2Fb", "default@host.celery.pidbox"]
+    consumer = channel()
+    assert [consumer._get(name)["q"] for name in ("a/../b", ".hidden")] == ["a/../b", ".hidden"]
+
+
+def test_messages_of_the_one_folder_layout_move_into_their_queues(connect):
+    channel, folders = connect
+    for i in range(3):
+        (folders["queue"] / f"{1000 + i}_{uuid.uuid4()}.default.msg").write_text(json.dumps({"n": i}))
+    consumer = channel()
+    assert [consumer._get("default")["n"] for _ in range(3)] == [0, 1, 2]
+    assert os.listdir(folders["queue"]) == ["default"]
 
 
 def _inotify_fds() -> int:

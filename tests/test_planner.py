@@ -198,6 +198,13 @@ def test_a_cron_with_many_hours_or_ranges_gets_a_short_stable_name():
     assert schedule_name("fakejob", many, None) == schedule_name("fakejob", many, None)
     assert len(schedule_name("fakejob", many, None)) <= plan.READABLE_NAME
     assert schedule_name("fakejob", "*/15 9-17 * * 1-5", None).startswith("fakejob-cron-")
+    assert [schedule_name("add", None, n) for n in (0, 30, 120, 7200, 172800)] == [
+        "add-every-0s",  # named in the 422 that refuses it
+        "add-every-30s",
+        "add-every-2m",
+        "add-every-2h",
+        "add-every-2d",
+    ]
 
 
 @pytest.mark.parametrize(

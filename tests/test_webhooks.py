@@ -204,6 +204,9 @@ def test_a_failed_delivery_is_sent_again_on_request(hooks, receiver):
     again = hooks.http.post(hooks.api(f"/webhooks/{subscription['id']}/deliveries/{failed['id']}/redeliver"))
     assert again.status_code == 202
     wait_until(lambda: deliveries(hooks, subscription)[0]["status"] == "delivered", 10, "delivered")
+    for beyond in (2**63, 2**70):  # no delivery id is that large, and the store cannot compare one (was a 500)
+        missing = hooks.http.post(hooks.api(f"/webhooks/{subscription['id']}/deliveries/{beyond}/redeliver"))
+        assert missing.status_code == 404, missing.text
 
 
 def test_a_delivering_worker_killed_mid_try_loses_nothing(hooks, receiver):

@@ -13,6 +13,8 @@ from robotni.submission.check import DEFAULT_PROJECT, MAX_PARENTS, MAX_WAIT_SECO
 
 # Names matched against the store: PostgreSQL's text cannot hold a NUL, so one would be a 500 there.
 NO_NUL = validate.Regexp(r"^[^\x00]*$", error="contains a NUL character")
+# The largest id or offset the store can hold or even compare (a 64-bit integer): a larger one is no id, not a 500.
+MAX_ID = 2**63 - 1
 
 
 class UTCDateTime(fields.DateTime):

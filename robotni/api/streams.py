@@ -22,6 +22,7 @@ from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.feeds import JobNews, reader
 from robotni.api.jobs import job_or_404, utf8_prefix
+from robotni.api.schemas import MAX_ID
 from robotni.store import events, jobs, queries
 from robotni.store.events import iso, snapshot
 from robotni.store.models import Event
@@ -71,7 +72,7 @@ def _parse(text: str, parts: int) -> list[int]:
         numbers = [int(part) for part in text.split("-")]
     except ValueError:
         numbers = []
-    if len(numbers) != parts or min(numbers) < 0:
+    if len(numbers) != parts or min(numbers) < 0 or max(numbers) > MAX_ID:
         abort(422, errors={"headers": {"Last-Event-ID": ["not an event id of this stream"]}}, message="bad id")
     return numbers
 

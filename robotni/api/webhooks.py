@@ -10,6 +10,7 @@ from flask.views import MethodView
 
 from robotni.api import auth
 from robotni.api.blueprint import Blueprint, abort
+from robotni.api.schemas import MAX_ID
 from robotni.api.webhook_schemas import (
     DeliveryQuerySchema,
     DeliverySchema,
@@ -143,7 +144,8 @@ class Deliveries(MethodView):
 
 
 @blp.route(
-    "/webhooks/<string:subscription_id>/deliveries/<int:delivery_id>/redeliver", operations={"post": "redeliverWebhook"}
+    f"/webhooks/<string:subscription_id>/deliveries/<int(max={MAX_ID}):delivery_id>/redeliver",
+    operations={"post": "redeliverWebhook"},
 )
 class Redeliver(MethodView):
     @blp.response(202, DeliverySchema)

@@ -9,23 +9,14 @@ queues are never touched: their messages wait for a worker however long it takes
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
-from collections.abc import Iterable
 from fcntl import LOCK_EX
 from pathlib import Path
+from urllib.parse import unquote
 
 from kombu.transport.filesystem import lock, unlock
-
-# Files written by kombu are named `<ms>_<uuid>.<queue>.msg`.
-MESSAGE_SUFFIX = ".msg"
-
-
-def _queue_of(filename: str) -> str | None:
-    if filename.startswith(".") or not filename.endswith(MESSAGE_SUFFIX):
-        return None  # a message still being written (robotni.broker.fstransport), or not a message
-    return filename.partition(".")[2][: -len(MESSAGE_SUFFIX)]
 
 
 def _older_than(path: Path, cutoff: float) -> bool:
@@ -35,13 +26,14 @@ def _older_than(path: Path, cutoff: float) -> bool:
         return False
 
 
-def stale_queues(queue_dir: Path, task_queues: set[str], cutoff: float) -> set[str]:
-    """Non-task queues holding a message older than cutoff: nobody reads them."""
-    stale = set()
-    for entry in os.scandir(queue_dir):
-        queue = _queue_of(entry.name)
-        if queue and queue not in task_queues and queue not in stale and _older_than(Path(entry.path), cutoff):
-            stale.add(queue)
+def stale_queues(queue_dir: Path, task_queues: set[str], cutoff: float) -> dict[str, Path]:
+    """Non-task queues holding a message older than cutoff, with their folders: nobody reads them."""
+    stale = {}
+    for folder in queue_dir.iterdir():
+        queue = unquote(folder.name)
+        old = folder.is_dir() and any(_older_than(message, cutoff) for message in folder.glob("*.msg"))
+        if old and queue not in task_queues:
+            stale[queue] = folder
     return stale
 
 
@@ -64,14 +56,15 @@ def unbind(control_dir: Path, queues: set[str]) -> int:
     return removed
 
 
-def _remove(paths: Iterable[str]) -> int:
+def _remove(folder: Path) -> int:
+    """A stale queue's messages and folder (a late message makes the folder again: robotni/broker/fstransport.py)."""
     removed = 0
-    for path in paths:
-        try:
-            os.unlink(path)
+    for message in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # another worker's cleaner was first
+            message.unlink()
             removed += 1
-        except FileNotFoundError:
-            pass  # another worker's cleaner, or the consumer, was first
+    with contextlib.suppress(OSError):  # a message landed meanwhile: the next cleaning removes it
+        folder.rmdir()
     return removed
 
 
@@ -79,8 +72,19 @@ def clean(broker_dir: Path, task_queues: set[str], stale_seconds: float) -> dict
     cutoff = time.time() - stale_seconds
     queue_dir, control_dir = broker_dir / "queue", broker_dir / "control"
     dead = stale_queues(queue_dir, task_queues, cutoff)
-    counts = {"bindings": unbind(control_dir, dead) if dead else 0}
-    counts["messages"] = _remove(
-        entry.path for entry in os.scandir(queue_dir) if dead and _queue_of(entry.name) in dead
-    )
+    counts = {"bindings": unbind(control_dir, set(dead)) if dead else 0}
+    counts["messages"] = sum(_remove(folder) for folder in dead.values())
+    counts["folders"] = _remove_empty(queue_dir, task_queues, cutoff)
     return counts
+
+
+def _remove_empty(queue_dir: Path, task_queues: set[str], cutoff: float) -> int:
+    """Folders of non-task queues left empty since before cutoff: every `celery inspect` or Flower request has a
+    reply queue of its own. A live consumer's folder comes back with its next message; until then it is polled."""
+    removed = 0
+    for folder in queue_dir.iterdir():
+        if unquote(folder.name) not in task_queues and _older_than(folder, cutoff):
+            with contextlib.suppress(OSError):  # not empty (a message landed), or removed by another cleaner
+                folder.rmdir()
+                removed += 1
+    return removed

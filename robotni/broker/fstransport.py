@@ -1,22 +1,26 @@
-"""kombu's filesystem transport with four changes.
+"""kombu's filesystem transport with five changes.
 
-- A message appears in the queue folder only once it is whole: kombu creates the message file, then writes it;
+- Each queue has a folder of its own in the broker folder (kombu writes every queue's messages into one): a
+  consumer lists only its queues' messages, so a backlog of one queue costs the others nothing (an idle webhooks
+  worker, beat's or Flower's consumers listed a 6,000-message job backlog every 25 ms, about a third of a core
+  each). Messages written before (`<ms>_<uuid>.<queue>.msg` in the broker folder itself) move into their queue's
+  folder when a channel opens.
+- A message appears in its queue folder only once it is whole: kombu creates the message file, then writes it;
   a consumer polling in between moves the empty file away and fails to decode it, and the message is gone.
   Writing a hidden file and renaming it closes that window (a rename within one folder is atomic, and consumers
   skip names that start with a dot).
-- A consumer lists the folder once for many messages, not once per message and queue: kombu lists and sorts the
-  whole folder in every `_get`, for each queue it consumes (its own and the worker's control queue), so a
-  backlog of n messages cost O(n²) (0.25 ms per message at 600, 5 ms at 10,000). Here one listing is sorted into
-  a batch per queue; a queue takes its batch oldest first (a name another consumer took meanwhile is skipped, as
-  kombu skips it), and the folder is listed again when a queue's batch is used up, at most every half polling
-  interval (between two polls of an idle worker, so no message waits longer than before).
-- It runs in Celery's event loop, as Redis and RabbitMQ do: the loop looks at the folder each polling interval.
+- A consumer lists a queue folder once for many messages, not once per message: kombu lists and sorts the whole
+  folder in every `_get`, so a backlog of n messages cost O(n²) (0.25 ms per message at 600, 5 ms at 10,000).
+  Here a listing is the queue's batch, taken oldest first (a name another consumer took meanwhile is skipped, as
+  kombu skips it); the folder is listed again when the batch is used up, at most every half polling interval
+  (between two polls of an idle worker, so no message waits longer than before).
+- It runs in Celery's event loop, as Redis and RabbitMQ do: the loop looks at the folders each polling interval.
   Kombu's own is not asynchronous, so a worker on it runs billiard's threaded pool, which cannot grow or shrink
   (`--autoscale`, Flower's pool buttons) safely (see the Transport class).
-- A consumer with nothing to read waits for the next message to land in the queue folder (Linux's inotify) for
-  at most the polling interval, instead of sleeping the whole interval: a message waited half of it on average
-  (25 ms at the default 0.05 s), now about nothing. The control folder (revoke, inspect, Flower) is still
-  polled; without inotify the wait is the sleep it was.
+- A consumer with nothing to read waits for the next message to land in one of its queue folders (Linux's
+  inotify, a watch per folder read) for at most the polling interval, instead of sleeping the whole interval: a
+  message waited half of it on average (25 ms at the default 0.05 s), now about nothing. Without inotify the
+  wait is the sleep it was.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import uuid
 from collections import deque
 from queue import Empty
 from time import monotonic
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 from kombu import Connection
 from kombu.exceptions import ChannelError
@@ -40,29 +45,74 @@ from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
 
+def folder_name(queue: str) -> str:
+    """A queue's folder in the broker folder: its name, with a slash or a leading dot spelled out."""
+    name = quote(queue, safe="@+")  # Celery's own queue names hold dots and @ (`default@host.celery.pidbox`)
+    return "%2E" + name[1:] if name.startswith(".") else name
+
+
+def adopt_flat_messages(folder: str) -> None:
+    """Messages written before queues had folders (`<ms>_<uuid>.<queue>.msg` in the broker folder itself) move
+    into their queue's folder, so an upgrade loses none."""
+    for name in os.listdir(folder):
+        _, dot, rest = name.partition(".")
+        if dot and not name.startswith(".") and rest.endswith(".msg"):
+            queue_folder = os.path.join(folder, folder_name(rest[: -len(".msg")]))
+            os.makedirs(queue_folder, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # another process adopted it first
+                os.rename(os.path.join(folder, name), os.path.join(queue_folder, name))
+
+
+def _write_whole(folder: str, name: str, data: bytes) -> None:
+    hidden = os.path.join(folder, f".{name}")
+    with open(hidden, "wb") as f:
+        f.write(data)
+    os.rename(hidden, os.path.join(folder, name))
+
+
 class Channel(filesystem.Channel):
     def __init__(self, connection: Any, **kwargs: Any) -> None:
         super().__init__(connection, **kwargs)
-        self._batches: dict[str, deque[str]] = {}  # queue -> names of its messages from the last listing
-        self.listed_at = float("-inf")
+        self._batches: dict[str, deque[str]] = {}  # queue -> names of its messages from its last listing
+        self._listed_at: dict[str, float] = {}
+        self._watched: set[str] = set()
+        os.makedirs(self.data_folder_in, exist_ok=True)
+        adopt_flat_messages(self.data_folder_in)
 
-    def _list(self) -> None:
-        self.listed_at, self._batches = monotonic(), {}
-        for name in sorted(os.listdir(self.data_folder_in)):
-            _, dot, rest = name.partition(".")  # <time>_<uuid>.<queue>.msg; hidden ones are being written
-            if dot and not name.startswith(".") and rest.endswith(".msg"):
-                self._batches.setdefault(rest[: -len(".msg")], deque()).append(name)
+    def list_again(self) -> None:
+        self._listed_at.clear()  # a message landed: list at once, it is in no batch yet
+
+    def _in_folder(self, queue: str) -> str:
+        """The queue's folder to read; the transport's watch tells when a message lands in it."""
+        folder = os.path.join(self.data_folder_in, folder_name(queue))
+        if queue not in self._watched:
+            os.makedirs(folder, exist_ok=True)
+            cast(Transport, self.connection).watch(folder)
+            self._watched.add(queue)
+        return folder
+
+    def _messages(self, folder: str) -> list[str]:
+        """Whole messages of a queue folder, oldest first (hidden ones are being written)."""
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:  # a queue nobody has written to, or removed by robotni/broker/cleaning.py
+            return []
+        return sorted(name for name in names if not name.startswith(".") and name.endswith(".msg"))
 
     # kombu's filesystem Channel narrows _get and _put from the virtual Channel's signatures as well.
     def _get(self, queue: str) -> dict[str, Any]:  # type: ignore[override]
-        stale = monotonic() - self.listed_at >= (self.connection.polling_interval or 0) / 2
-        if stale and not self._batches.get(queue):
-            self._list()
+        folder = self._in_folder(queue)
         batch = self._batches.get(queue)
+        stale = monotonic() - self._listed_at.get(queue, float("-inf")) >= (self.connection.polling_interval or 0) / 2
+        if stale and not batch:
+            self._listed_at[queue] = monotonic()
+            batch = self._batches[queue] = deque(self._messages(folder))
+            if not batch and not os.path.isdir(folder):
+                self._watched.discard(queue)  # removed while empty (robotni/broker/cleaning.py): make and watch again
         while batch:
             name = batch.popleft()
             try:  # claimed by this rename, as in kombu (store_processed is always on here)
-                shutil.move(os.path.join(self.data_folder_in, name), self.processed_folder)
+                shutil.move(os.path.join(folder, name), self.processed_folder)
             except OSError:
                 continue  # another consumer took it
             try:
@@ -74,15 +124,28 @@ class Channel(filesystem.Channel):
         raise Empty()
 
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        final = os.path.join(self.data_folder_out, name)
-        hidden = os.path.join(self.data_folder_out, f".{name}")
+        folder = os.path.join(self.data_folder_out, folder_name(queue))
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{folder_name(queue)}.msg"  # as kombu's, but a plain name
+        data = str_to_bytes(dumps(payload))
         try:
-            with open(hidden, "wb") as f:
-                f.write(str_to_bytes(dumps(payload)))
-            os.rename(hidden, final)
+            try:
+                _write_whole(folder, name, data)
+            except FileNotFoundError:  # the queue's first message
+                os.makedirs(folder, exist_ok=True)
+                _write_whole(folder, name, data)
         except OSError as exc:
-            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {name!r} to directory {folder!r}") from exc
+
+    def _size(self, queue: str) -> int:
+        return len(self._messages(os.path.join(self.data_folder_in, folder_name(queue))))
+
+    def _purge(self, queue: str) -> int:
+        folder, purged = os.path.join(self.data_folder_in, folder_name(queue)), 0
+        for name in self._messages(folder):
+            with contextlib.suppress(FileNotFoundError):  # taken by a consumer meanwhile
+                os.remove(os.path.join(folder, name))
+                purged += 1
+        return purged
 
 
 class Transport(filesystem.Transport):
@@ -100,11 +163,15 @@ class Transport(filesystem.Transport):
         self._landing: Landing | None = None
         self._loop: Any = None  # the event loop reading the landing's fd, if one does
 
+    def watch(self, folder: str) -> None:
+        """Wake this transport's consumers when a message lands in a queue folder they read."""
+        self._landing_made().watch(folder)
+
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
-        """The event loop looks at the folder each polling interval, and at once when a message lands in it."""
+        """The event loop looks at the queue folders each polling interval, and at once when a message lands."""
         loop.call_repeatedly(self.polling_interval, self._deliver_ready)
-        landing = self._landing_of_channels()
-        if landing is not None and landing.fd >= 0:
+        landing = self._landing_made()
+        if landing.fd >= 0:
             loop.add_reader(landing.fd, self._landed)
             self._loop = loop
 
@@ -119,8 +186,7 @@ class Transport(filesystem.Transport):
         self._landing, self._loop = None, None
 
     def _landed(self) -> None:
-        assert self._landing is not None  # the loop reads its fd only once it is made
-        self._landing.drain()
+        self._landing_made().drain()
         self._list_again()
         self._deliver_ready()
 
@@ -152,21 +218,18 @@ class Transport(filesystem.Transport):
                     self._wait(pause)
 
     def _wait(self, seconds: float) -> None:
-        landing = self._landing_of_channels()
-        if landing is None:
-            time.sleep(seconds)
-        elif landing.wait(seconds):
+        if self._landing_made().wait(seconds):
             self._list_again()
 
-    def _landing_of_channels(self) -> Landing | None:
-        channels = _channels_of(self)
-        if self._landing is None and channels:
-            self._landing = Landing(channels[0].data_folder_in)
+    def _landing_made(self) -> Landing:
+        """Made by the first consumer: a process that only publishes (the API) watches nothing."""
+        if self._landing is None:
+            self._landing = Landing()
         return self._landing
 
     def _list_again(self) -> None:
         for channel in _channels_of(self):
-            channel.listed_at = float("-inf")  # list again at once: the new message is in no batch yet
+            channel.list_again()
 
 
 def _channels_of(transport: Transport) -> list[Channel]:
@@ -178,12 +241,14 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Landing:
-    """Files renamed into one folder, from inotify; `wait` sleeps when inotify cannot be had."""
+    """Files renamed into the watched queue folders, from inotify; `wait` sleeps when inotify cannot be had."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self) -> None:
         self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def watch(self, folder: str) -> None:
         if self.fd >= 0 and _libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MOVED_TO) < 0:
-            os.close(self.fd)
+            os.close(self.fd)  # no watch, no wake-ups: the polling interval's sleep, as without inotify
             self.fd = -1
 
     def wait(self, seconds: float) -> bool:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from kombu import pools
+
 from robotni.broker import DELIVER_WEBHOOK_TASK, RUN_JOB_TASK, WEBHOOK_QUEUE
 from robotni.celery import app
 from robotni.config import settings
@@ -54,12 +56,13 @@ def revoke(job_id: str) -> None:
 
 def depth(queue: str) -> int | None:
     """Messages waiting in the broker for a queue (not those reserved by workers); None when it cannot tell."""
-    with app.connection_for_write() as conn:  # its own connection: a failed passive declare spoils a channel
+    # A pooled connection (the heartbeat asks every few seconds) with a channel of its own: a failed passive
+    # declare spoils the channel it ran on.
+    with pools.connections[app.connection_for_write()].acquire(block=True) as conn:
         try:
             conn.ensure_connection(max_retries=1)
             with conn.channel() as channel:
-                # Every transport's channel declares queues; kombu's StdChannel, what channel() is typed as, does not.
-                declared = channel.queue_declare(queue=queue, passive=True)  # type: ignore[attr-defined]
+                declared = channel.queue_declare(queue=queue, passive=True)
                 return int(declared.message_count)
         except conn.channel_errors:
             return 0  # Redis keeps no empty list: a queue it does not know is an empty one

@@ -72,7 +72,7 @@ def schedule_name(type_name: str, cron: str | None, interval: int | None) -> str
     """`helloworld-every-30s`, `fakejob-daily-0700`, `add-weekdays-1800`, `add-day1-0815`, `add-hourly-at-15`."""
     if interval is not None:
         for size, unit in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
-            if interval % size == 0:
+            if interval % size == 0 and (interval >= size or size == 1):  # 0 (refused later) is 0s, not 0d
                 return f"{type_name}-every-{interval // size}{unit}"
     fields = (cron or "").split()
     readable = len(fields) == 5 and all(f == "*" or f.replace(",", "").replace("-", "").isdigit() for f in fields)

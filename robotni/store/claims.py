@@ -36,6 +36,8 @@ ROUNDS = 5
 # The other rows a claim's compare-and-set counts. One alias for the process: a new one per claim cost SQLAlchemy
 # more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
 OTHERS = aliased(Job, name="others")
+# What a claim reads of a candidate.
+HEAD_COLUMNS = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,7 @@ def _waiting(queue: str) -> list[ColumnElement[bool]]:
 def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], conn: Connection) -> list[Row[Any]]:
     """The projects' first eligible jobs in priority and age order: one index seek per project when they are few,
     else one walk of the queue's priority index that stops at the first CANDIDATES of them."""
-    columns = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
-    best = select(*columns).where(*_waiting(queue), *where).order_by(Job.priority, Job.created_at, Job.id)
+    best = select(*HEAD_COLUMNS).where(*_waiting(queue), *where).order_by(Job.priority, Job.created_at, Job.id)
     if len(projects) > FEW_PROJECTS:
         return list(conn.execute(best.where(Job.project.in_(projects)).limit(CANDIDATES)))
     found: list[Row[Any]] = []
@@ -149,9 +150,27 @@ def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], co
     return found
 
 
+def _one_project_candidates(queue: str) -> list[Row[Any]] | None:
+    """The common case in one read: one project waits on the queue and none of its first jobs has a concurrency
+    key, so with no cap or rate set neither fair share nor a limit can change the order. None: the full read
+    decides."""
+    ends = [select(agg(Job.project)).where(*_waiting(queue)).correlate(None) for agg in (func.min, func.max)]
+    span = [end.scalar_subquery() for end in ends]
+    best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue))
+    with reading() as conn:
+        rows = list(conn.execute(best.order_by(Job.priority, Job.created_at, Job.id).limit(CANDIDATES)))
+    if rows and (rows[0].first != rows[0].last or any(row.concurrency_key is not None for row in rows)):
+        return None
+    return rows
+
+
 def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
     """The best eligible jobs of the queue: priority, then the project with the fewest running jobs on the queue
     (fair share), then the oldest. Groups of projects are read best first, until no later group can do better."""
+    if not limits.project_max_running and not limits.rates:
+        plain = _one_project_candidates(queue)
+        if plain is not None:
+            return plain
     current = load(limits, utcnow())
     where, fair = eligible(current, limits), current.on_queue(queue)
 

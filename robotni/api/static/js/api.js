@@ -30,7 +30,7 @@ export const token = {
   },
 };
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, body, message) {
     super(message);
     this.status = status;

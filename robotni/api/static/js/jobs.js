@@ -3,10 +3,10 @@
 import { api } from "./api.js";
 import { FormErrors, ParamsFields, describeType, workerTypes } from "./forms.js";
 import { closeJob, onJob, openJob, openJobId, pauseJob, resumeJob } from "./job.js";
+import { PagedList } from "./pagedlist.js";
 import { navigate } from "./router.js";
-import { $, TERMINAL, Ticker, enc, h, prefs, shortId, statusBadge, took, when } from "./dom.js";
+import { $, TERMINAL, enc, h, prefs, shortId, statusBadge, took, when } from "./dom.js";
 
-const PAGE_SIZE = 20;
 const LIST_ACTIVE_POLL_MS = 3000; // while a listed job is still waiting or running
 const LIST_IDLE_POLL_MS = 15000;
 
@@ -79,56 +79,27 @@ async function submitJob(event) {
 
 // --- the job list --------------------------------------------------------------------------------------
 
-const list = { jobs: [], next: null, rendered: "", append: false };
-
-function listQuery(cursor, limit) {
-  const query = [["limit", String(limit)]];
-  const type = $("filter-type").value;
-  const status = $("filter-status").value;
-  const project = $("filter-project").value.trim();
-  if (type) query.push(["type", type]);
-  if (status) query.push(["status", status]);
-  if (project) query.push(["project", project]);
-  if (cursor) query.push(["cursor", cursor]);
-  return query;
-}
-
-/** The first page again (as long as what is shown), or with list.append the page after the last one shown. */
-async function loadList() {
-  const append = list.append;
-  list.append = false;
-  const limit = append ? PAGE_SIZE : Math.min(500, Math.max(PAGE_SIZE, list.jobs.length));
-  const seq = list.ticker.seq;
-  try {
-    const { data } = await api("GET", "jobs", { query: listQuery(append ? list.next : null, limit) });
-    if (seq !== list.ticker.seq) return;
-    list.jobs = append ? list.jobs.concat(data.jobs) : data.jobs;
-    list.next = data.next_cursor;
-    $("jobs-error").textContent = "";
-    renderList();
-  } catch (exc) {
-    if (seq !== list.ticker.seq) return;
-    $("jobs-error").textContent = `Could not load jobs: ${exc.message}`;
-  }
-}
-
-list.ticker = new Ticker(loadList, () => {
-  const active = list.jobs.some((job) => !TERMINAL.has(job.status));
-  return document.hidden || !active ? LIST_IDLE_POLL_MS : LIST_ACTIVE_POLL_MS;
+const list = new PagedList({
+  resource: "jobs",
+  query: () =>
+    [
+      ["type", $("filter-type").value],
+      ["status", $("filter-status").value],
+      ["project", $("filter-project").value.trim()],
+    ].filter(([, value]) => value),
+  errorId: "jobs-error",
+  render: () => renderList(),
+  delay: (jobs) =>
+    document.hidden || !jobs.some((job) => !TERMINAL.has(job.status)) ? LIST_IDLE_POLL_MS : LIST_ACTIVE_POLL_MS,
 });
-
-function resetList() {
-  list.jobs = [];
-  list.next = null;
-  list.ticker.run();
-}
+let renderedList = "";
 
 function renderList(force = false) {
   const openId = openJobId();
-  const key = JSON.stringify([openId, list.next, list.jobs]);
-  if (!force && key === list.rendered) return;
-  list.rendered = key;
-  const rows = list.jobs.map((job) =>
+  const key = JSON.stringify([openId, list.next, list.items]);
+  if (!force && key === renderedList) return;
+  renderedList = key;
+  const rows = list.items.map((job) =>
     h(
       "tr",
       { "data-job-id": job.id, class: job.id === openId ? "selected" : null },
@@ -141,14 +112,14 @@ function renderList(force = false) {
     ),
   );
   $("jobs-body").replaceChildren(...rows);
-  $("jobs-empty").hidden = list.jobs.length > 0;
+  $("jobs-empty").hidden = list.items.length > 0;
   $("more-button").hidden = !list.next;
 }
 
 function patchListRow(job) {
-  const i = list.jobs.findIndex((j) => j.id === job.id);
+  const i = list.items.findIndex((j) => j.id === job.id);
   if (i >= 0) {
-    list.jobs[i] = job;
+    list.items[i] = job;
     renderList();
   }
 }
@@ -157,18 +128,12 @@ function patchListRow(job) {
 
 typeSelect.addEventListener("change", showType);
 form.addEventListener("submit", submitJob);
-$("filters").addEventListener("submit", (event) => event.preventDefault());
-$("filter-type").addEventListener("change", resetList);
-$("filter-status").addEventListener("change", resetList);
-let projectTimer = null;
-$("filter-project").addEventListener("input", () => {
-  clearTimeout(projectTimer);
-  projectTimer = setTimeout(resetList, 300);
-});
-$("refresh-button").addEventListener("click", () => list.ticker.run());
-$("more-button").addEventListener("click", () => {
-  list.append = true;
-  list.ticker.run();
+list.wire({
+  form: "filters",
+  changed: ["filter-type", "filter-status"],
+  typed: ["filter-project"],
+  refresh: "refresh-button",
+  more: "more-button",
 });
 $("close-button").addEventListener("click", () => navigate("#jobs"));
 onJob(patchListRow, () => renderList(true));

@@ -5,58 +5,32 @@
 // read made on opening misses nothing. If the stream is refused, it polls instead.
 
 import { api, stream } from "./api.js";
+import { PagedList } from "./pagedlist.js";
 import { navigate } from "./router.js";
 import { showGraph } from "./graph.js";
 import { $, Ticker, enc, h, shortId, statusBadge, when } from "./dom.js";
 
-const PAGE_SIZE = 20;
 const LIST_ACTIVE_POLL_MS = 3000; // while a listed workflow runs
 const LIST_IDLE_POLL_MS = 15000;
 const FALLBACK_POLL_MS = 2000; // one workflow, when its project's stream cannot be had
 
 // --- the list ------------------------------------------------------------------------------------------
 
-const list = { workflows: [], next: null, append: false };
-
-function listQuery(cursor, limit) {
-  const query = [["limit", String(limit)]];
-  const status = $("workflow-filter-status").value;
-  const project = $("workflow-filter-project").value.trim();
-  if (status) query.push(["status", status]);
-  if (project) query.push(["project", project]);
-  if (cursor) query.push(["cursor", cursor]);
-  return query;
-}
-
-async function loadList() {
-  const append = list.append;
-  list.append = false;
-  const limit = append ? PAGE_SIZE : Math.min(500, Math.max(PAGE_SIZE, list.workflows.length));
-  const seq = list.ticker.seq;
-  try {
-    const { data } = await api("GET", "workflows", { query: listQuery(append ? list.next : null, limit) });
-    if (seq !== list.ticker.seq) return;
-    list.workflows = append ? list.workflows.concat(data.workflows) : data.workflows;
-    list.next = data.next_cursor;
-    $("workflows-error").textContent = "";
-    renderList();
-  } catch (exc) {
-    if (seq === list.ticker.seq) $("workflows-error").textContent = `Could not load workflows: ${exc.message}`;
-  }
-}
-
-list.ticker = new Ticker(loadList, () =>
-  list.workflows.some((w) => w.status === "running") && !document.hidden ? LIST_ACTIVE_POLL_MS : LIST_IDLE_POLL_MS,
-);
-
-function resetList() {
-  list.workflows = [];
-  list.next = null;
-  list.ticker.run();
-}
+const list = new PagedList({
+  resource: "workflows",
+  query: () =>
+    [
+      ["status", $("workflow-filter-status").value],
+      ["project", $("workflow-filter-project").value.trim()],
+    ].filter(([, value]) => value),
+  errorId: "workflows-error",
+  render: () => renderList(),
+  delay: (workflows) =>
+    workflows.some((w) => w.status === "running") && !document.hidden ? LIST_ACTIVE_POLL_MS : LIST_IDLE_POLL_MS,
+});
 
 function renderList() {
-  const rows = list.workflows.map((w) =>
+  const rows = list.items.map((w) =>
     h(
       "tr",
       { class: open && open.id === w.id ? "selected" : null },
@@ -68,14 +42,14 @@ function renderList() {
     ),
   );
   $("workflows-body").replaceChildren(...rows);
-  $("workflows-empty").hidden = list.workflows.length > 0;
+  $("workflows-empty").hidden = list.items.length > 0;
   $("workflows-more").hidden = !list.next;
 }
 
 function patchListRow(workflow) {
-  const i = list.workflows.findIndex((w) => w.id === workflow.id);
-  if (i < 0 || list.workflows[i].status === workflow.status) return;
-  list.workflows[i] = { ...list.workflows[i], status: workflow.status, finished_at: workflow.finished_at };
+  const i = list.items.findIndex((w) => w.id === workflow.id);
+  if (i < 0 || list.items[i].status === workflow.status) return;
+  list.items[i] = { ...list.items[i], status: workflow.status, finished_at: workflow.finished_at };
   renderList();
 }
 
@@ -203,17 +177,12 @@ async function cancelWorkflow() {
 
 // --- wiring --------------------------------------------------------------------------------------------
 
-$("workflow-filters").addEventListener("submit", (event) => event.preventDefault());
-$("workflow-filter-status").addEventListener("change", resetList);
-let projectTimer = null;
-$("workflow-filter-project").addEventListener("input", () => {
-  clearTimeout(projectTimer);
-  projectTimer = setTimeout(resetList, 300);
-});
-$("workflows-refresh").addEventListener("click", () => list.ticker.run());
-$("workflows-more").addEventListener("click", () => {
-  list.append = true;
-  list.ticker.run();
+list.wire({
+  form: "workflow-filters",
+  changed: ["workflow-filter-status"],
+  typed: ["workflow-filter-project"],
+  refresh: "workflows-refresh",
+  more: "workflows-more",
 });
 $("workflow-close").addEventListener("click", () => navigate("#workflows"));
 $("workflow-cancel").addEventListener("click", cancelWorkflow);
