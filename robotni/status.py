@@ -24,6 +24,7 @@ class JobStatus(str, Enum):
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
 # Not started yet: counted by the waiting cap, cancelled at once by a cancel or a flush.
 WAITING = frozenset({JobStatus.WAITING, JobStatus.QUEUED, JobStatus.SCHEDULED})
+NOT_ENDED = frozenset(JobStatus) - TERMINAL
 
 
 class ParentFailure(str, Enum):

@@ -3,6 +3,7 @@ messages."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -10,6 +11,7 @@ import uuid
 
 import pytest
 from kombu import Connection
+from kombu.asynchronous import Hub
 
 from robotni.broker.fstransport import folder_name
 
@@ -104,3 +106,41 @@ def test_messages_of_the_one_folder_layout_move_into_their_queues(connect):
     consumer = channel()
     assert [consumer._get("default")["n"] for _ in range(3)] == [0, 1, 2]
     assert os.listdir(folders["queue"]) == ["default"]
+
+
+def _inotify_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # listdir's own fd, closed by now
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+    return count
+
+
+def test_a_closed_consumer_leaves_no_inotify_fd(connect):
+    """A consumer waits on inotify; a listener that reconnects (robotni/broker/revokes.py) must not pile them up."""
+    channel, _ = connect
+    before = _inotify_fds()
+    for _ in range(3):
+        consumer = channel()
+        consumer.basic_consume("default", no_ack=True, callback=lambda message: None, consumer_tag="listener")
+        with pytest.raises(TimeoutError):
+            consumer.connection.client.drain_events(timeout=0.06)
+        assert _inotify_fds() == before + 1  # its wait was on inotify, not a sleep
+        consumer.connection.client.release()
+    assert _inotify_fds() == before
+
+
+def test_a_closed_consumer_leaves_its_event_loop_without_the_inotify_fd(connect):
+    """A worker's consumer is read by Celery's event loop: the fd leaves the loop before it is closed."""
+    channel, _ = connect
+    before = _inotify_fds()
+    consumer = channel()
+    client = consumer.connection.client
+    loop = Hub()
+    try:
+        client.transport.register_with_event_loop(client.connection, loop)
+        assert _inotify_fds() == before + 1 and len(loop.readers) == 1
+        client.release()
+        assert _inotify_fds() == before and not loop.readers
+    finally:
+        loop.close()

@@ -182,9 +182,11 @@ class Jobs(MethodView):
         try:
             enqueue(job)
         except Exception:
-            log.exception("job %s: publishing failed; the job is withdrawn", job.id)
-            creation.discard(job.id)
-            abort(503, message="the broker is unavailable: the job was not accepted, submit it again later")
+            if creation.discard(job.id):
+                log.exception("job %s: publishing failed; the job is withdrawn", job.id)
+                abort(503, message="the broker is unavailable: the job was not accepted, submit it again later")
+            log.exception("job %s: publishing failed, but a worker had taken the job already: accepted", job.id)
+            job = jobs.get(job.id) or job
         return job, 202, {"Location": url_for("jobs.JobById", job_id=job.id)}
 
 

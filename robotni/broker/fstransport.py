@@ -161,6 +161,7 @@ class Transport(filesystem.Transport):
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         self._landing: Landing | None = None
+        self._loop: Any = None  # the event loop reading the landing's fd, if one does
 
     def watch(self, folder: str) -> None:
         """Wake this transport's consumers when a message lands in a queue folder they read."""
@@ -172,6 +173,17 @@ class Transport(filesystem.Transport):
         landing = self._landing_made()
         if landing.fd >= 0:
             loop.add_reader(landing.fd, self._landed)
+            self._loop = loop
+
+    def close_connection(self, connection: Any) -> None:
+        """Also close the inotify fd: a consumer that reconnects (robotni/broker/revokes.py) makes a new one each
+        time, and a user has few inotify instances (128 by default)."""
+        super().close_connection(connection)
+        if self._landing is not None:
+            if self._loop is not None:
+                self._loop.remove(self._landing.fd)  # before the number is free for another file
+            self._landing.close()
+        self._landing, self._loop = None, None
 
     def _landed(self) -> None:
         self._landing_made().drain()
@@ -248,6 +260,11 @@ class Landing:
             return False
         self.drain()
         return True
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def drain(self) -> None:
         """Read the pending events (the fd is readable): what an event loop's reader of `fd` calls too."""

@@ -1,5 +1,6 @@
 """Creating job rows: a new job (queued, scheduled or waiting for its parents), idempotent submits, and withdrawing
-a job whose message could not be sent. Every later change to a row is robotni/store/jobs.py's.
+a job whose message could not be sent. A row's later changes are compare-and-sets: robotni/store/jobs.py's, a
+claim's (claims.py), a parent's end (dependencies.py) and a workflow's cancel (workflows.py).
 """
 
 from __future__ import annotations
@@ -141,15 +142,20 @@ def _expire_idempotency_key(project: str, key: str, older_than: datetime) -> Non
         conn.execute(statement.values(idempotency_key=None))
 
 
-def discard(job_id: str) -> None:
-    """Undo a create whose message could not be published: the client was told no, so it must never run.
+def discard(job_id: str) -> bool:
+    """Undo a create whose message could not be published: the client was told no, so it must never run. False
+    when the job was no longer queued: a claim takes the best queued job of its queue, not only its own message's,
+    so a worker may have taken this one first; it then runs, and counts as accepted.
 
     A job submitted meanwhile with this one in its depends_on sees it end as cancelled.
     """
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         withdrawn = delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).returning(Job.has_dependents)
-        waited_on = session.execute(withdrawn.execution_options(synchronize_session=False)).scalar()
+        row = session.execute(withdrawn.execution_options(synchronize_session=False)).first()
+        if row is None:
+            return False
         session.execute(delete(Dependency).where(Dependency.job_id == job_id))
-        settled = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)] if waited_on else [])
+        settled = dependencies.settle(session, [Ended(job_id, JobStatus.CANCELLED)] if row.has_dependents else [])
     events.announce(settled.delivery_ids)
     dependencies.publish(settled.released)
+    return True

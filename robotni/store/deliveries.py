@@ -138,4 +138,5 @@ def redeliver(subscription_id: str, delivery_id: int) -> tuple[WebhookDelivery, 
     if delivery is None:
         return None
     with engine().connect() as conn:
-        return delivery, conn.execute(select(Event.type).where(Event.id == delivery.event_id)).scalar_one()
+        type_ = conn.execute(select(Event.type).where(Event.id == delivery.event_id)).scalar()
+    return None if type_ is None else (delivery, type_)  # None: the retention took it since, with its event

@@ -116,9 +116,9 @@ def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None
             down, up = _apply(session, _waiting_dependents(session, batch), now)
             cancelled += down
             released += up
-        delivery_ids += [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
+        delivery_ids += events.record_all(session, cancelled, "job.cancelled", now)
         frontier = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
-    delivery_ids += [i for job in released for i in events.record(session, job, "job.queued", now)]
+    delivery_ids += events.record_all(session, released, "job.queued", now)
     return Settled(released, delivery_ids)
 
 

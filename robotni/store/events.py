@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,14 +93,19 @@ def event_type(status: JobStatus, ended_attempt: bool) -> str:
     return f"job.{status.value}"
 
 
-def _subscribers(session: Session, type_: str, project: str) -> list[tuple[str | None, str]]:
-    """(subscription id, url) of every enabled subscription to type_ that covers project."""
+def _subscriptions(session: Session) -> list[Any]:
+    """(id, url, events, projects) of every enabled subscription."""
     query = select(
         WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.events, WebhookSubscription.projects
     )
+    return list(session.execute(query.where(ENABLED)))
+
+
+def _covering(subscriptions: list[Any], type_: str, project: str) -> list[tuple[str | None, str]]:
+    """(subscription id, url) of those of subscriptions that ask for type_ and cover project."""
     return [
         (sid, url)
-        for sid, url, events, projects in session.execute(query.where(ENABLED))
+        for sid, url, events, projects in subscriptions
         if type_ in events and (not projects or project in projects)
     ]
 
@@ -131,7 +136,19 @@ def record(session: Session, job: Job, type_: str, now: datetime, subscribed: bo
 
     subscribed=False: the caller read in this transaction that no subscription is on (SUBSCRIBED), so none is read.
     """
-    targets = _subscribers(session, type_, job.project) if subscribed else []
+    return _record(session, job, type_, now, _subscriptions(session) if subscribed else [])
+
+
+def record_all(session: Session, jobs: Sequence[Job], type_: str, now: datetime) -> list[int]:
+    """record() for many jobs changed alike (a flush, a cascade): the subscriptions are read once, not per job."""
+    if not jobs:
+        return []
+    subscriptions = _subscriptions(session)
+    return [i for job in jobs for i in _record(session, job, type_, now, subscriptions)]
+
+
+def _record(session: Session, job: Job, type_: str, now: datetime, subscriptions: list[Any]) -> list[int]:
+    targets = _covering(subscriptions, type_, job.project)
     if job.callback_url and job.status.is_terminal:
         targets.append((None, job.callback_url))
     event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)
@@ -144,7 +161,7 @@ def record_schedule_failure(session: Session, schedule: Schedule, now: datetime)
     Written only when one does (no live stream reads it). Its job_id column holds the schedule's id: deliveries go
     in order per schedule as they do per job, and go with the schedule or with the retention.
     """
-    targets = _subscribers(session, SCHEDULE_FAILED, schedule.project)
+    targets = _covering(_subscriptions(session), SCHEDULE_FAILED, schedule.project)
     if not targets:
         return []
     event = Event(job_id=schedule.id, project=schedule.project, type=SCHEDULE_FAILED, status="failed", created_at=now)

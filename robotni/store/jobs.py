@@ -255,7 +255,7 @@ def flush(types: list[str] | None = None, projects: list[str] | None = None) -> 
     statement = statement.values(version=Job.version + 1, updated_at=now, **values).returning(Job)
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         ended = list(session.execute(statement.execution_options(synchronize_session=False)).scalars())
-        delivery_ids = [i for job in ended for i in events.record(session, job, "job.cancelled", now)]
+        delivery_ids = events.record_all(session, ended, "job.cancelled", now)
         waited_on = [Ended(job.id, JobStatus.CANCELLED) for job in ended if job.has_dependents]
         settled = dependencies.settle(session, waited_on, now)
     events.announce(delivery_ids + settled.delivery_ids)

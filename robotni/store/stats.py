@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, DateTime, Engine, cast, func, literal, or_, select
 
-from robotni.status import TERMINAL, WAITING, JobStatus
+from robotni.status import NOT_ENDED, TERMINAL, WAITING, JobStatus
 from robotni.store.jobs import status_in
 from robotni.store.models import Job
 
@@ -28,7 +28,6 @@ BUCKETS = 60
 BUCKET_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 # The report lists this many of the most frequent failures.
 TOP_FAILURES = 10
-NOT_ENDED = [status for status in JobStatus if not status.is_terminal]
 # What differs between two failures with the same cause: ids, addresses, numbers.
 VARYING = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE), "<id>"),

@@ -39,10 +39,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from robotni.status import JobStatus
+from robotni.status import NOT_ENDED, JobStatus
 from robotni.store.jobs import status_in
 from robotni.store.models import Job, MetricTotal, utcnow
-from robotni.store.stats import NOT_ENDED, elapsed
+from robotni.store.stats import elapsed
 
 log = logging.getLogger(__name__)
 # A job counts as settled this long after it ended: far beyond a write's wait for the SQLite lock (10 s by

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, case, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from robotni.status import WAITING, JobStatus, ParentFailure, WorkflowStatus
+from robotni.status import NOT_ENDED, WAITING, JobStatus, ParentFailure, WorkflowStatus
 from robotni.store import dependencies, events
 from robotni.store.creation import Placement, new_job
 from robotni.store.dependencies import Ended
@@ -46,7 +46,6 @@ def _steps_where(*where: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(Job.workflow_id == Workflow.id, *where)
 
 
-NOT_ENDED = [status for status in JobStatus if not status.is_terminal]
 # running while a step has not ended; then cancelled if a cancel came meanwhile, failed if a step did not complete.
 STATUS = case(
     (_steps_where(status_in(NOT_ENDED)), WorkflowStatus.RUNNING.value),
@@ -178,7 +177,7 @@ def cancel(workflow_id: str) -> list[str] | None:
         running = [Job.workflow_id == workflow_id, Job.status == JobStatus.RUNNING, Job.cancel_requested.is_(False)]
         mark = _visible(update(Job).where(in_id_order(*running), *running), now, cancel_requested=True)
         marked = session.execute(mark.returning(Job.id)).scalars().all()
-        delivery_ids = [i for job in cancelled for i in events.record(session, job, "job.cancelled", now)]
+        delivery_ids = events.record_all(session, cancelled, "job.cancelled", now)
         ended = [Ended(job.id, JobStatus.CANCELLED) for job in cancelled if job.has_dependents]
         settled = dependencies.settle(session, ended, now)  # jobs outside the workflow may wait on its steps
     events.announce(delivery_ids + settled.delivery_ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import random
 import re
 import tomllib
@@ -12,15 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.protocols import Validator
-from jsonschema.validators import Draft202012Validator, extend
-
 from robotni.config import settings
-from robotni.errors import ConfigError, DeclarationError, InvalidParams, UnknownType
+from robotni.errors import ConfigError, DeclarationError, UnknownType
 from robotni.process_spec import Isolation, Limits
 from robotni.status import Priority
-from robotni.worktypes import environments, scheduling
+from robotni.worktypes import environments, scheduling, schemas
 from robotni.worktypes.environments import EnvSpec
 from robotni.worktypes.scheduling import Concurrency, Rate
 
@@ -65,27 +60,6 @@ MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 RETRY_KEYS = {"max_retries", "backoff", "backoff_max", "on_timeout"}
 
 
-def _with_defaults(validator_class: type[Validator]) -> type[Validator]:
-    """A validator that also fills in each property's `default`, as jsonschema's FAQ shows."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def properties(
-        validator: Validator, props: dict[str, Any], instance: Any, schema: dict[str, Any]
-    ) -> Iterator[jsonschema.ValidationError]:
-        if isinstance(instance, dict):
-            for name, subschema in props.items():
-                if isinstance(subschema, dict) and "default" in subschema:
-                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
-        yield from validate_properties(validator, props, instance, schema)
-
-    # types-jsonschema leaves extend() unannotated ([tool.mypy] untyped_calls_exclude): it makes a validator class.
-    filling: type[Validator] = extend(validator_class, {"properties": properties})
-    return filling
-
-
-FillingValidator = _with_defaults(Draft202012Validator)
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     max_retries: int = 0
@@ -128,26 +102,7 @@ class WorkerType:
 
     def validate(self, params: Any) -> dict[str, Any]:
         """Return a copy of params with defaults filled in, or raise InvalidParams naming each bad field."""
-        filled: dict[str, Any] = copy.deepcopy(params)  # a dict once valid: every params schema is an object's
-        errors = sorted(FillingValidator(self.params_schema).iter_errors(filled), key=lambda e: list(e.path))
-        if errors:
-            raise InvalidParams(_error_map(errors))
-        return filled
-
-
-def _field_name(error: jsonschema.ValidationError) -> str:
-    path = [str(p) for p in error.path]
-    if error.validator == "required" and isinstance(error.instance, dict) and isinstance(error.validator_value, list):
-        path += [n for n in error.validator_value if n not in error.instance][:1]
-    return ".".join(path) or "_schema"
-
-
-def _error_map(errors: list[jsonschema.ValidationError]) -> dict[str, list[str]]:
-    """Errors keyed by dotted field path, as marshmallow reports its own."""
-    fields: dict[str, list[str]] = {}
-    for error in errors:
-        fields.setdefault(_field_name(error), []).append(error.message)
-    return fields
+        return schemas.validate(self.params_schema, params)
 
 
 def read_block(text: str) -> dict[str, Any] | None:
@@ -191,19 +146,6 @@ def _retry_policy(table: Any) -> RetryPolicy:
         backoff_max=_number(table, "backoff_max", RetryPolicy.backoff_max),
         on_timeout=on_timeout,
     )
-
-
-def _params_schema(schema: object) -> dict[str, Any]:
-    if not isinstance(schema, dict):
-        raise DeclarationError("params must be a table holding a JSON Schema")
-    schema = {"type": "object", **schema}
-    if schema["type"] != "object":
-        raise DeclarationError("params must describe an object (type = 'object')")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise DeclarationError(f"params is not a valid JSON Schema: {exc.message}") from exc
-    return schema
 
 
 def _limits(table: Any) -> Limits:
@@ -269,7 +211,7 @@ def parse_type(path: Path) -> WorkerType:
         raise DeclarationError("description must be a string")
     dependencies = environments.parse_dependencies(block.get("dependencies"))
     isolation, preload = _isolation(meta)
-    params_schema = _params_schema(meta.get("params", {}))
+    params_schema = schemas.checked(meta.get("params", {}))
     api, data_folder = _operator_grants(meta)
     return WorkerType(
         name=name,
