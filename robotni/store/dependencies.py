@@ -24,10 +24,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, case, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
 
 from robotni.errors import UnknownParent
 from robotni.status import JobStatus, ParentFailure
@@ -106,11 +106,6 @@ def settle(session: Session, ended: Sequence[Ended], now: datetime | None = None
     frontier = list(ended)
     while frontier:
         cancelled: list[Job] = []
-        if len(frontier) == 1 and frontier[0].status is JobStatus.COMPLETED:
-            # The common end, one completed parent: every rule counts its dependents down, in one statement.
-            counted = _count_down(session, Job.id.in_(_waiting_children(frontier[0].id)), 1, now)
-            released += [row for row in counted if row.status == JobStatus.QUEUED]
-            break
         for start in range(0, len(frontier), BATCH):
             batch = {e.id: e for e in frontier[start : start + BATCH]}
             down, up = _apply(session, _waiting_dependents(session, batch), now)
@@ -137,19 +132,6 @@ def _waiting_dependents(session: Session, parents: dict[str, Ended]) -> dict[str
     return found
 
 
-def _waiting_children(parent_id: str) -> Select[Any]:
-    """The waiting dependents of one parent, locked in id order as _waiting_dependents locks them (PostgreSQL takes
-    a subquery's FOR UPDATE before the statement around it changes a row)."""
-    child = aliased(Job)
-    return (
-        select(Dependency.job_id)
-        .join(child, child.id == Dependency.job_id)
-        .where(Dependency.parent_id == parent_id, child.status == JobStatus.WAITING)
-        .order_by(Dependency.job_id)
-        .with_for_update(of=child)
-    )
-
-
 def _apply(
     session: Session, dependents: dict[str, tuple[ParentFailure, list[Ended]]], now: datetime
 ) -> tuple[list[Job], list[Job]]:
@@ -163,7 +145,7 @@ def _apply(
         elif parents:
             to_count[len(parents)].append(job_id)
     cancelled = [ended for parent, ids in to_cancel.items() for ended in _cancel(session, ids, parent, now)]
-    counted = [row for n, ids in to_count.items() for row in _count_down(session, Job.id.in_(ids), n, now)]
+    counted = [row for n, ids in to_count.items() for row in _count_down(session, ids, n, now)]
     released = [row for row in counted if row.status == JobStatus.QUEUED]
     return cancelled, released
 
@@ -186,9 +168,8 @@ def _cancel(session: Session, job_ids: list[str], parent: Ended, now: datetime) 
     return list(session.execute(statement).scalars())
 
 
-def _count_down(session: Session, which: ColumnElement[bool], parents: int, now: datetime) -> list[Job]:
-    """Each job `which` selects has `parents` fewer to wait for; those with none left are queued, their message
-    counted as sent.
+def _count_down(session: Session, job_ids: list[str], parents: int, now: datetime) -> list[Job]:
+    """Each job has `parents` fewer to wait for; those with none left are queued, their message counted as sent.
 
     published_at is now, as at a submit: the caller publishes after the commit, and if it dies first a reaper
     resends the message of a queued job whose message is older than ROBOTNI_REPUBLISH_AFTER.
@@ -196,7 +177,7 @@ def _count_down(session: Session, which: ColumnElement[bool], parents: int, now:
     last = Job.parents_left <= parents
     statement = (
         update(Job)
-        .where(which, Job.status == JobStatus.WAITING)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.WAITING)
         .values(
             parents_left=Job.parents_left - parents,
             status=case((last, JobStatus.QUEUED.value), else_=Job.status),
