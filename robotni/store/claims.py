@@ -36,6 +36,9 @@ ROUNDS = 5
 # The other rows a claim's compare-and-set counts. One alias for the process: a new one per claim cost SQLAlchemy
 # more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
 OTHERS = aliased(Job, name="others")
+# Queues whose last full read found several projects waiting or a concurrency key held, in this process: their
+# claims skip the one-project read, which would cost them a statement more (docs/benchmarks.md).
+_shared_queues: set[str] = set()
 # What a claim reads of a candidate.
 HEAD_COLUMNS = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
 
@@ -169,10 +172,11 @@ def _one_project_candidates(queue: str) -> list[Row[Any]] | None:
 def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
     """The best eligible jobs of the queue: priority, then the project with the fewest running jobs on the queue
     (fair share), then the oldest. Groups of projects are read best first, until no later group can do better."""
-    if not limits.project_max_running and not limits.rates:
+    if not limits.project_max_running and not limits.rates and queue not in _shared_queues:
         plain = _one_project_candidates(queue)
         if plain is not None:
             return plain
+        _shared_queues.add(queue)  # its next claims read in full at once, without the one-project try
     current = load(limits, utcnow())
     where, fair = eligible(current, limits), current.on_queue(queue)
 
@@ -181,10 +185,13 @@ def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
 
     found: list[Row[Any]] = []
     with reading() as conn:
-        for bound, projects in _fair_groups(queue, current, conn):
+        groups = _fair_groups(queue, current, conn)
+        for bound, projects in groups:
             if found and bound > rank(min(found, key=rank))[:2]:
                 break  # every job of this group and the next ranks after one already found
             found += _heads(queue, projects, where, conn)
+    if len(groups) == 1 and len(groups[0][1]) == 1 and not current.by_key:
+        _shared_queues.discard(queue)  # one project again, and no key held: the one-project read may do
     return sorted(found, key=rank)[:CANDIDATES]
 
 
