@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, Priority
@@ -164,6 +164,16 @@ def after(
         query = query.where(Event.type.startswith(JOB_EVENT_PREFIX, autoescape=True))
     if projects is not None:
         query = query.where(Event.project.in_(projects))
+    return _read(query)
+
+
+def every_after(cursor: int, limit: int) -> list[Event]:
+    """Every event past cursor, of any type, oldest first: the ids missing among them are the commits still to come
+    (robotni/api/commit_order.py)."""
+    return _read(select(Event).where(Event.id > cursor).order_by(Event.id).limit(limit))
+
+
+def _read(query: Select[Event]) -> list[Event]:
     with Session(engine(), expire_on_commit=False) as session:
         return list(session.scalars(query))
 
