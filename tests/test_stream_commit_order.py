@@ -21,15 +21,24 @@ JOB = {"type": "fakejob", "project": "p", "params": {}, "queue": "default", "max
 
 
 @pytest.fixture
-def reader(tmp_path) -> Iterator[Reader]:
-    """A reader with one project stream on a fresh PostgreSQL store, read by the test itself (no thread)."""
+def store(tmp_path) -> Iterator[None]:
     if not backends.POSTGRES:
         pytest.skip("set ROBOTNI_TEST_POSTGRES_URL to run it on PostgreSQL")
     with backends.job_store("postgres", tmp_path):
-        feeds = Reader()
-        feeds.projects.waiters[threading.Event()] = None
-        feeds.read_projects()  # the first read: the stream starts at the newest event
-        yield feeds
+        yield
+
+
+@pytest.fixture
+def reader(store) -> Reader:
+    return started_reader()
+
+
+def started_reader() -> Reader:
+    """A reader with one project stream, read by the test itself (no thread), after its first read (its start)."""
+    feeds = Reader()
+    feeds.projects.waiters[threading.Event()] = None
+    feeds.read_projects()
+    return feeds
 
 
 def begin(job: Job) -> tuple[Session, int]:
@@ -99,3 +108,17 @@ def test_an_event_of_no_stream_is_no_gap(reader):
     assert delivered(reader, start)[-1] == after_id
     assert events.SCHEDULE_FAILED not in [event.type for event in reader.project_news(None, start)[0] or []]
     after.close()
+
+
+def test_a_reader_that_starts_while_an_event_is_in_flight_delivers_it(store):
+    """The newest id is committed but an older one is not yet: a reader (and a stream from now) starts before it."""
+    job, _ = creation.create(**JOB)
+    first, first_id = begin(job)
+    second, second_id = begin(job)
+    second.commit()
+    reader = started_reader()
+    assert reader.project_start() == first_id - 1
+    first.commit()
+    reader.read_projects()
+    assert delivered(reader, first_id - 1) == [first_id, second_id]
+    first.close(), second.close()

@@ -10,13 +10,31 @@ cursor never waits. A job's own events need none of this: its row lock orders th
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from robotni.store.models import Event
+from robotni.store import events
+from robotni.store.models import Event, utcnow
 
 log = logging.getLogger(__name__)
 # Far longer than a transaction that writes events lasts (a status change, or a cascade of them), yet short enough
 # that a rolled-back id, the only gap that lasts, holds a stream back only a moment.
 GRACE_SECONDS = 5.0
+# The newest ids a cursor that starts looks through for a commit still to come: more than the events of a grace.
+START_WINDOW = 5000
+
+
+def start() -> int:
+    """Where a cursor over all events starts from now: after the newest event, or before the oldest id missing
+    among those of the last grace (by their writers' clocks, so twice it), which may be a commit still to come
+    (the committed events after it are then read too: they are seconds old at most)."""
+    recent = events.newest(START_WINDOW)
+    since = utcnow() - timedelta(seconds=2 * GRACE_SECONDS)
+    previous = max(0, recent[-1][0] - START_WINDOW) if recent else 0  # the window's floor
+    for event_id, created_at in recent:
+        if event_id > previous + 1 and created_at >= since:
+            return previous
+        previous = event_id
+    return previous
 
 
 class CommitOrder:

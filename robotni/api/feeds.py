@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from robotni.api import commit_order
 from robotni.api.commit_order import CommitOrder
 from robotni.store import events, queries
 from robotni.store.events import JOB_EVENT_PREFIX
@@ -229,7 +230,7 @@ class Reader:
                 return set()
             ready, cursor = feed.ready, feed.cursor
         if not ready:
-            start, found = events.last_id(), []
+            start, found = commit_order.start(), []
         else:
             start, found = cursor, self._events_after(feed.order, cursor)
         with self.lock:

@@ -18,7 +18,7 @@ from flask import Response, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from robotni.api import auth
+from robotni.api import auth, commit_order
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.feeds import JobNews, reader
 from robotni.api.jobs import job_or_404, utf8_prefix
@@ -214,7 +214,7 @@ class ProjectEvents(MethodView):
         resume = _last_event_id(query)
         if resume is None:
             start = reader.project_start()
-            cursor = events.last_id() if start is None else start
+            cursor = commit_order.start() if start is None else start
         else:
             cursor = _parse(resume, 1)[0]
         return _stream(follow_projects(projects, cursor))

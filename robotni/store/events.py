@@ -178,10 +178,13 @@ def _read(query: Select[Event]) -> list[Event]:
         return list(session.scalars(query))
 
 
-def last_id() -> int:
-    """The newest event's id (0: none): where a stream that asks for no history starts."""
+def newest(count: int) -> list[tuple[int, datetime]]:
+    """(id, created_at) of the events among the newest count ids, oldest first: where a stream from now starts
+    (robotni/api/commit_order.py)."""
     with engine().connect() as conn:
-        return int(conn.execute(select(Event.id).order_by(Event.id.desc()).limit(1)).scalar() or 0)
+        top = int(conn.execute(select(Event.id).order_by(Event.id.desc()).limit(1)).scalar() or 0)
+        query = select(Event.id, Event.created_at).where(Event.id > top - count).order_by(Event.id)
+        return [(event_id, created) for event_id, created in conn.execute(query)]
 
 
 def last_of(job_id: str) -> int:
