@@ -72,7 +72,8 @@ def test_an_event_committed_after_a_later_one_is_delivered_in_order(reader):
     reader.read_projects()
     assert delivered(reader, start)[-2:] == [first_id, second_id]
     assert reader.project_start() == second_id
-    first.close(), second.close()
+    for session in (first, second):
+        session.close()
 
 
 def test_a_rolled_back_id_is_passed_after_the_grace(reader, monkeypatch):
@@ -92,7 +93,8 @@ def test_a_rolled_back_id_is_passed_after_the_grace(reader, monkeypatch):
 
     wait_until(lambda: kept_id in read(), 10, "the event after the rolled-back id")
     assert lost_id not in delivered(reader, start)
-    kept.close(), lost.close()
+    for session in (kept, lost):
+        session.close()
 
 
 def test_an_event_of_no_stream_is_no_gap(reader):
@@ -121,4 +123,5 @@ def test_a_reader_that_starts_while_an_event_is_in_flight_delivers_it(store):
     first.commit()
     reader.read_projects()
     assert delivered(reader, first_id - 1) == [first_id, second_id]
-    first.close(), second.close()
+    for session in (first, second):
+        session.close()
