@@ -7,8 +7,14 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from robotni.store import engine
+from robotni.store.events import record
+from robotni.store.models import Event, Job, utcnow
 from tests.stack import wait_until
 
 
@@ -85,6 +91,37 @@ def test_a_project_stream_tells_status_changes_and_resumes(stack):
     assert {e["data"]["job_id"] for e in seen} == set(ids) and all(e["data"]["project"] == "streamed" for e in seen)
     again = take(stack, "/events?project=streamed", len(seen) - 1, {"Last-Event-ID": seen[0]["id"]})
     assert [e["id"] for e in again] == [e["id"] for e in seen[1:]]
+
+
+def test_a_project_stream_sends_an_event_committed_after_later_ones(stack):
+    """On PostgreSQL an event's transaction can commit after those of later ids: the stream holds them back until
+    it does, and sends all of them in id order."""
+    if "ROBOTNI_DATABASE_URL" not in stack.env:
+        pytest.skip("SQLite commits one transaction at a time")
+    early = stack.wait_for(stack.submit("helloworld", project="late")["id"])
+    store = engine.make_engine(stack.env["ROBOTNI_DATABASE_URL"])
+    opened = requests.get(stack.api("/events?project=late"), stream=True, timeout=30)
+    try:
+        with Session(store, expire_on_commit=False) as session:
+            job = session.get(Job, early["id"])
+            assert job is not None
+            record(session, job, "job.completed", utcnow(), subscribed=False)
+            session.flush()  # its id is taken (the newest), its commit comes after the next job's events
+            in_flight = session.scalars(select(func.max(Event.id))).one()
+            # A second or so: the readers read past the missing id a few times meanwhile.
+            later = stack.submit("ticker", {"lines": 4, "every": 0.3}, project="late")["id"]
+            stack.wait_for(later)
+            session.commit()
+        seen = []
+        for event in read_events(opened):
+            seen.append(event)
+            if event["data"]["job_id"] == later and event["data"]["type"] == "job.completed":
+                break
+    finally:
+        opened.close()
+        store.dispose()
+    ids = [int(event["id"]) for event in seen]
+    assert in_flight in ids and ids == sorted(ids), ids
 
 
 def test_an_unknown_last_event_id_is_a_422(stack):

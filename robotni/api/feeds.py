@@ -5,7 +5,8 @@ read by key for all of them) and, for those that moved, the row, its new events 
 project streams open, the new events of every project. It keeps the recent ones and wakes the streams they
 concern. A stream takes what came after its own cursor from here; one that is further behind than what is kept
 (a resume from long ago, a log read from its start) reads the store itself until it has caught up. Every read is
-a short transaction: no stream and no idle reader holds a database connection between events.
+a short transaction: no stream and no idle reader holds a database connection between events. The cursor over all
+projects' events moves in commit order (robotni/api/commit_order.py): a stream reading the store reads up to it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from robotni.api import commit_order
+from robotni.api.commit_order import CommitOrder
 from robotni.store import events, queries
+from robotni.store.events import JOB_EVENT_PREFIX
 from robotni.store.models import Event, Job
 
 log = logging.getLogger(__name__)
@@ -82,13 +86,15 @@ class JobFeed:
 
 @dataclass
 class ProjectFeed:
-    """Every job event with id in (floor, cursor]; a stream filters its projects."""
+    """Every job event with id in (floor, cursor]; a stream filters its projects. Every id up to cursor has
+    committed or was given up (order)."""
 
     waiters: dict[threading.Event, frozenset[str] | None] = field(default_factory=dict)
     ready: bool = False
     events: list[Event] = field(default_factory=list)
     floor: int = 0
     cursor: int = 0
+    order: CommitOrder = field(default_factory=CommitOrder)
 
 
 class Reader:
@@ -134,12 +140,19 @@ class Reader:
                 self.projects = ProjectFeed()
 
     def project_news(self, projects: list[str] | None, cursor: int) -> tuple[list[Event] | None, int | None]:
-        """(events of the projects after cursor, None), or (None, the newest id kept) for a stream behind them."""
+        """(events of the projects after cursor, None), or (None, the newest id kept) for a stream behind them, up
+        to which it may read the store itself; (None, None) before the first read."""
         with self.lock:
             feed = self.projects
             if not feed.ready or cursor < feed.floor:
                 return None, feed.cursor if feed.ready else None
             return [e for e in feed.events if e.id > cursor and (projects is None or e.project in projects)], None
+
+    def project_start(self) -> int | None:
+        """Where a project stream from now starts, when the reader runs: its cursor, which every commit still to
+        come is past (the newest id stored may not be)."""
+        with self.lock:
+            return self.projects.cursor if self.projects.ready else None
 
     # --- the reader thread --------------------------------------------------------------------------------
 
@@ -217,17 +230,18 @@ class Reader:
                 return set()
             ready, cursor = feed.ready, feed.cursor
         if not ready:
-            start, found = events.last_id(), []
+            start, found = commit_order.start(), []
         else:
-            start, found = cursor, self._events_after(cursor)
+            start, found = cursor, self._events_after(feed.order, cursor)
         with self.lock:
             if self.projects is not feed:  # every project stream left meanwhile
                 return set()
             if not ready:
                 feed.ready, feed.floor, feed.cursor = True, start, start
-            feed.events += found
-            if found:
+            if found:  # of any type: a schedule.failed event's id is no gap either
                 feed.cursor = max(feed.cursor, found[-1].id)
+            found = [event for event in found if event.type.startswith(JOB_EVENT_PREFIX)]
+            feed.events += found
             if len(feed.events) > KEPT_EVENTS:
                 feed.floor, feed.events = feed.events[-KEPT_EVENTS - 1].id, feed.events[-KEPT_EVENTS:]
             if not ready:  # streams behind the first read now know how far to read the store themselves
@@ -236,12 +250,13 @@ class Reader:
             return {w for w, projects in feed.waiters.items() if projects is None or projects & concerned}
 
     @staticmethod
-    def _events_after(cursor: int) -> list[Event]:
+    def _events_after(order: CommitOrder, cursor: int) -> list[Event]:
+        """The events past cursor that may go out now, of any type."""
         found: list[Event] = []
         while True:
-            batch = events.after(None, None, cursor, READ_BATCH)
-            found += batch
-            if len(batch) < READ_BATCH:
+            batch = events.every_after(cursor, READ_BATCH)
+            found += order.deliverable(cursor, batch, time.monotonic())
+            if len(batch) < READ_BATCH or order.holding():
                 return found
             cursor = batch[-1].id
 

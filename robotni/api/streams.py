@@ -18,7 +18,7 @@ from flask import Response, request
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from robotni.api import auth
+from robotni.api import auth, commit_order
 from robotni.api.blueprint import Blueprint, abort
 from robotni.api.feeds import JobNews, reader
 from robotni.api.jobs import job_or_404, utf8_prefix
@@ -164,7 +164,9 @@ def follow_projects(projects: list[str] | None, cursor: int) -> Iterator[str]:
             waiter.clear()
             found, kept_upto = reader.project_news(projects, cursor)
             complete = True
-            if found is None:  # behind what the reader keeps (or before its first read): from the store
+            if found is None and kept_upto is None:  # before the reader's first read, which wakes the stream
+                found = []
+            elif found is None:  # behind what the reader keeps: from the store, up to where the reader is
                 found = events.after(None, projects, cursor, EVENTS_PER_READ, kept_upto)
                 complete = len(found) < EVENTS_PER_READ
             if found:
@@ -210,5 +212,9 @@ class ProjectEvents(MethodView):
         if projects == []:
             abort(403, message="this token covers none of these projects")
         resume = _last_event_id(query)
-        cursor = events.last_id() if resume is None else _parse(resume, 1)[0]
+        if resume is None:
+            start = reader.project_start()
+            cursor = commit_order.start() if start is None else start
+        else:
+            cursor = _parse(resume, 1)[0]
         return _stream(follow_projects(projects, cursor))

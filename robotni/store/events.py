@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, Priority
@@ -181,14 +181,27 @@ def after(
         query = query.where(Event.type.startswith(JOB_EVENT_PREFIX, autoescape=True))
     if projects is not None:
         query = query.where(Event.project.in_(projects))
+    return _read(query)
+
+
+def every_after(cursor: int, limit: int) -> list[Event]:
+    """Every event past cursor, of any type, oldest first: the ids missing among them are the commits still to come
+    (robotni/api/commit_order.py)."""
+    return _read(select(Event).where(Event.id > cursor).order_by(Event.id).limit(limit))
+
+
+def _read(query: Select[Event]) -> list[Event]:
     with Session(engine(), expire_on_commit=False) as session:
         return list(session.scalars(query))
 
 
-def last_id() -> int:
-    """The newest event's id (0: none): where a stream that asks for no history starts."""
+def newest(count: int) -> list[tuple[int, datetime]]:
+    """(id, created_at) of the events among the newest count ids, oldest first: where a stream from now starts
+    (robotni/api/commit_order.py)."""
     with engine().connect() as conn:
-        return int(conn.execute(select(Event.id).order_by(Event.id.desc()).limit(1)).scalar() or 0)
+        top = int(conn.execute(select(Event.id).order_by(Event.id.desc()).limit(1)).scalar() or 0)
+        query = select(Event.id, Event.created_at).where(Event.id > top - count).order_by(Event.id)
+        return [(event_id, created) for event_id, created in conn.execute(query)]
 
 
 def last_of(job_id: str) -> int:
