@@ -247,9 +247,10 @@ class Landing:
         self.fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def watch(self, folder: str) -> None:
-        if self.fd >= 0 and _libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MOVED_TO) < 0:
-            os.close(self.fd)  # no watch, no wake-ups: the polling interval's sleep, as without inotify
-            self.fd = -1
+        # A watch that fails (the user's watch limit) leaves that folder to the polling interval; the fd stays
+        # open, as an event loop may be reading it.
+        if self.fd >= 0:
+            _libc.inotify_add_watch(self.fd, os.fsencode(folder), IN_MOVED_TO)
 
     def wait(self, seconds: float) -> bool:
         """True if a file landed (the events are read), else False after `seconds`."""
