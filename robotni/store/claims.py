@@ -36,8 +36,9 @@ ROUNDS = 5
 # The other rows a claim's compare-and-set counts. One alias for the process: a new one per claim cost SQLAlchemy
 # more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
 OTHERS = aliased(Job, name="others")
-# Queues whose last full read found several projects waiting or a concurrency key held, in this process: their
-# claims skip the one-project read, which would cost them a statement more (docs/benchmarks.md).
+# Queues whose last full read found several projects waiting, a concurrency key held or a rate-limited type among
+# the first jobs, in this process: their claims skip the one-project read, which would cost them a statement more
+# (docs/benchmarks.md).
 _shared_queues: set[str] = set()
 # What a claim reads of a candidate.
 HEAD_COLUMNS = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
@@ -155,25 +156,30 @@ def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], co
     return found
 
 
-def _one_project_candidates(queue: str) -> list[Row[Any]] | None:
+def _one_project_candidates(queue: str, rates: Mapping[str, Rate]) -> list[Row[Any]] | None:
     """The common case in one read: one project waits on the queue and none of its first jobs has a concurrency
-    key, so with no cap or rate set neither fair share nor a limit can change the order. None: the full read
-    decides."""
+    key or a rate-limited type, so with no project cap set neither fair share nor a limit can change the order (a
+    rate holds back only its own type's jobs). None: the full read decides."""
     ends = [select(agg(Job.project)).where(*_waiting(queue)).correlate(None) for agg in (func.min, func.max)]
     span = [end.scalar_subquery() for end in ends]
     best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue), NOT_MARKED)
     with reading() as conn:
         rows = list(conn.execute(best.order_by(Job.priority, Job.created_at, Job.id).limit(CANDIDATES)))
-    if rows and (rows[0].first != rows[0].last or any(row.concurrency_key is not None for row in rows)):
+    if rows and (rows[0].first != rows[0].last or not all(_plain(row, rates) for row in rows)):
         return None
     return rows
+
+
+def _plain(row: Row[Any], rates: Mapping[str, Rate]) -> bool:
+    """A candidate no limit of its own can hold back: no concurrency key, no rate on its type."""
+    return row.concurrency_key is None and row.type not in rates
 
 
 def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
     """The best eligible jobs of the queue: priority, then the project with the fewest running jobs on the queue
     (fair share), then the oldest. Groups of projects are read best first, until no later group can do better."""
-    if not limits.project_max_running and not limits.rates and queue not in _shared_queues:
-        plain = _one_project_candidates(queue)
+    if not limits.project_max_running and queue not in _shared_queues:
+        plain = _one_project_candidates(queue, limits.rates)
         if plain is not None:
             return plain
         _shared_queues.add(queue)  # its next claims read in full at once, without the one-project try
@@ -190,8 +196,13 @@ def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
             if found and bound > rank(min(found, key=rank))[:2]:
                 break  # every job of this group and the next ranks after one already found
             found += _heads(queue, projects, where, conn)
-    if len(groups) == 1 and len(groups[0][1]) == 1 and not current.by_key:
-        _shared_queues.discard(queue)  # one project again, and no key held: the one-project read may do
+    if (
+        len(groups) == 1
+        and len(groups[0][1]) == 1
+        and not current.by_key
+        and all(_plain(r, limits.rates) for r in found)
+    ):
+        _shared_queues.discard(queue)  # one project again, no key held, no rated type first: the one-project read
     return sorted(found, key=rank)[:CANDIDATES]
 
 

@@ -1,0 +1,75 @@
+"""Which job a claim takes, at the store, on SQLite and PostgreSQL: one read for a plain job even where another type
+has a rate, and the full read, which counts the rate, when a rate-limited job is first in line."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from robotni.store import claims, creation, engine
+from robotni.worktypes.scheduling import Rate
+from tests.test_dependencies import JOB, shared_store  # noqa: F401  (a fixture, used below)
+
+pytestmark = pytest.mark.usefixtures("shared_store")
+# Another type's rate: one start a minute, so a second start of it within the test is over the rate.
+RATED = claims.Caps(rates={"throttled": Rate(1, 60, "1/m")})
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue of the test's own: a process remembers which queues needed the full read."""
+    return f"q-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def reads() -> Iterator[list[str]]:
+    """The SELECTs this process sends to the store meanwhile."""
+    sent: list[str] = []
+
+    def seen(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append(statement)
+
+    event.listen(engine.engine(), "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.engine(), "before_cursor_execute", seen)
+
+
+def submit(queue: str, type_name: str = JOB["type"]) -> str:
+    job, _ = creation.create(**{**JOB, "queue": queue, "type": type_name})
+    return job.id
+
+
+def test_a_plain_job_is_claimed_with_one_read_though_another_type_has_a_rate(queue):
+    plain = submit(queue)
+    with reads() as sent:
+        claimed = claims.claim_next(queue, "w", 30, RATED)
+    assert claimed is not None and claimed.id == plain
+    assert len(sent) == 1, sent
+
+
+def test_a_rate_limited_job_first_in_line_waits_for_its_rate_and_the_next_plain_job_goes_first(queue):
+    first = submit(queue, "throttled")
+    taken = claims.claim_next(queue, "w", 30, RATED)
+    assert taken is not None and taken.id == first
+    held, plain = submit(queue, "throttled"), submit(queue)
+    taken = claims.claim_next(queue, "w", 30, RATED)
+    assert taken is not None and taken.id == plain  # the full read counted the rate: the older job waits
+    assert claims.claim_next(queue, "w", 30, RATED) is None
+    assert claims.claim_next(queue, "w", 30, claims.Caps()) is not None  # no rate: the held job was next
+
+
+def test_once_no_rated_job_is_first_in_line_a_claim_reads_once_again(queue):
+    submit(queue, "throttled")
+    assert claims.claim_next(queue, "w", 30, RATED) is not None  # the full read: a rated job was first
+    plain, later = submit(queue), submit(queue)
+    assert claims.claim_next(queue, "w", 30, RATED).id == plain  # full again; it finds only plain jobs
+    with reads() as sent:
+        assert claims.claim_next(queue, "w", 30, RATED).id == later
+    assert len(sent) == 1, sent
