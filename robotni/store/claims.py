@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, case, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Row, Select, String, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
+from robotni.store import jobs
 from robotni.store.engine import engine, reading
 from robotni.store.jobs import NOT_MARKED, transition
 from robotni.store.models import Job, utcnow
@@ -138,7 +139,7 @@ def _fair_groups(queue: str, current: Load, conn: Connection) -> list[tuple[tupl
     return sorted(groups.items())
 
 
-def _waiting(queue: str) -> list[ColumnElement[bool]]:
+def _waiting(queue: str | BindParameter[str]) -> list[ColumnElement[bool]]:
     return [Job.queue == queue, Job.status == JobStatus.QUEUED]
 
 
@@ -156,15 +157,25 @@ def _heads(queue: str, projects: list[str], where: list[ColumnElement[bool]], co
     return found
 
 
+def _one_project_read() -> Select[Any]:
+    """The first CANDIDATES waiting jobs of the queue (a bound parameter), each with the first and the last project
+    waiting on it. Built once: building and keying the statement cost more than SQLite took to run it."""
+    queue = bindparam("queue", type_=String)
+    ends = [select(agg(Job.project)).where(*_waiting(queue)).correlate(None) for agg in (func.min, func.max)]
+    span = [end.scalar_subquery() for end in ends]
+    best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue), NOT_MARKED)
+    return best.order_by(Job.priority, Job.created_at, Job.id).limit(CANDIDATES)
+
+
+ONE_PROJECT_READ = _one_project_read()
+
+
 def _one_project_candidates(queue: str, rates: Mapping[str, Rate]) -> list[Row[Any]] | None:
     """The common case in one read: one project waits on the queue and none of its first jobs has a concurrency
     key or a rate-limited type, so with no project cap set neither fair share nor a limit can change the order (a
     rate holds back only its own type's jobs). None: the full read decides."""
-    ends = [select(agg(Job.project)).where(*_waiting(queue)).correlate(None) for agg in (func.min, func.max)]
-    span = [end.scalar_subquery() for end in ends]
-    best = select(*HEAD_COLUMNS, span[0].label("first"), span[1].label("last")).where(*_waiting(queue), NOT_MARKED)
     with reading() as conn:
-        rows = list(conn.execute(best.order_by(Job.priority, Job.created_at, Job.id).limit(CANDIDATES)))
+        rows = list(conn.execute(ONE_PROJECT_READ, {"queue": queue}))
     if rows and (rows[0].first != rows[0].last or not all(_plain(row, rates) for row in rows)):
         return None
     return rows
@@ -231,6 +242,8 @@ def take(
     locks: Sequence[str] = (),
 ) -> Job | None:
     """queued → running for this job, where the guards still hold: one compare-and-set by primary key."""
+    if not guards and not locks:
+        return jobs.start(job_id, worker, lease_seconds)
     now = utcnow()
     return transition(
         job_id,

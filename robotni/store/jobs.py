@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
@@ -19,6 +19,7 @@ from robotni.store.models import Attempt, Job, LogChunk, utcnow
 # Whether the job's cancel was asked: a job so marked never starts again (retry_later, requeue, release, a claim).
 NOT_MARKED = Job.cancel_requested.is_(False)
 MARKED = Job.cancel_requested.is_(True)
+ADD_ATTEMPT = insert(Attempt)
 
 
 def get(job_id: str) -> Job | None:
@@ -66,6 +67,21 @@ def transition(
         # A fresh session holds no object to bring up to date: skipping that saves ~0.2 ms of CPU per change.
         .execution_options(synchronize_session=False)
     )
+    return _apply(statement, {}, now, values, ended, log_chunk, locks, workflow)
+
+
+def _apply(
+    statement: Update,
+    params: dict[str, Any],
+    now: datetime,
+    values: dict[str, Any],
+    ended: Job | None = None,
+    log_chunk: LogChunk | None = None,
+    locks: Iterable[str] = (),
+    workflow: str | None = None,
+) -> Job | None:
+    """Run a transition's UPDATE … RETURNING (the job, whether a subscription is on) with params, and what goes with
+    it in the same transaction (transition() says what); values are the changes it makes."""
     settled = dependencies.Settled([], [])
     with Session(engine(), expire_on_commit=False) as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
@@ -73,22 +89,21 @@ def transition(
                 session.execute(select(func.pg_advisory_xact_lock_shared(workflow_lock(workflow))))
             for name in sorted(set(locks)):  # one order everywhere: two claims never wait on each other in a cycle
                 session.execute(select(func.pg_advisory_xact_lock(_lock_id(name))))
-        row, subscribed = session.execute(statement).one_or_none() or (None, False)
+        row, subscribed = session.execute(statement, params).one_or_none() or (None, False)
         if row is not None and log_chunk is not None:
             session.add(log_chunk)
         if row is not None and ended is not None:
-            session.add(
-                Attempt(
-                    job_id=ended.id,
-                    number=ended.attempts,
-                    worker=ended.worker,
-                    status=values.get("status", row.status),
-                    exit_code=values.get("exit_code"),
-                    error=values.get("error"),
-                    started_at=ended.started_at,
-                    finished_at=now,
-                )
-            )
+            attempt = {
+                "job_id": ended.id,
+                "number": ended.attempts,
+                "worker": ended.worker,
+                "status": values.get("status", row.status),
+                "exit_code": values.get("exit_code"),
+                "error": values.get("error"),
+                "started_at": ended.started_at,
+                "finished_at": now,
+            }
+            session.execute(ADD_ATTEMPT, attempt)  # a statement, not a flush of the unit of work
         delivery_ids = (
             events.record(session, row, events.event_type(row.status, ended is not None), now, subscribed)
             if row is not None and "status" in values
@@ -99,6 +114,45 @@ def transition(
     events.announce(delivery_ids + settled.delivery_ids)
     dependencies.publish(settled.released)
     return row
+
+
+def _prebuilt(where: list[ColumnElement[bool]], **values: Any) -> Update:
+    """A transition built once, its changing values bound parameters (named b_…, as a column's name is taken):
+    building and keying a statement cost more CPU than SQLite took to run it, for the two changes every job makes."""
+    changes = {"version": Job.version + 1, "updated_at": bindparam("b_now"), **values}
+    statement = update(Job).where(Job.id == bindparam("b_id"), *where).values(**changes)
+    return statement.returning(Job, events.SUBSCRIBED).execution_options(synchronize_session=False)
+
+
+# queued → running for a job no limit guards (claims.take without guards).
+START = _prebuilt(
+    [Job.status == JobStatus.QUEUED, NOT_MARKED],
+    status=JobStatus.RUNNING,
+    worker=bindparam("b_worker"),
+    attempts=Job.attempts + 1,
+    started_at=bindparam("b_now"),
+    lease_expires_at=bindparam("b_lease"),
+    progress=None,
+    progress_message=None,
+)
+# running → its end by the attempt that owns it, with its outcome and nothing else (finish, as a worker ends a job).
+END = _prebuilt(
+    [Job.status == JobStatus.RUNNING, Job.worker == bindparam("b_worker"), Job.attempts == bindparam("b_attempts")],
+    status=bindparam("b_status"),
+    finished_at=bindparam("b_now"),
+    lease_expires_at=None,
+    result=bindparam("b_result", type_=Job.result.type),
+    error=bindparam("b_error"),
+    exit_code=bindparam("b_exit_code"),
+)
+OUTCOME = frozenset({"result", "error", "exit_code"})
+
+
+def start(job_id: str, worker: str, lease_seconds: float) -> Job | None:
+    """queued → running, unless the job was taken, cancelled or marked meanwhile."""
+    now = utcnow()
+    params = {"b_id": job_id, "b_worker": worker, "b_now": now, "b_lease": now + timedelta(seconds=lease_seconds)}
+    return _apply(START, params, now, {"status": JobStatus.RUNNING})
 
 
 def status_in(statuses: Iterable[JobStatus]) -> ColumnElement[bool]:
@@ -139,6 +193,12 @@ def _owned(job: Job, lease_expired_by: datetime | None) -> list[ColumnElement[bo
 
 def finish(job: Job, status: JobStatus, lease_expired_by: datetime | None = None, **values: Any) -> Job | None:
     """running → a terminal status, only if this attempt still owns the row."""
+    if lease_expired_by is None and set(values) <= OUTCOME:
+        now = utcnow()
+        outcome = {f"b_{name}": values.get(name) for name in OUTCOME}
+        params = {"b_id": job.id, "b_worker": job.worker, "b_attempts": job.attempts, "b_status": status, **outcome}
+        changes = {"status": status, **values}
+        return _apply(END, {**params, "b_now": now}, now, changes, ended=job, workflow=job.workflow_id)
     return _end(job, _owned(job, lease_expired_by), status, **values)
 
 
