@@ -11,9 +11,9 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus, Priority
@@ -45,7 +45,8 @@ ENABLED = WebhookSubscription.enabled.is_(True)
 # Read with a job's change (robotni/store/jobs.py), in the same statement: is any subscription on?
 SUBSCRIBED = select(WebhookSubscription.id).where(ENABLED).exists().label("subscribed")
 _listeners: list[Callable[[list[int]], None]] = []
-ADD_EVENT = insert(Event)
+# On the table, run on the session's connection: an ORM insert costs more than SQLite took to run it.
+ADD_EVENT = insert(cast(Table, Event.__table__))
 EVENT_COLUMNS = ("job_id", "project", "type", "status", "created_at")
 
 
@@ -115,7 +116,7 @@ def _covering(subscriptions: list[Any], type_: str, project: str) -> list[tuple[
 def _add(session: Session, event: Event, data: dict[str, Any], targets: list[tuple[str | None, str]]) -> list[int]:
     """The event, with its payload and a delivery per target when it has any; the deliveries' ids."""
     if not targets:  # a statement, not a flush of the unit of work: nothing needs the event's id
-        session.execute(ADD_EVENT, {column: getattr(event, column) for column in EVENT_COLUMNS})
+        session.connection().execute(ADD_EVENT, {column: getattr(event, column) for column in EVENT_COLUMNS})
         return []
     event.payload = json.dumps({"type": event.type, "timestamp": iso(event.created_at), "data": data})
     session.add(event)
