@@ -6,12 +6,20 @@ attempt and event), one after the other, on SQLite and on PostgreSQL (ROBOTNI_TE
 Printed per job: the SQL statements sent (by kind), the commits, the connection checkouts (each was a round trip
 of its own while the engine pinged at checkout), and the wall and CPU time of the whole path. What a worker adds
 around it (Celery, the job's process) is `python -m bench`'s.
+
+`--instructions` counts instead the CPU instructions of a claim and end on SQLite (valgrind's callgrind, which
+counts the same whatever else the machine runs: a shared machine's CPU times move by half between runs): this
+process run twice under callgrind, with WARM and with WARM + --jobs claims, without the statement counting; the
+difference over --jobs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -27,6 +35,8 @@ from robotni.store import claims, creation, jobs
 from tests import backends
 
 JOB = {"type": "noop", "project": "bench", "params": {}, "queue": "default", "max_attempts": 1, "venv": None}
+# Claims and ends before the counted ones, in both runs of --instructions: the first statements compile and cache.
+WARM = 20
 
 
 def measure(name: str, count: int) -> str:
@@ -56,11 +66,41 @@ def measure(name: str, count: int) -> str:
     return "\n".join(lines)
 
 
+def claim_and_end(count: int, backlog: int) -> None:
+    """backlog jobs inserted, then count of them claimed and ended, on a fresh SQLite store: what --instructions
+    counts."""
+    with job_store("sqlite", "instructions"):
+        for _ in range(backlog):
+            creation.create(**JOB)
+        for _ in range(count):
+            job = claims.claim_next("default", "bench@host", 60, claims.Caps())
+            assert job is not None
+            jobs.finish(job, JobStatus.COMPLETED, result=None, error=None, exit_code=0)
+
+
+def instructions(count: int) -> str:
+    def counted(jobs_run: int) -> int:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        command += [sys.executable, "-m", "bench.statements", "--claim-and-end", f"{jobs_run},{WARM + count}"]
+        found = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        return int(re.findall(r"Collected : (\d+)", found.stderr)[-1])
+
+    per_job = (counted(WARM + count) - counted(WARM)) / count
+    return f"sqlite: {per_job / 1e6:.2f} M instructions a job's claim and end (callgrind, {count} jobs after {WARM})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--stores", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind), SQLite only")
+    parser.add_argument("--claim-and-end", help=argparse.SUPPRESS)  # what --instructions runs: "count,backlog"
     args = parser.parse_args()
+    if args.claim_and_end is not None:
+        count, backlog = (int(number) for number in args.claim_and_end.split(","))
+        return claim_and_end(count, backlog)
+    if args.instructions:
+        return print(instructions(args.jobs))
     for name in args.stores:
         if name == "postgres" and not backends.POSTGRES:
             print("postgres: skipped (set ROBOTNI_TEST_POSTGRES_URL)")

@@ -77,7 +77,10 @@ def check_waiting(project: str) -> None:
 
 def with_waiting_for(found: list[Job]) -> list[Job]:
     """The jobs, each queued one with `waiting_for` saying why it has not started (robotni/store/waiting.py)."""
-    why = waiting.reasons(found, worker_beats.live_queues(settings().heartbeat_seconds), claims.caps())
+    if not any(job.status == JobStatus.QUEUED for job in found):  # the common look: no read of the live workers
+        why: dict[str, str] = {}
+    else:
+        why = waiting.reasons(found, worker_beats.live_queues(settings().heartbeat_seconds), claims.caps())
     for job in found:
         job.waiting_for = why.get(job.id)  # type: ignore[attr-defined]  # shown by JobSchema, never stored
     return found

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,10 @@ from robotni.status import JobStatus, ParentFailure, Priority
 from robotni.store import dependencies, events
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
+from robotni.store.jobs import JOB_COLUMNS, JOBS
 from robotni.store.models import Dependency, Job, utcnow
+
+INSERT_JOB = insert(JOBS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def new_job(
         venv=venv,
         status=status,
         attempts=0,
+        lost_attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
         log_bytes=0,
@@ -114,10 +118,13 @@ def create(
     for _ in range(2):
         try:
             with Session(engine(), expire_on_commit=False) as session, session.begin():
-                session.add(job)
                 if depends_on:
+                    session.add(job)
                     session.flush()  # the insert first: on SQLite it takes the write lock (dependencies.py)
                     dependencies.attach(session, job, depends_on)
+                else:  # a statement: a flush of the unit of work cost a fifth of a submit's CPU
+                    values = {column: job.__dict__[column] for column in JOB_COLUMNS if column in job.__dict__}
+                    session.connection().execute(INSERT_JOB, values)
             return job, True
         except IntegrityError:
             if idempotency_key is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Update, bindparam, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
@@ -19,16 +19,27 @@ from robotni.store.models import Attempt, Job, LogChunk, utcnow
 # Whether the job's cancel was asked: a job so marked never starts again (retry_later, requeue, release, a claim).
 NOT_MARKED = Job.cancel_requested.is_(False)
 MARKED = Job.cancel_requested.is_(True)
+# The hot paths (a job's read, start and end, a submit) run Core statements built once on the tables: building,
+# keying and running ORM statements cost more CPU than SQLite took to run them (docs/benchmarks.md, session 6).
 JOBS = cast(Table, Job.__table__)
-# On the table, run on the session's connection: an ORM insert costs more than SQLite took to run it.
+JOB_COLUMNS = tuple(JOBS.c.keys())
+BY_ID = select(JOBS).where(JOBS.c.id == bindparam("b_id"))
 ADD_ATTEMPT = insert(cast(Table, Attempt.__table__))
-# A Job instance for a RETURNING row, its attributes set as the ORM's loading sets them.
 _new_job = Job.__mapper__.class_manager.new_instance
 
 
 def get(job_id: str) -> Job | None:
-    with Session(engine(), expire_on_commit=False) as session:
-        return session.get(Job, job_id)
+    with engine().connect() as conn:
+        found = conn.execute(BY_ID, {"b_id": job_id}).one_or_none()
+    return None if found is None else _job_of(found)
+
+
+def _job_of(found: Row[Any]) -> Job:
+    """The Job a row of every column describes, set as the ORM's loading sets one: a Core read or RETURNING costs
+    a third of an ORM one (a job's GET, its start and its end)."""
+    job: Job = _new_job()
+    job.__dict__.update(zip(JOB_COLUMNS, found, strict=False))
+    return job
 
 
 def _lock_id(name: str) -> int:
@@ -108,7 +119,7 @@ def _apply(
                 "started_at": ended.started_at,
                 "finished_at": now,
             }
-            session.connection().execute(ADD_ATTEMPT, attempt)  # a statement, not a flush of the unit of work
+            session.connection().execute(ADD_ATTEMPT, attempt)
         delivery_ids = (
             events.record(session, row, events.event_type(row.status, ended is not None), now, subscribed)
             if row is not None and "status" in values
@@ -135,9 +146,7 @@ def _run_prebuilt(statement: Update, params: dict[str, Any]) -> Callable[[Sessio
         found = session.connection().execute(statement, params).one_or_none()
         if found is None:
             return None
-        job = _new_job()
-        job.__dict__.update(zip(JOBS.c.keys(), found, strict=False))
-        return job, found.subscribed
+        return _job_of(found), found.subscribed
 
     return change
 
