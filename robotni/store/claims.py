@@ -3,8 +3,8 @@
 Order within a queue: priority (urgent, normal, batch), then the project with the fewest running jobs on the queue
 (fair share), then the oldest. A job is passed over while its concurrency key has `limit` jobs running, its project
 has ROBOTNI_PROJECT_MAX_RUNNING, or its type has started `rate` jobs in the rate's window. The claim is one
-compare-and-set that counts again under a lock (robotni/store/jobs.py `transition`), so no limit is overshot by
-claims racing on several hosts. Every queued job has had one message sent; a message whose job someone else took
+compare-and-set that counts again under a lock (robotni/store/transitions.py `transition`), so no limit is
+overshot by claims racing on several hosts. Every queued job has had one message sent; a message whose job someone else took
 wakes a process for another job, and a job over a limit is woken when a slot of its key frees
 (robotni/worker/tasks.py) or by the reaper (robotni/worker/reaper.py).
 """
@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session, aliased
 
 from robotni.config import settings
 from robotni.status import JobStatus, Priority
-from robotni.store import jobs
+from robotni.store import transitions
 from robotni.store.engine import engine, reading
-from robotni.store.jobs import NOT_MARKED, transition
 from robotni.store.models import Job, utcnow
+from robotni.store.transitions import NOT_MARKED, transition
 from robotni.worktypes.registry import registry
 from robotni.worktypes.scheduling import Rate
 
@@ -243,7 +243,7 @@ def take(
 ) -> Job | None:
     """queued → running for this job, where the guards still hold: one compare-and-set by primary key."""
     if not guards and not locks:
-        return jobs.start(job_id, worker, lease_seconds)
+        return transitions.start(job_id, worker, lease_seconds)
     now = utcnow()
     return transition(
         job_id,

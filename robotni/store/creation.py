@@ -19,8 +19,8 @@ from robotni.status import JobStatus, ParentFailure, Priority
 from robotni.store import dependencies, events
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.jobs import JOB_COLUMNS, JOBS
 from robotni.store.models import Dependency, Job, utcnow
+from robotni.store.transitions import JOB_COLUMNS, JOBS
 
 INSERT_JOB = insert(JOBS)
 

@@ -42,7 +42,7 @@ SCHEDULE_FIELDS = (
 )  # fmt: skip
 PENDING = "pending"
 ENABLED = WebhookSubscription.enabled.is_(True)
-# Read with a job's change (robotni/store/jobs.py), in the same statement: is any subscription on?
+# Read with a job's change (robotni/store/transitions.py), in the same statement: is any subscription on?
 SUBSCRIBED = select(WebhookSubscription.id).where(ENABLED).exists().label("subscribed")
 _listeners: list[Callable[[list[int]], None]] = []
 # On the table, run on the session's connection: an ORM insert costs more than SQLite took to run it.

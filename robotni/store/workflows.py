@@ -16,8 +16,9 @@ from robotni.store import dependencies, events
 from robotni.store.creation import Placement, new_job
 from robotni.store.dependencies import Ended
 from robotni.store.engine import engine
-from robotni.store.jobs import in_id_order, status_in, workflow_lock
+from robotni.store.jobs import in_id_order, status_in
 from robotni.store.models import Dependency, Job, Workflow, utcnow
+from robotni.store.transitions import workflow_lock
 
 
 @dataclass(frozen=True)
