@@ -4,8 +4,8 @@ Order within a queue: priority (urgent, normal, batch), then the project with th
 (fair share), then the oldest. A job is passed over while its concurrency key has `limit` jobs running, its project
 has ROBOTNI_PROJECT_MAX_RUNNING, or its type has started `rate` jobs in the rate's window. The claim is one
 compare-and-set that counts again under a lock (robotni/store/transitions.py `transition`), so no limit is
-overshot by claims racing on several hosts. Every queued job has had one message sent; a message whose job someone else took
-wakes a process for another job, and a job over a limit is woken when a slot of its key frees
+overshot by claims racing on several hosts. Every queued job has had one message sent; a message whose job
+someone else took wakes a process for another job, and a job over a limit is woken when a slot of its key frees
 (robotni/worker/tasks.py) or by the reaper (robotni/worker/reaper.py).
 """
 
