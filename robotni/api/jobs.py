@@ -29,7 +29,7 @@ from robotni.broker.publish import enqueue, revoke
 from robotni.config import settings
 from robotni.errors import UnknownParent
 from robotni.status import WAITING, JobStatus
-from robotni.store import claims, creation, jobs, queries, waiting, worker_beats
+from robotni.store import claims, creation, jobs, queries, waiting
 from robotni.store.models import Attempt, Job
 from robotni.submission import check
 from robotni.submission.waitcap import WaitingCap
@@ -77,10 +77,7 @@ def check_waiting(project: str) -> None:
 
 def with_waiting_for(found: list[Job]) -> list[Job]:
     """The jobs, each queued one with `waiting_for` saying why it has not started (robotni/store/waiting.py)."""
-    if not any(job.status == JobStatus.QUEUED for job in found):  # the common look: no read of the live workers
-        why: dict[str, str] = {}
-    else:
-        why = waiting.reasons(found, worker_beats.live_queues(settings().heartbeat_seconds), claims.caps())
+    why = waiting.reasons(found, settings().heartbeat_seconds, claims.caps())
     for job in found:
         job.waiting_for = why.get(job.id)  # type: ignore[attr-defined]  # shown by JobSchema, never stored
     return found

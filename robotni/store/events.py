@@ -47,7 +47,6 @@ SUBSCRIBED = select(WebhookSubscription.id).where(ENABLED).exists().label("subsc
 _listeners: list[Callable[[list[int]], None]] = []
 # On the table, run on the session's connection: an ORM insert costs more than SQLite took to run it.
 ADD_EVENT = insert(cast(Table, Event.__table__))
-EVENT_COLUMNS = ("job_id", "project", "type", "status", "created_at")
 
 
 def on_deliveries(listener: Callable[[list[int]], None]) -> None:
@@ -113,11 +112,15 @@ def _covering(subscriptions: list[Any], type_: str, project: str) -> list[tuple[
     ]
 
 
-def _add(session: Session, event: Event, data: dict[str, Any], targets: list[tuple[str | None, str]]) -> list[int]:
-    """The event, with its payload and a delivery per target when it has any; the deliveries' ids."""
+def _add(
+    session: Session, fields: dict[str, Any], data: dict[str, Any], targets: list[tuple[str | None, str]]
+) -> list[int]:
+    """The event (its columns: fields), with its payload and a delivery per target when it has any; the
+    deliveries' ids."""
     if not targets:  # a statement, not a flush of the unit of work: nothing needs the event's id
-        session.connection().execute(ADD_EVENT, {column: getattr(event, column) for column in EVENT_COLUMNS})
+        session.connection().execute(ADD_EVENT, fields)
         return []
+    event = Event(**fields)
     event.payload = json.dumps({"type": event.type, "timestamp": iso(event.created_at), "data": data})
     session.add(event)
     session.flush()  # the event's id
@@ -154,8 +157,8 @@ def _record(session: Session, job: Job, type_: str, now: datetime, subscriptions
     targets = _covering(subscriptions, type_, job.project)
     if job.callback_url and job.status.is_terminal:
         targets.append((None, job.callback_url))
-    event = Event(job_id=job.id, project=job.project, type=type_, status=job.status.value, created_at=now)
-    return _add(session, event, snapshot(job) if targets else {}, targets)
+    fields = {"job_id": job.id, "project": job.project, "type": type_, "status": job.status.value, "created_at": now}
+    return _add(session, fields, snapshot(job) if targets else {}, targets)
 
 
 def record_schedule_failure(session: Session, schedule: Schedule, now: datetime) -> list[int]:
@@ -167,8 +170,8 @@ def record_schedule_failure(session: Session, schedule: Schedule, now: datetime)
     targets = _covering(_subscriptions(session), SCHEDULE_FAILED, schedule.project)
     if not targets:
         return []
-    event = Event(job_id=schedule.id, project=schedule.project, type=SCHEDULE_FAILED, status="failed", created_at=now)
-    return _add(session, event, schedule_snapshot(schedule), targets)
+    fields = {"job_id": schedule.id, "project": schedule.project, "type": SCHEDULE_FAILED, "status": "failed"}
+    return _add(session, {**fields, "created_at": now}, schedule_snapshot(schedule), targets)
 
 
 def after(

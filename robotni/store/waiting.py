@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 
 from robotni.status import JobStatus, Priority
-from robotni.store import claims
+from robotni.store import claims, worker_beats
 from robotni.store.engine import engine
 from robotni.store.models import Job, utcnow
 
@@ -44,11 +44,12 @@ class Summary:
     keys: dict[str, dict[str, int]]  # concurrency key with jobs running -> running, limit, waiting
 
 
-def reasons(jobs: Iterable[Job], live_queues: set[str], limits: claims.Caps) -> dict[str, str]:
-    """job id -> what it waits for, for each queued job among jobs."""
+def reasons(jobs: Iterable[Job], beat_seconds: float, limits: claims.Caps) -> dict[str, str]:
+    """job id -> what it waits for, for each queued job among jobs (none queued: nothing read)."""
     queued = [job for job in jobs if job.status == JobStatus.QUEUED]
     if not queued:
         return {}
+    live_queues = worker_beats.live_queues(beat_seconds)
     current = claims.load(limits, utcnow())
     capped, full = set(claims.blocked_projects(current, limits)), set(claims.full_types(current, limits))
     return {job.id: _reason(job, live_queues, current, limits, capped, full) for job in queued}
