@@ -13,15 +13,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from robotni.config import settings
-
-
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the API read while a worker writes; NORMAL survives a killed process (not a power cut).
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={int(settings().db_busy_timeout * 1000)}")
-    cursor.close()
+from robotni.store import sqlite
 
 
 def make_engine(url: str) -> Engine:
@@ -29,8 +21,8 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        eng = create_engine(url, connect_args={"timeout": settings().db_busy_timeout})
-        event.listen(eng, "connect", _sqlite_pragmas)
+        eng = create_engine(url, connect_args=sqlite.connect_args(settings().db_busy_timeout))
+        sqlite.configure(eng, settings().db_busy_timeout)
     else:
         eng = create_engine(url)
         event.listen(eng, "checkout", _closed_by_server)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Row, Table, Update, bindparam, func, insert, literal, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from robotni.status import JobStatus
 from robotni.store import dependencies, events
@@ -29,6 +29,8 @@ JOB_COLUMNS = tuple(JOBS.c.keys())
 BY_ID = select(JOBS).where(JOBS.c.id == bindparam("b_id"))
 ADD_ATTEMPT = insert(cast(Table, Attempt.__table__))
 _new_job = Job.__mapper__.class_manager.new_instance
+# An ORM query configures the mappers before an instance's attributes can be read; job_of's may be the first.
+configure_mappers()
 
 
 def job_of(found: Row[Any]) -> Job:
