@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import queue
+import time
 import uuid
 
 import pytest
@@ -31,8 +32,8 @@ def connect(tmp_path):
     }
     connections = []
 
-    def channel():
-        conn = Connection(transport="robotni.broker.fstransport:Transport", transport_options=options)
+    def channel(**overrides):
+        conn = Connection(transport="robotni.broker.fstransport:Transport", transport_options=options | overrides)
         connections.append(conn)
         return conn.channel()
 
@@ -143,4 +144,31 @@ def test_a_closed_consumer_leaves_its_event_loop_without_the_inotify_fd(connect)
         client.release()
         assert _inotify_fds() == before and not loop.readers
     finally:
+        loop.close()
+
+
+def test_an_ack_hands_over_the_next_message_without_waiting_for_the_poll(connect):
+    """A worker reserves as many messages as its prefetch allows; the place an ack frees is filled in the event
+    loop's next turn (else a pool process that ended its job waited for the polling interval: bench/)."""
+    channel, _ = connect
+    consumer = channel(polling_interval=60)
+    consumer.basic_qos(prefetch_count=1)
+    got = []
+    consumer.basic_consume("default", no_ack=False, callback=got.append, consumer_tag="worker")
+    client = consumer.connection.client
+    loop = Hub()
+    try:
+        client.transport.register_with_event_loop(client.connection, loop)
+        consumer.queue_declare("default")
+        for n in range(2):
+            consumer.basic_publish(consumer.prepare_message(json.dumps({"n": n})), exchange="", routing_key="default")
+        client.transport._deliver_ready()  # what a poll does: as many as the prefetch allows
+        assert len(got) == 1
+        got[0].ack()
+        deadline = time.monotonic() + 5  # far below the polling interval
+        while len(got) < 2 and time.monotonic() < deadline:
+            loop.run_once()
+        assert len(got) == 2
+    finally:
+        client.release()
         loop.close()

@@ -82,6 +82,12 @@ class Channel(filesystem.Channel):
     def list_again(self) -> None:
         self._listed_at.clear()  # a message landed: list at once, it is in no batch yet
 
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        """An ack frees a place in the prefetch: fill it now, not at the next polling interval (a pool process that
+        ended its job would wait for it: a third of a drain's time, bench/)."""
+        super().basic_ack(delivery_tag, multiple)
+        cast(Transport, self.connection).deliver_soon()
+
     def _in_folder(self, queue: str) -> str:
         """The queue's folder to read; the transport's watch tells when a message lands in it."""
         folder = os.path.join(self.data_folder_in, folder_name(queue))
@@ -162,6 +168,7 @@ class Transport(filesystem.Transport):
         super().__init__(client, **kwargs)
         self._landing: Landing | None = None
         self._loop: Any = None  # the event loop reading the landing's fd, if one does
+        self._hub: Any = None  # the event loop consuming, if one does
 
     def watch(self, folder: str) -> None:
         """Wake this transport's consumers when a message lands in a queue folder they read."""
@@ -170,6 +177,7 @@ class Transport(filesystem.Transport):
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         """The event loop looks at the queue folders each polling interval, and at once when a message lands."""
         loop.call_repeatedly(self.polling_interval, self._deliver_ready)
+        self._hub = loop
         landing = self._landing_made()
         if landing.fd >= 0:
             loop.add_reader(landing.fd, self._landed)
@@ -183,7 +191,12 @@ class Transport(filesystem.Transport):
             if self._loop is not None:
                 self._loop.remove(self._landing.fd)  # before the number is free for another file
             self._landing.close()
-        self._landing, self._loop = None, None
+        self._landing, self._loop, self._hub = None, None, None
+
+    def deliver_soon(self) -> None:
+        """Hand the consumers what they may take, in the event loop's next turn (a consumer without one polls)."""
+        if self._hub is not None:
+            self._hub.call_soon(self._deliver_ready)
 
     def _landed(self) -> None:
         self._landing_made().drain()
