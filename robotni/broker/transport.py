@@ -12,8 +12,11 @@ VISIBILITY_MARGIN_SECONDS = 600
 
 
 def transport_class(settings: Settings) -> str | None:
-    """Our filesystem transport fixes a lost-message race in kombu's; other brokers use kombu's own."""
-    return "robotni.broker.fstransport:Transport" if settings.uses_filesystem_broker else None
+    """Our filesystem transport fixes a lost-message race in kombu's, our Redis one a cost of each command; other
+    brokers (and Redis over TLS or Sentinel) use kombu's own."""
+    if settings.uses_filesystem_broker:
+        return "robotni.broker.fstransport:Transport"
+    return "robotni.broker.redistransport:Transport" if settings.broker_url.startswith("redis://") else None
 
 
 def transport_options(settings: Settings, registry: Registry) -> dict[str, Any]:
