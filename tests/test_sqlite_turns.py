@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from robotni.store import sqlite
@@ -16,10 +16,7 @@ BUSY_TIMEOUT = 0.5
 
 @pytest.fixture
 def store(tmp_path) -> Engine:
-    eng = create_engine(
-        f"sqlite:///{tmp_path / 'turns.db'}", connect_args=sqlite.connect_args(BUSY_TIMEOUT), pool_size=40
-    )
-    sqlite.configure(eng, BUSY_TIMEOUT)
+    eng = sqlite.make_engine(f"sqlite:///{tmp_path / 'turns.db'}", BUSY_TIMEOUT, pool_size=40)
     with eng.begin() as conn:
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
     yield eng

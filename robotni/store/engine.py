@@ -21,8 +21,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        eng = create_engine(url, connect_args=sqlite.connect_args(settings().db_busy_timeout))
-        sqlite.configure(eng, settings().db_busy_timeout)
+        eng = sqlite.make_engine(url, settings().db_busy_timeout)
     else:
         eng = create_engine(url)
         event.listen(eng, "checkout", _closed_by_server)

@@ -6,9 +6,8 @@ import sqlite3
 import threading
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
 
 # The statements that take SQLite's write lock (python's sqlite3 begins the transaction before them).
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -87,20 +86,18 @@ class TurnTakingConnection(sqlite3.Connection):
             self.turns.lock.release()
 
 
-def set_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, busy_timeout: float) -> None:
+def make_engine(url: str, busy_timeout: float, **options: Any) -> Engine:
+    """An engine on an SQLite file whose connections take this process's writer turns."""
+    factory = WriterTurns(busy_timeout).connect
+    eng = create_engine(url, connect_args={"timeout": busy_timeout, "factory": factory}, **options)
+    event.listen(eng, "connect", lambda conn, _record: _set_pragmas(conn, busy_timeout))
+    return eng
+
+
+def _set_pragmas(dbapi_connection: DBAPIConnection, busy_timeout: float) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API read while a worker writes; NORMAL survives a killed process (not a power cut).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.close()
-
-
-def connect_args(busy_timeout: float) -> dict[str, Any]:
-    """sqlite3.connect's arguments for a process's engine: its connections take this process's writer turns."""
-    return {"timeout": busy_timeout, "factory": WriterTurns(busy_timeout).connect}
-
-
-def configure(eng: Engine, busy_timeout: float) -> None:
-    """Pragmas on each new connection."""
-    event.listen(eng, "connect", lambda conn, record: set_pragmas(conn, record, busy_timeout))
