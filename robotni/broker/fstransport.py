@@ -167,8 +167,7 @@ class Transport(filesystem.Transport):
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(client, **kwargs)
         self._landing: Landing | None = None
-        self._loop: Any = None  # the event loop reading the landing's fd, if one does
-        self._hub: Any = None  # the event loop consuming, if one does
+        self._loop: Any = None  # the event loop consuming, if one does (it reads the landing's fd too)
 
     def watch(self, folder: str) -> None:
         """Wake this transport's consumers when a message lands in a queue folder they read."""
@@ -177,26 +176,25 @@ class Transport(filesystem.Transport):
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         """The event loop looks at the queue folders each polling interval, and at once when a message lands."""
         loop.call_repeatedly(self.polling_interval, self._deliver_ready)
-        self._hub = loop
+        self._loop = loop
         landing = self._landing_made()
         if landing.fd >= 0:
             loop.add_reader(landing.fd, self._landed)
-            self._loop = loop
 
     def close_connection(self, connection: Any) -> None:
         """Also close the inotify fd: a consumer that reconnects (robotni/broker/revokes.py) makes a new one each
         time, and a user has few inotify instances (128 by default)."""
         super().close_connection(connection)
         if self._landing is not None:
-            if self._loop is not None:
+            if self._loop is not None and self._landing.fd >= 0:
                 self._loop.remove(self._landing.fd)  # before the number is free for another file
             self._landing.close()
-        self._landing, self._loop, self._hub = None, None, None
+        self._landing, self._loop = None, None
 
     def deliver_soon(self) -> None:
         """Hand the consumers what they may take, in the event loop's next turn (a consumer without one polls)."""
-        if self._hub is not None:
-            self._hub.call_soon(self._deliver_ready)
+        if self._loop is not None:
+            self._loop.call_soon(self._deliver_ready)
 
     def _landed(self) -> None:
         self._landing_made().drain()
