@@ -154,15 +154,23 @@ def _requeue_after_grace(sender: str, **_: Any) -> None:
     Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
     and stop the scripts, so the warm shutdown Celery is waiting for ends too. No message is sent from here
     (this worker may still be consuming); the reaper of a live worker sends one.
+
+    Celery calls this inside its signal handler, which may have interrupted the main thread in a write of its
+    own (a revoke being recorded): a write from here would wait on that thread's lock, which it holds until the
+    handler returns. The store is left to a thread.
     """
-    _stop_heartbeat()
     handoff.stop()
-    timer = threading.Timer(settings().shutdown_grace, _requeue_running, (sender,))
-    timer.daemon = True  # jobs that end within the grace must not keep the process waiting for the timer
-    timer.start()
+    grace_ends = time.monotonic() + settings().shutdown_grace
+    # A daemon: jobs that end within the grace must not keep the process waiting for it.
+    threading.Thread(target=_hand_back, args=(sender, grace_ends), name="robotni-stopping", daemon=True).start()
 
 
-def _requeue_running(worker: str) -> None:
+def _hand_back(worker: str, grace_ends: float) -> None:
+    try:
+        _stop_heartbeat()
+    except Exception:  # its row ages out of the live list in a few beats: the requeue matters more
+        log.warning("worker %s: heartbeat row not removed", worker, exc_info=True)
+    time.sleep(max(0.0, grace_ends - time.monotonic()))
     for job_id in running_on(worker):
         job = jobs.get(job_id)
         if job is not None and jobs.requeue(job, error=f"worker {worker} stopped; requeued") is not None:
@@ -171,5 +179,10 @@ def _requeue_running(worker: str) -> None:
 
 @worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
-    while _heartbeat:
-        _heartbeat.pop().stop()
+    """At the end of the shutdown, and from the thread that hands jobs back as it begins: whichever comes first."""
+    while True:
+        try:
+            beat = _heartbeat.pop()
+        except IndexError:
+            return
+        beat.stop()
