@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -107,6 +108,7 @@ class Results:
     lists: api_bench.Result | None = None
     users: Throughput | None = None  # the user's view (bench/users.py)
     user_latency: list[float] = field(default_factory=list)  # ms, POST -> a client saw `completed`
+    user_phases: dict[str, list[float]] = field(default_factory=dict)  # where that went: bench/users.py PHASES
     scale: dict[int, scale_bench.Scale] = field(default_factory=dict)  # by worker processes
     notes: list[str] = field(default_factory=list)
 
@@ -203,6 +205,12 @@ class Bench:
         session.close()
         worker.stop()
 
+    def moments(self, job_ids: list[str]) -> dict[str, tuple[datetime, datetime, datetime]]:
+        """Each job's created_at, started_at and finished_at."""
+        query = select(Job.id, Job.created_at, Job.started_at, Job.finished_at).where(Job.id.in_(job_ids))
+        with self.db.connect() as conn:
+            return {job_id: (created, started, finished) for job_id, created, started, finished in conn.execute(query)}
+
     def wait_completed(self, job_id: str):
         query = select(Job.status, Job.created_at, Job.finished_at).where(Job.id == job_id)
 
@@ -284,11 +292,13 @@ def users_round(bench: Bench, args: argparse.Namespace, results: Results) -> flo
     """The user's view on a running worker: jobs/s as the clients saw them; their latencies kept in results."""
     worker = bench.start_worker()
     try:
-        rate, latencies = user_bench.run(bench.stack.api, args.user_jobs, args.user_window, args.user_poll)
+        seen = user_bench.run(bench.stack.api, args.user_jobs, args.user_window, args.user_poll)
     finally:
         worker.stop()
-    results.user_latency += latencies
-    return rate
+    results.user_latency += seen.latencies_ms()
+    for phase, values in seen.phases_ms(bench.moments(list(seen.times))).items():
+        results.user_phases.setdefault(phase, []).extend(values)
+    return seen.rate()
 
 
 def run_peers(args: argparse.Namespace) -> dict[str, peer_bench.PeerResult]:
@@ -437,6 +447,8 @@ def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
         for label, measured in r.throughputs().items():
             if measured.cpu_ms:
                 notes.append(measured.cpu_note(f"{STACK_TITLES[name]}, {label}"))
+        if r.user_phases:
+            notes.append(_phases_note(STACK_TITLES[name], r.user_phases))
         if r.spawn_ms is not None and r.robotni_spawn_ms is not None:
             notes.append(
                 f"{STACK_TITLES[name]}: the floor's interpreter is the one no-op jobs run with ({r.floor_python}, "
@@ -444,6 +456,13 @@ def table(all_results: dict[str, Results], args: argparse.Namespace) -> str:
                 "in the same run."
             )
     return "\n".join(lines + [""] + [f"- {note}" for note in notes])
+
+
+def _phases_note(title: str, phases: dict[str, list[float]]) -> str:
+    spent = ", ".join(
+        f"{phase} {statistics.median(values):.1f} (p99 {p99(values):.1f})" for phase, values in phases.items()
+    )
+    return f"{title}, the user's view: where a job's POST -> seen `completed` went, median ms: {spent}"
 
 
 def _over_spawn(values: list[float], spawn_ms: float | None) -> str:

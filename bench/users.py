@@ -13,40 +13,73 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import requests
 
 CLIENTS = 2
+PHASES = (
+    "the POST's answer",
+    "the API's insert -> started",
+    "started -> finished",
+    "finished -> seen",
+)
 TERMINAL = {"completed", "failed", "cancelled", "timed_out"}
 
 
 @dataclass
 class Seen:
-    latencies_ms: list[float] = field(default_factory=list)
-    first_post: float = float("inf")
-    last_seen: float = 0.0
+    """Each job's wall-clock times (epoch seconds, comparable with the store's timestamps): POST sent, its answer,
+    and the answer that showed it completed."""
+
+    times: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, posted: float, seen: float) -> None:
+    def add(self, job_id: str, posted: float, answered: float, seen: float) -> None:
         with self.lock:
-            self.latencies_ms.append((seen - posted) * 1000)
-            self.first_post, self.last_seen = min(self.first_post, posted), max(self.last_seen, seen)
+            self.times[job_id] = (posted, answered, seen)
+
+    def rate(self) -> float:
+        """Jobs/s from the first POST to the last completion a client saw."""
+        first = min(posted for posted, _, _ in self.times.values())
+        last = max(seen for _, _, seen in self.times.values())
+        return len(self.times) / (last - first)
+
+    def latencies_ms(self) -> list[float]:
+        return [(seen - posted) * 1000 for posted, _, seen in self.times.values()]
+
+    def phases_ms(self, stored: dict[str, tuple[datetime, datetime, datetime]]) -> dict[str, list[float]]:
+        """Where each job's POST -> seen went, with the store's created_at (the API, before its insert),
+        started_at and finished_at of each job: a phase's values in ms."""
+        phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
+        for job_id, (posted, answered, seen) in self.times.items():
+            created, started, finished = (_epoch(moment) for moment in stored[job_id])
+            for phase, ms in zip(
+                PHASES, (answered - posted, started - created, finished - started, seen - finished), strict=True
+            ):
+                phases[phase].append(ms * 1000)
+        return phases
+
+
+def _epoch(moment: datetime) -> float:
+    """SQLite gives naive datetimes (UTC), PostgreSQL aware ones."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _client(api: Callable[[str], str], count: int, window: int, poll: float, seen: Seen) -> None:
     session = requests.Session()
-    pending: dict[str, tuple[float, str]] = {}  # job id -> (POST time, last ETag)
+    pending: dict[str, tuple[float, float, str]] = {}  # job id -> (POST sent, its answer, last ETag)
     sent = 0
     try:
         while sent < count or pending:
             while sent < count and len(pending) < window:
-                posted = time.perf_counter()
+                posted = time.time()
                 answer = session.post(api("/jobs"), json={"type": "noop"}, timeout=30)
                 assert answer.status_code == 202, answer.text
-                pending[answer.json()["id"]] = (posted, "")
+                pending[answer.json()["id"]] = (posted, time.time(), "")
                 sent += 1
             time.sleep(poll)
-            for job_id, (posted, etag) in list(pending.items()):
+            for job_id, (posted, answered, etag) in list(pending.items()):
                 answer = session.get(
                     api(f"/jobs/{job_id}"), headers={"If-None-Match": etag} if etag else {}, timeout=30
                 )
@@ -54,17 +87,17 @@ def _client(api: Callable[[str], str], count: int, window: int, poll: float, see
                     continue
                 status = answer.json()["status"]
                 if status == "completed":
-                    seen.add(posted, time.perf_counter())
+                    seen.add(job_id, posted, answered, time.time())
                     del pending[job_id]
                 else:
                     assert status not in TERMINAL, answer.text
-                    pending[job_id] = (posted, answer.headers.get("ETag", ""))
+                    pending[job_id] = (posted, answered, answer.headers.get("ETag", ""))
     finally:
         session.close()
 
 
-def run(api: Callable[[str], str], jobs: int, window: int, poll: float) -> tuple[float, list[float]]:
-    """(jobs/s as the clients saw them, each job's POST -> seen completed in ms)."""
+def run(api: Callable[[str], str], jobs: int, window: int, poll: float) -> Seen:
+    """Each job's times as its client saw them."""
     seen = Seen()
     errors: list[BaseException] = []
 
@@ -82,4 +115,4 @@ def run(api: Callable[[str], str], jobs: int, window: int, poll: float) -> tuple
         thread.join(300)
     if errors:
         raise errors[0]
-    return jobs / (seen.last_seen - seen.first_post), seen.latencies_ms
+    return seen
