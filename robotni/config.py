@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from enum import Enum
 from functools import cache
 from pathlib import Path
 
 from robotni.process_spec import Limits
 from robotni.process_spec import from_env as limits_from_env
+
+
+class WorkerPool(str, Enum):
+    """Celery's pool for the job queues' workers (ROBOTNI_WORKER_POOL)."""
+
+    # A job is a process of its own: its pool slot only waits on it, and threads share one interpreter's memory.
+    THREADS = "threads"
+    # A process per slot, for Celery's `--autoscale`, which grows and shrinks processes.
+    PREFORK = "prefork"
+
 
 # Relative to the working directory, so `honcho start` in a checkout needs no setup.
 DEFAULT_DATA_DIR = "./var"
@@ -64,8 +75,10 @@ DEFAULT_RATE_BURST = 100
 DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
 # Running jobs per project across every queue; 0: no cap (a type's own `concurrency` still applies).
 DEFAULT_PROJECT_MAX_RUNNING = 0
-# Pool processes per worker: one per CPU keeps a machine busy with CPU-bound scripts without oversubscribing it.
+# Jobs a worker runs at once: one per CPU keeps a machine busy with CPU-bound scripts without oversubscribing it.
 DEFAULT_WORKER_CONCURRENCY = os.cpu_count() or 1
+
+
 # Seconds a worker may run no job before it exits on its own; 0: never (a supervisor scales to zero with it).
 DEFAULT_WORKER_IDLE_EXIT = 0.0
 # A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.
@@ -115,6 +128,7 @@ class Settings:
     max_waiting_per_project: int
     project_max_running: int
     worker_concurrency: int
+    worker_pool: WorkerPool
     worker_idle_exit: float
     job_user: str
     job_limits: Limits
@@ -211,6 +225,7 @@ def load_settings() -> Settings:
         max_waiting_per_project=int(_env("MAX_WAITING_PER_PROJECT", str(DEFAULT_MAX_WAITING_PER_PROJECT))),
         project_max_running=int(_env("PROJECT_MAX_RUNNING", str(DEFAULT_PROJECT_MAX_RUNNING))),
         worker_concurrency=int(_env("WORKER_CONCURRENCY", str(DEFAULT_WORKER_CONCURRENCY))),
+        worker_pool=WorkerPool(_env("WORKER_POOL", WorkerPool.THREADS)),
         worker_idle_exit=float(_env("WORKER_IDLE_EXIT", str(DEFAULT_WORKER_IDLE_EXIT))),
         job_user=_env("JOB_USER", ""),
         job_limits=limits_from_env(os.environ),

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def fork_spec(tmp_path: Path, code: str, params=None, args=(), preload=("json",)
 
 
 def fork_server_pid() -> int:
-    (server,) = forkserver._servers.values()
+    ((server,),) = forkserver._servers.values()
     return server.proc.pid
 
 
@@ -176,12 +177,24 @@ def test_a_fork_server_that_dies_fails_only_its_job_and_is_replaced(tmp_path):
     assert fork_server_pid()  # a new one
 
 
+def test_jobs_at_once_each_have_a_server_of_their_own(tmp_path):
+    """A threads pool runs jobs of a type at once: each is handed an idle server of its own, warmed beforehand."""
+    code = "import json, os, time\ntime.sleep(1)\njson.dump(os.getppid(), open(os.environ['ROBOTNI_RESULT'], 'w'))"
+    specs = [fork_spec(tmp_path / name, code) for name in ("a", "b")]
+    forkserver.warm(specs[0].argv[:3], specs[0].preload, 2)
+    ((first, second),) = forkserver._servers.values()
+    with ThreadPoolExecutor(2) as threads:
+        outcomes = list(threads.map(run, specs))
+    assert sorted(outcome.result for outcome in outcomes) == sorted([first.proc.pid, second.proc.pid])
+    assert [len(servers) for servers in forkserver._servers.values()] == [2]  # both idle again, none started
+
+
 def test_a_preload_that_fails_falls_back_to_a_process(tmp_path, caplog):
     code = "import json, os, sys\njson.dump(sys.argv[0], open(os.environ['ROBOTNI_RESULT'], 'w'))"
     outcome = run(fork_spec(tmp_path, code, preload=("robotni_no_such_module",)))
     assert outcome.status is JobStatus.COMPLETED
     assert "preload 'robotni_no_such_module' failed" in caplog.text
-    assert not forkserver._servers
+    assert not any(forkserver._servers.values())
 
 
 @pytest.mark.parametrize("util_linux", [True, False])

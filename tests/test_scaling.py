@@ -48,11 +48,26 @@ def _running(stack: Stack) -> int:
 
 
 def test_worker_concurrency_comes_from_the_setting(web):
+    gate = Path(tempfile.gettempdir()) / f"robotni-gate-{uuid.uuid4().hex}"  # every job runs until it exists
     proc = _worker(web, "sized", env={"ROBOTNI_WORKER_CONCURRENCY": "3"})
     try:
         workers = wait_until(lambda: _workers(web), 20, "the worker's heartbeat")
         assert [w["concurrency"] for w in workers] == [3]
-        assert _pool_size(proc) == 3
+        ids = [web.submit("gated", {"gate": str(gate)})["id"] for _ in range(4)]
+        wait_until(lambda: _running(web) == 3, 60, "three jobs running at once")
+        gate.touch()
+        assert {web.wait_for(job_id, timeout=60)["status"] for job_id in ids} == {"completed"}
+    finally:
+        gate.unlink(missing_ok=True)
+        proc.stop()
+
+
+def test_autoscale_on_the_threads_pool_is_refused_saying_why(web):
+    argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", "default", "--autoscale", "3,1"]
+    proc = web.spawn("refused", argv, {})
+    try:
+        assert proc.popen.wait(timeout=60) == 1
+        assert "--autoscale needs ROBOTNI_WORKER_POOL=prefork" in proc.log()
     finally:
         proc.stop()
 
@@ -73,7 +88,8 @@ def _orphans(proc: Process) -> list[int]:
 
 def test_autoscale_grows_under_load_and_shrinks_after(web):
     gate = Path(tempfile.gettempdir()) / f"robotni-gate-{uuid.uuid4().hex}"  # every job runs until it exists
-    proc = _worker(web, "elastic", "--autoscale", "3,1", env={"AUTOSCALE_KEEPALIVE": "2"})
+    env = {"AUTOSCALE_KEEPALIVE": "2", "ROBOTNI_WORKER_POOL": "prefork"}
+    proc = _worker(web, "elastic", "--autoscale", "3,1", env=env)
     try:
         assert _pool_size(proc) == 1
         # The heartbeat announces max: the reaper may count on the worker for that many jobs.

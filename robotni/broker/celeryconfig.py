@@ -4,7 +4,7 @@ from kombu import Queue
 
 from robotni.broker import CLEANUP_TASK, WEBHOOK_QUEUE
 from robotni.broker.transport import transport_class, transport_options
-from robotni.config import settings
+from robotni.config import WorkerPool, settings
 from robotni.worktypes.registry import registry
 
 _settings = settings()
@@ -26,8 +26,12 @@ task_ignore_result = True
 task_acks_late = True
 task_reject_on_worker_lost = False
 worker_prefetch_multiplier = _settings.prefetch_multiplier
-# Pool processes when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
+# Jobs at once when the command line gives no --concurrency (ROBOTNI_WORKER_CONCURRENCY).
 worker_concurrency = _settings.worker_concurrency
+# ROBOTNI_WORKER_POOL, not the command line's --pool: Celery takes a --pool of prefork (its default) for "not given".
+worker_pool = {WorkerPool.THREADS: "robotni.worker.pool:ThreadPool", WorkerPool.PREFORK: "prefork"}[
+    _settings.worker_pool
+]
 # `--autoscale max,min`: Celery's autoscaler, counting the processes it stops only once (robotni/worker/autoscale.py).
 worker_autoscaler = "robotni.worker.autoscale:Autoscaler"
 # A new pool process opens the job store and starts its types' fork servers before it reports up. Celery kills one

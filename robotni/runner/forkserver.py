@@ -1,14 +1,17 @@
-"""Fork servers: per pool process and worker type with `isolation = "fork"`, a helper that starts its jobs.
+"""Fork servers: per worker type with `isolation = "fork"`, helpers of the worker's process that start its jobs.
 
 The helper (robotni/runner/forkserver_program.py) runs with the type's interpreter and flags and imports the type's
 `preload` modules once; per job it forks a child that sets the job up (session, files, cwd, user, limits,
 parent-death signal, clean environment) and runs the script: no interpreter start-up per job.
 
+A server runs one job at a time: a process keeps one per type and thread that runs jobs at once (a prefork pool
+process one, a threads pool one per thread), each handed to one caller at a time.
+
 Failure handling (chosen so a helper can only ever cost a job, never a worker): a server that cannot start or
 dies between jobs is replaced, and while it cannot be started its jobs run as ordinary processes (the runner's
 own spawn); one that dies while a job runs takes that job with it (parent-death signal) and the job fails
-saying so; the next job starts a new server. A server is started from the thread that runs jobs (a pool
-process's main thread): the parent-death signal follows the thread that forked it.
+saying so; the next job starts a new server. A server is started from a thread that lives as long as the
+worker (the main thread, or a pool's thread): the parent-death signal follows the thread that forked it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import select
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +47,7 @@ SERVER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
-    poller = select.poll()  # not select(): a pool process may hold descriptors above FD_SETSIZE
+    poller = select.poll()  # not select(): a worker may hold descriptors above FD_SETSIZE
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(timeout * 1000))
 
@@ -108,11 +112,11 @@ class Server:
         except BaseException:
             os.close(out_r)
             os.close(err_r)
+            self.busy = not self.alive  # no child: the server takes the next job, unless it failed
             raise
         finally:
             os.close(out_w)  # the server had its own copies until it forked
             os.close(err_w)
-        self.busy = True
         return ServerJob(self, answer["pid"], out_r, err_r)
 
     def stop(self) -> None:
@@ -175,37 +179,57 @@ class ServerJob:
         return self.returncode if self.returncode is not None else -9
 
 
+Key = tuple[tuple[str, ...], tuple[str, ...]]
 # Servers of this process by (interpreter and flags, preload); a forked pool process starts its own.
-_servers: dict[tuple[tuple[str, ...], tuple[str, ...]], Server] = {}
-_failed: dict[tuple[tuple[str, ...], tuple[str, ...]], float] = {}
+_servers: dict[Key, list[Server]] = {}
+_failed: dict[Key, float] = {}
+_handing_out = threading.Lock()
 
 
 def server_for(prefix: Sequence[str], preload: Sequence[str] = ()) -> Server | None:
-    """This process's idle server for that key, started if need be; None when it cannot be had just now."""
+    """An idle server of this process for that key, started if none is, and handed to the caller alone until its
+    job is released; None when none can be had just now."""
     key = (tuple(prefix), tuple(preload))
-    server = _servers.get(key)
-    if server is not None and server.alive and not server.busy:
-        return server
-    if server is not None and server.alive:
-        return None  # busy with another thread's job: that caller spawns on its own
-    if server is not None:
-        server.stop()  # died, or inherited from the process this one was forked from: only our end is closed
-    if time.monotonic() < _failed.get(key, float("-inf")):
-        return None
+    with _handing_out:
+        servers = _servers.setdefault(key, [])
+        for server in list(servers):
+            if not server.alive:  # died, or inherited from the process this one was forked from
+                server.stop()
+                servers.remove(server)
+            elif not server.busy:
+                server.busy = True
+                return server
+        if time.monotonic() < _failed.get(key, float("-inf")):
+            return None
+    return _started(key)
+
+
+def _started(key: Key) -> Server | None:
+    """A new server for the caller (outside the lock: a preload may take seconds), or None for a while if it fails."""
     try:
-        _servers[key] = Server(prefix, preload)
+        server = Server(*key)
     except ForkServerError as exc:
-        _servers.pop(key, None)
         _failed[key] = time.monotonic() + RETRY_AFTER_SECONDS
         log.warning("%s; its jobs start as separate processes for %g s", exc, RETRY_AFTER_SECONDS)
         return None
-    _failed.pop(key, None)
-    return _servers[key]
+    server.busy = True
+    with _handing_out:
+        _failed.pop(key, None)
+        _servers.setdefault(key, []).append(server)
+    return server
+
+
+def warm(prefix: Sequence[str], preload: Sequence[str] = (), count: int = 1) -> None:
+    """Have `count` idle servers for that key, so that as many jobs at once need not wait for one to start."""
+    ready = [server for _ in range(count) if (server := server_for(prefix, preload)) is not None]
+    for server in ready:
+        server.busy = False
 
 
 def stop_all() -> None:
-    """Stop this process's servers (tests; a pool process's servers die with it anyway)."""
-    for server in _servers.values():
-        server.stop()
+    """Stop this process's servers (tests; a worker's servers die with it anyway)."""
+    for servers in _servers.values():
+        for server in servers:
+            server.stop()
     _servers.clear()
     _failed.clear()

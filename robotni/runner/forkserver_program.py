@@ -1,13 +1,13 @@
 """The fork server's own program: run as a script by a worker type's interpreter, so the standard library only.
 
 `python -I -u forkserver_program.py SOCKET_FD PARENT_PID PRELOAD_JSON`. It imports the type's `preload` modules
-(never the script), then serves one pool process over the socket it inherited (robotni/runner/forkserver.py is the
-other end), one job at a time: per job it forks, and the child sets the job up and runs the script as
+(never the script), then serves its worker process over the socket it inherited (robotni/runner/forkserver.py is
+the other end), one job at a time: per job it forks, and the child sets the job up and runs the script as
 `python script.py` would, without an interpreter start-up.
 
 Setting a job up, in the child: own session; stdin, stdout and stderr from the three descriptors the request
 carried (SCM_RIGHTS); the working directory; the job user (no supplementary groups); the resource limits; the
-parent-death signal (the server dies with its pool process, the job with the server); the job's clean
+parent-death signal (the server dies with the worker thread that started it, the job with the server); the job's clean
 environment. A failure is written to a pipe the server reads, so the runner hears why.
 
 The server reports the job's pid, then its exit status without reaping it (waitid WNOWAIT: the pid, and with

@@ -79,8 +79,9 @@ def prepare(settings: Settings) -> None:
     stdlib_python(settings)
 
 
-def start_fork_servers(types: list[WorkerType], settings: Settings) -> None:
-    """In a new pool process: the fork servers of its `isolation = "fork"` types, so no job waits for one."""
+def start_fork_servers(types: list[WorkerType], settings: Settings, slots: int) -> None:
+    """Before a pool takes jobs: a fork server per slot (`slots` jobs at once) for each `isolation = "fork"` type
+    of its queues, so no job waits for one."""
     for wtype in types:
         if wtype.isolation is Isolation.FORK and wtype.script is not None:
             try:
@@ -88,7 +89,7 @@ def start_fork_servers(types: list[WorkerType], settings: Settings) -> None:
             except RobotniError as exc:  # its environment is not ready: its jobs fail saying so
                 log.warning("no fork server for type %s: %s", wtype.name, exc)
                 continue
-            forkserver.server_for(argv[:3], wtype.preload)
+            forkserver.warm(argv[:3], wtype.preload, slots)
 
 
 def parents_path(settings: Settings, job_id: str) -> Path:

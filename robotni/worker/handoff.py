@@ -14,6 +14,7 @@ The other jobs a transition released (other queues, or more than one) are publis
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +23,16 @@ from robotni.store.models import Job
 Publish = Callable[[Job], None]
 # Set by the worker's main process as it starts shutting down; pool processes forked from it see the same page.
 _stopping = multiprocessing.RawValue("b", 0)
-_keeping: list[tuple[str, list[Job]]] = []  # while an outcome is recorded: its queue, the jobs kept
+
+
+class _Keeping(threading.local):
+    """Per pool slot (a thread of a threads pool): while an outcome is recorded, its queue and the jobs kept."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[str, list[Job]]] = []
+
+
+_keeping = _Keeping()
 
 
 def stop() -> None:
@@ -38,8 +48,8 @@ def publisher(publish: Publish) -> Publish:
     """The worker's publisher of released jobs: sends each message, or keeps the jobs of the queue being kept."""
 
     def send_or_keep(job: Job) -> None:
-        if _keeping and _keeping[-1][0] == job.queue:
-            _keeping[-1][1].append(job)
+        if _keeping.stack and _keeping.stack[-1][0] == job.queue:
+            _keeping.stack[-1][1].append(job)
         else:
             publish(job)
 
@@ -51,14 +61,14 @@ def keeping(queue: str, publish: Publish) -> Iterator[list[Job]]:
     """Around an outcome's record: the jobs it released on `queue`, all but the first published on leaving (the
     list then holds only that one, for the caller to claim next; none while the worker stops)."""
     kept: list[Job] = []
-    _keeping.append((queue, kept))
+    _keeping.stack.append((queue, kept))
     try:
         yield kept
     except BaseException:
         send(kept, publish)
         raise
     finally:
-        _keeping.pop()
+        _keeping.stack.pop()
     send(kept[0 if stopping() else 1 :], publish)
     del kept[0 if stopping() else 1 :]
 

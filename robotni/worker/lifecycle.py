@@ -30,7 +30,7 @@ from robotni.store import dependencies, events, jobs, worker_beats
 from robotni.store.engine import engine
 from robotni.store.queries import running_on
 from robotni.webhooks import delivery
-from robotni.worker import control, execution, handoff, heartbeat, orphan_sweep, reaper
+from robotni.worker import control, execution, handoff, heartbeat, orphan_sweep, pool, reaper
 from robotni.worker.idle_exit import IdleExit
 from robotni.worktypes import environments
 from robotni.worktypes.registry import registry
@@ -77,11 +77,21 @@ def _chores() -> None:
 
 
 @celeryd_after_setup.connect
+def _refuse_autoscale_on_threads(sender: str, instance: Worker, **_: Any) -> None:
+    """`--autoscale` grows and shrinks pool processes: on the threads pool Celery would fail at the first tick."""
+    if instance.autoscale and issubclass(instance.pool_cls, pool.ThreadPool):  # type: ignore[attr-defined]
+        print("robotni: --autoscale needs ROBOTNI_WORKER_POOL=prefork", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+@celeryd_after_setup.connect
 def _build_environments(sender: str, instance: Worker, **_: Any) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)
     environments.build_types([(t.name, t.env) for t in registry().values() if t.queue in queues], settings())
     execution.prepare(settings())  # the standard-library environment of types without one of their own
+    if issubclass(instance.pool_cls, pool.ThreadPool):  # type: ignore[attr-defined]  # celery-types leaves it out
+        _fork_servers_for_slots(instance.concurrency)  # type: ignore[attr-defined]  # its threads run the jobs
 
 
 @worker_init.connect
@@ -124,9 +134,14 @@ def _open_store(**_: Any) -> None:
 
 @worker_process_init.connect
 def _start_fork_servers(**_: Any) -> None:
-    """Each pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
+    """Each prefork pool process starts the fork servers of its `isolation = "fork"` types before it takes a job."""
+    pool.forked_as_pool_process()
+    _fork_servers_for_slots(1)
+
+
+def _fork_servers_for_slots(slots: int) -> None:
     queues = set(app.amqp.queues.consume_from)
-    execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings())
+    execution.start_fork_servers([t for t in registry().values() if t.queue in queues], settings(), slots)
 
 
 @worker_ready.connect

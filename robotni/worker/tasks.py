@@ -3,11 +3,9 @@ around them (its start, heartbeat, chores and stop) is robotni.worker.lifecycle.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task
@@ -24,27 +22,13 @@ from robotni.status import JobStatus
 from robotni.store import claims, jobs, retention
 from robotni.store.models import Job, utcnow
 from robotni.webhooks import delivery
-from robotni.worker import handoff
+from robotni.worker import handoff, pool
 from robotni.worker.execution import execute
 from robotni.worktypes.registry import registry
 
 log = get_task_logger(__name__)
 # Between tries to record an outcome while the job store is down.
 STORE_RETRY_SECONDS = 0.5
-
-
-@contextmanager
-def _sigterm_sets(event: threading.Event) -> Iterator[None]:
-    """`revoke(terminate=True)` signals this pool process: read the cancel mark now instead of dying.
-
-    The process may be running another job than the revoked task's (a message wakes a process for the best job
-    of its queue), so only the job's row says whether this job is to stop.
-    """
-    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _record(job: Job, outcome: Outcome, visible: dict[str, Any]) -> Job | None:
@@ -100,8 +84,8 @@ def _queue_of(job_id: str) -> str | None:
 def run_job(self: Task[Any, Any], job_id: str, queue: str | None = None) -> str:
     """Wake-up for a queue: run the best job it may start now (robotni/store/claims.py), often job_id itself."""
     check_now = threading.Event()
-    # From the first moment: a `terminate` aimed at job_id must not kill the job this process claims instead.
-    with _sigterm_sets(check_now):
+    # From the first moment: a `terminate` aimed at job_id must not kill the job this slot claims instead.
+    with pool.terminate_checks(check_now):
         return _claim_and_run(self.request.hostname, job_id, queue, check_now)
 
 
