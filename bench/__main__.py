@@ -8,7 +8,7 @@ machine shared with other work moves both sides alike; the table gives the media
 
 - throughput of no-op jobs drained by one worker: process isolation (a new interpreter per job) with each pool
   size of --processes (2 by default; the 2-process rows carry the goals and take --rounds rounds, other sizes
-  --size-rounds), and fork isolation (children of the type's fork server) with 2 pool processes;
+  --size-rounds), and fork isolation (children of the type's fork servers) with 2 pool threads;
 - the user's view (bench/users.py): 2 clients POST --user-jobs jobs over HTTP while a worker runs and read their
   completion from the API (ETag polling), as jobs/s between floors and POST -> seen-completed latency;
 - latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
@@ -68,11 +68,11 @@ BENCH_WORKERS = Path(__file__).resolve().parent / "workers"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- python -m bench: begin -->", "<!-- python -m bench: end -->"
 STACK_TITLES = {"embedded": "embedded (SQLite, filesystem broker)", "redis": "Redis + PostgreSQL"}
-POOL_PROCESSES = 2  # the pool size of issue 8's throughput goals, of fork isolation and of the latency worker
+POOL_SLOTS = 2  # the pool size of issue 8's throughput goals, of fork isolation and of the latency worker
 # Goals of issue 19, per stack where they differ; also for the user's view. Besides: process isolation at or
 # above the best peer of its kind (PEER_GOALS), with a p99 latency far below Huey's embedded.
 GOALS: dict[str, dict[str, float]] = {
-    "process": {"embedded": 0.80, "redis": 0.85},  # share of the floor's rate, with POOL_PROCESSES
+    "process": {"embedded": 0.80, "redis": 0.85},  # share of the floor's rate, with POOL_SLOTS
     "fork": {"embedded": 2.5, "redis": 2.5},
     "latency": {"embedded": 20.0, "redis": 6.0},  # ms over the median spawn, p50
     "latency_p99": {"embedded": 40.0, "redis": 12.0},
@@ -82,8 +82,8 @@ GOALS: dict[str, dict[str, float]] = {
 PEER_GOALS = {"embedded": ["huey"], "redis": ["celery"]}  # the peers each stack's process isolation must match
 
 
-def pool_label(processes: int) -> str:
-    return f"{processes} pool process{'' if processes == 1 else 'es'}"
+def pool_label(slots: int) -> str:
+    return f"{slots} pool thread{'' if slots == 1 else 's'}"
 
 
 def p99(values: list[float]) -> float:
@@ -98,7 +98,7 @@ class Results:
     spawn_ms: float | None = None  # median single spawn
     robotni_spawn_ms: float | None = None  # median single spawn of Robotni's own interpreter, for comparison
     floor_python: str = ""  # which interpreter the floor used
-    process: dict[int, Throughput] = field(default_factory=dict)  # by pool processes
+    process: dict[int, Throughput] = field(default_factory=dict)  # by pool threads
     fork: Throughput | None = None
     latency: dict[str, list[float]] = field(default_factory=dict)  # type -> ms
     spawns: list[float] = field(default_factory=list)  # single spawns interleaved with the latency samples
@@ -116,7 +116,7 @@ class Results:
         """Every throughput measured, by label."""
         labelled = {f"process isolation, {pool_label(n)}": measured for n, measured in self.process.items()}
         if self.fork is not None:
-            labelled[f"fork isolation, {pool_label(POOL_PROCESSES)}"] = self.fork
+            labelled[f"fork isolation, {pool_label(POOL_SLOTS)}"] = self.fork
         return labelled
 
 
@@ -144,7 +144,7 @@ class Bench:
         with self.db.connect() as conn:
             return conn.execute(select(func.count()).select_from(Job).where(*where)).scalar_one()
 
-    def start_worker(self, processes: int = POOL_PROCESSES):
+    def start_worker(self, processes: int = POOL_SLOTS):
         self.workers += 1
         return self.stack.start_worker(f"b{self.workers}", concurrency=processes)
 
@@ -153,7 +153,7 @@ class Bench:
         return post_jobs(self.stack.api("/jobs"), count, wtype, self.base)
 
     def drain_rate(self, wtype: str, jobs: int, processes: int) -> float:
-        """Jobs/s of one worker with `processes` pool processes draining a queue of `jobs` no-op jobs filled
+        """Jobs/s of one worker with `processes` pool threads draining a queue of `jobs` no-op jobs filled
         beforehand."""
         self.post(jobs, wtype)
         worker = self.start_worker(processes)
@@ -193,7 +193,7 @@ class Bench:
         results.floor_python = "Robotni's own interpreter" if own else "the standard-library environment"
         results.robotni_spawn_ms = statistics.median(spawn_once(sys.executable) for _ in range(20))
         for wtype in ["noop", "noopfork"][: len(isolations)]:
-            for _ in range(3):  # warm: the pool processes' first jobs open the store, start fork servers
+            for _ in range(3):  # warm: the first jobs open the store's connections
                 self.wait_completed(session.post(self.stack.api("/jobs"), json={"type": wtype}).json()["id"])
             values = results.latency.setdefault(wtype, [])
             for _ in range(samples):
@@ -251,12 +251,12 @@ def run_stack(name: str, args: argparse.Namespace) -> Results:
             results.submits, results.submit_tool = submitted
         for processes in args.processes:
             # The goals are for 2 processes; fewer rounds for the other sizes keep the run short.
-            rounds = args.rounds if processes == POOL_PROCESSES else args.size_rounds
+            rounds = args.rounds if processes == POOL_SLOTS else args.size_rounds
             drain = partial(bench.throughput, "noop", args.jobs, rounds, args.floor_runs, processes)
             if measured := measure(f"process isolation, {pool_label(processes)}", drain):
                 results.process[processes] = measured
         if "fork" in args.isolations:
-            drain = partial(bench.throughput, "noopfork", args.jobs * 2, args.rounds, args.floor_runs, POOL_PROCESSES)
+            drain = partial(bench.throughput, "noopfork", args.jobs * 2, args.rounds, args.floor_runs, POOL_SLOTS)
             results.fork = measure("fork isolation", drain)
         if args.user_jobs:
             users = partial(
@@ -368,11 +368,11 @@ def _throughput_cell(measured: Throughput | None, goal: float | None) -> str:
 
 
 def _process_rows(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
-    """One row per pool size; only POOL_PROCESSES has a goal, the others are there to show how it scales."""
+    """One row per pool size; only POOL_SLOTS has a goal, the others are there to show how it scales."""
     rows = {}
     for processes in args.processes:
         title = f"no-op jobs/s, {pool_label(processes)}, process isolation"
-        goal = GOALS["process"][name] if processes == POOL_PROCESSES else None
+        goal = GOALS["process"][name] if processes == POOL_SLOTS else None
         if goal is None:
             title += f" (against the same {SPAWNERS}-spawner floor)"
         rows[title] = _throughput_cell(r.process.get(processes), goal)
@@ -414,9 +414,7 @@ def cells(name: str, r: Results, args: argparse.Namespace) -> dict[str, str]:
         if r.floor is None
         else f"{r.floor:.0f}/s ({r.spawn_ms or 0:.1f} ms)",
         **_process_rows(name, r, args),
-        f'no-op jobs/s, {pool_label(POOL_PROCESSES)}, `isolation = "fork"`': _throughput_cell(
-            r.fork, GOALS["fork"][name]
-        ),
+        f'no-op jobs/s, {pool_label(POOL_SLOTS)}, `isolation = "fork"`': _throughput_cell(r.fork, GOALS["fork"][name]),
         "submit → completed minus median spawn, process isolation (p50 / p99 goal)": _latency_cell(
             r.latency.get("noop"), r.spawn_ms, latency_goals
         ),
@@ -477,8 +475,8 @@ def side_by_side(all_results: dict[str, Results], peers: dict[str, peer_bench.Pe
     lines.append("|---|---|---|---|")
     for name, r in all_results.items():
         rows = [
-            (f"process isolation, {pool_label(POOL_PROCESSES)}", r.process.get(POOL_PROCESSES), r.latency.get("noop")),
-            (f'`isolation = "fork"`, {pool_label(POOL_PROCESSES)}', r.fork, r.latency.get("noopfork")),
+            (f"process isolation, {pool_label(POOL_SLOTS)}", r.process.get(POOL_SLOTS), r.latency.get("noop")),
+            (f'`isolation = "fork"`, {pool_label(POOL_SLOTS)}', r.fork, r.latency.get("noopfork")),
             ("the user's view (POSTs while the worker runs)", r.users, r.user_latency),
         ]
         for label, measured, latencies in rows:
@@ -514,17 +512,17 @@ def _versus(name: str, measured: Throughput | None, latencies, spawn_ms, peers) 
 
 def _sizes_note(args: argparse.Namespace) -> list[str]:
     """Why the rows of other pool sizes read differently from the 2-process row."""
-    others = [n for n in args.processes if n != POOL_PROCESSES]
+    others = [n for n in args.processes if n != POOL_SLOTS]
     if not others:
         return []
     cores = os.cpu_count() or 1
     rounds = f"{args.size_rounds} round{'' if args.size_rounds == 1 else 's'}"
     note = (
         f"{', '.join(pool_label(n) for n in others)}: {rounds} each, and the ratio is to the same floor of "
-        f"{SPAWNERS} concurrent spawners as the {POOL_PROCESSES}-process rows (no goal)"
+        f"{SPAWNERS} concurrent spawners as the {POOL_SLOTS}-thread rows (no goal)"
     )
     if max(others) > cores:
-        note += f"; this machine has {cores} cores, so more pool processes than that cannot do more than {cores} "
+        note += f"; this machine has {cores} cores, so more pool threads than that cannot do more than {cores} "
         note += "cores of work, only overlap their waits (the store, the broker)"
     return [note + "."]
 
@@ -569,12 +567,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=300, help="no-op jobs per throughput round (fork: twice as many)")
     parser.add_argument(
         "--processes",
-        default=str(POOL_PROCESSES),
+        default=str(POOL_SLOTS),
         type=_sizes,
         help="comma-separated pool sizes (worker --concurrency) for process isolation, e.g. 1,2,4",
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help=f"throughput rounds per isolation with {pool_label(POOL_PROCESSES)}"
+        "--rounds", type=int, default=3, help=f"throughput rounds per isolation with {pool_label(POOL_SLOTS)}"
     )
     parser.add_argument("--size-rounds", type=int, default=1, help="throughput rounds for each other pool size")
     parser.add_argument("--floor-runs", type=int, default=150, help="spawns per floor measurement")

@@ -12,24 +12,39 @@ def _times(pid: int) -> tuple[float, float]:
     """(own, reaped children's) CPU seconds of a process, from /proc; nothing for one that just ended."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:  # a pool process's child that was a job, not a fork server: its pool counts it
+    except FileNotFoundError:  # a job that ended meanwhile: its parent counts it once it is reaped
         return 0.0, 0.0
     return (int(fields[11]) + int(fields[12])) / TICK, (int(fields[13]) + int(fields[14])) / TICK
 
 
 def _children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """The live children of every thread of the process (a threads pool's jobs are its threads' children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return found
+
+
+def _command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def worker_cpu(main: int) -> dict[str, float]:
-    """CPU seconds so far of a worker's parts: its main process, its pool processes, and the job processes
-    (the pool processes' reaped children, and the fork servers with theirs)."""
-    pools = _children(main)
-    servers = [server for pool in pools for server in _children(pool)]
+    """CPU seconds so far of a worker's parts: its process (with the threads pool, the pool's work too), its
+    prefork pool processes if any, and the job processes (the reaped children of either, and the fork servers and
+    running jobs with theirs)."""
+    pools = [pid for pid in _children(main) if _command(pid) == _command(main)]  # prefork: copies of the main
+    others = [pid for parent in (main, *pools) for pid in _children(parent) if pid not in pools]
     return {
-        "worker main process": _times(main)[0],
+        "worker process": _times(main)[0],
         "pool processes": sum(_times(pool)[0] for pool in pools),
-        "job processes": sum(_times(pool)[1] for pool in pools) + sum(sum(_times(s)) for s in servers),
+        "job processes": sum(_times(parent)[1] for parent in (main, *pools)) + sum(sum(_times(p)) for p in others),
         "PostgreSQL and Redis (all their clients)": _servers_cpu(),
         "machine": _busy_seconds(),
     }

@@ -17,7 +17,7 @@ class WorkerPool(str, Enum):
 
     # A job is a process of its own: its pool slot only waits on it, and threads share one interpreter's memory.
     THREADS = "threads"
-    # A process per slot, for Celery's `--autoscale`, which grows and shrinks processes.
+    # A process per slot: each holds its own copy of the worker's memory.
     PREFORK = "prefork"
 
 

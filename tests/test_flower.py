@@ -91,7 +91,7 @@ def test_flower_shows_workers_and_a_finished_job(flower_stack):
 
 def pool_size(url: str, worker: str) -> int:
     stats = (_get_json(url + "/api/workers?refresh=1") or {}).get(worker, {}).get("stats", {})
-    return len(stats.get("pool", {}).get("processes", []))
+    return stats.get("pool", {}).get("max-concurrency", 0)
 
 
 def test_flower_buttons_revoke_a_job_and_resize_the_pool_on_loopback(flower_stack):

@@ -62,16 +62,6 @@ def test_worker_concurrency_comes_from_the_setting(web):
         proc.stop()
 
 
-def test_autoscale_on_the_threads_pool_is_refused_saying_why(web):
-    argv = [sys.executable, "-m", "celery", "-A", "robotni", "worker", "-Q", "default", "--autoscale", "3,1"]
-    proc = web.spawn("refused", argv, {})
-    try:
-        assert proc.popen.wait(timeout=60) == 1
-        assert "--autoscale needs ROBOTNI_WORKER_POOL=prefork" in proc.log()
-    finally:
-        proc.stop()
-
-
 def _orphans(proc: Process) -> list[int]:
     """Processes of the worker's session (it leads one) whose parent left it: a pool process or fork server that
     outlived the process that started it."""

@@ -21,11 +21,18 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        eng = sqlite.make_engine(url, settings().db_busy_timeout)
+        eng = sqlite.make_engine(url, settings().db_busy_timeout, **_pool_size())
     else:
-        eng = create_engine(url)
+        eng = create_engine(url, **_pool_size())
         event.listen(eng, "checkout", _closed_by_server)
     return eng
+
+
+def _pool_size() -> dict[str, int]:
+    """A worker's threads each hold a connection while they claim or end a job, and their lease keepers one while
+    they beat: SQLAlchemy's 5 kept + 10 more would make the slots of a large worker wait for one another."""
+    slots = settings().worker_concurrency
+    return {"pool_size": max(5, slots + 2), "max_overflow": max(10, slots)}
 
 
 def _closed_by_server(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: object) -> None:

@@ -16,6 +16,6 @@ from celery.worker import autoscale
 
 class Autoscaler(autoscale.Autoscaler):
     def scale_down(self, n: int) -> Any:
-        if len(self.pool.info["processes"]) > self.processes:
+        if len(self.pool.info.get("processes", ())) > self.processes:  # prefork (threads have none to wait for)
             return None  # processes stopped earlier are still exiting: look again at the next tick
         return super().scale_down(n)

@@ -77,14 +77,6 @@ def _chores() -> None:
 
 
 @celeryd_after_setup.connect
-def _refuse_autoscale_on_threads(sender: str, instance: Worker, **_: Any) -> None:
-    """`--autoscale` grows and shrinks pool processes: on the threads pool Celery would fail at the first tick."""
-    if instance.autoscale and issubclass(instance.pool_cls, pool.ThreadPool):  # type: ignore[attr-defined]
-        print("robotni: --autoscale needs ROBOTNI_WORKER_POOL=prefork", file=sys.stderr, flush=True)
-        raise SystemExit(1)
-
-
-@celeryd_after_setup.connect
 def _build_environments(sender: str, instance: Worker, **_: Any) -> None:
     """Before the pool and consumer start (so never inside a job's limit): the environments of this worker's types."""
     queues = set(instance.app.amqp.queues.consume_from)

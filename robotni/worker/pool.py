@@ -13,10 +13,12 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 from celery.concurrency import thread
+from celery.concurrency.base import BasePool, apply_target
 
 _checks: set[threading.Event] = set()  # one per task running in this process
 _in_pool_process = [False]
@@ -51,11 +53,72 @@ class _Applied(thread.ApplyResult):  # type: ignore[name-defined,misc]  # celery
         _check_all()
 
 
+class _Slots:
+    """How many tasks may run at once: Celery's grow and shrink (Flower's buttons, `--autoscale`) move the limit,
+    and once the pool closes (a warm shutdown) a task that has not started never does, as in a prefork pool."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.running, self.closed = limit, 0, False
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def taken(self) -> Iterator[bool]:
+        """A slot until the block ends (True), or none at all once the pool closed (False)."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.closed or self.running < self.limit)
+            took = not self.closed
+            self.running += took
+        try:
+            yield took
+        finally:
+            if took:
+                with self.changed:
+                    self.running -= 1
+                    self.changed.notify()
+
+    def change(self, *, limit: int | None = None, closed: bool = False) -> None:
+        with self.changed:
+            self.limit = self.limit if limit is None else limit
+            self.closed = self.closed or closed
+            self.changed.notify_all()
+
+
+# Threads beyond the slots wait for one: there are only as many as the worker has messages (its prefetch), and an
+# executor that size from the start lets the pool grow without a new one.
+MAX_THREADS = 1024
+
+
 class ThreadPool(thread.TaskPool):
-    """Celery's threads pool; `terminate` makes this worker's jobs read their cancel marks now."""
+    """Celery's threads pool, resizable; `terminate` makes this worker's jobs read their cancel marks now."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        BasePool.__init__(self, *args, **kwargs)  # not Celery's executor of `limit` threads: this one's
+        self.executor = ThreadPoolExecutor(max_workers=MAX_THREADS)
+        self.slots = _Slots(self.limit)
 
     def on_apply(self, *args: Any, **kwargs: Any) -> Any:  # celery-types says None: Celery keeps a weak reference
-        return _Applied(super().on_apply(*args, **kwargs).f)
+        return _Applied(self.executor.submit(self._in_a_slot, *args, **kwargs))
+
+    def _in_a_slot(self, target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        with self.slots.taken() as running:
+            if running:
+                return apply_target(target, args, kwargs, options.get("callback"), options.get("accept_callback"))
+        return None
+
+    def on_close(self) -> None:
+        self.slots.change(closed=True)
+
+    def on_stop(self) -> None:
+        self.slots.change(closed=True)  # else the executor would wait at exit for threads waiting for a slot
+        super().on_stop()
+
+    def grow(self, n: int = 1) -> None:
+        self.limit += n
+        self.slots.change(limit=self.limit)
+
+    def shrink(self, n: int = 1) -> None:
+        self.limit = max(self.limit - n, 0)
+        self.slots.change(limit=self.limit)
 
     def terminate_job(self, pid: int, signal: int | None = None) -> None:
         _check_all()
