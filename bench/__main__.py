@@ -123,10 +123,10 @@ class Results:
 class Bench:
     """One stack (web + workers) on a temporary data folder, with direct read access to its job store."""
 
-    def __init__(self, name: str, base: Path):
+    def __init__(self, name: str, base: Path, pool: str):
         self.name, self.base = name, base
         self.backend = backends.provision(name)
-        self.stack = Stack(base, dict(self.backend.env))
+        self.stack = Stack(base, {**self.backend.env, "ROBOTNI_WORKER_POOL": pool})
         for script in BENCH_WORKERS.glob("*.py"):  # noop and noopfork
             shutil.copy(script, self.stack.workers_dir / script.name)
         url = self.backend.env.get("ROBOTNI_DATABASE_URL", f"sqlite:///{self.stack.data_dir / 'robotni.db'}")
@@ -243,7 +243,7 @@ class Bench:
 def run_stack(name: str, args: argparse.Namespace) -> Results:
     results = Results()
     base = Path(tempfile.mkdtemp(prefix=f"robotni-bench-{name}-"))
-    bench = Bench(name, base)
+    bench = Bench(name, base, args.pool)
     try:
         bench.start_worker().stop()  # builds the standard-library environment the jobs (and the floor) use
         measure = partial(_measured, bench, results)
@@ -322,7 +322,8 @@ def run_memory(args: argparse.Namespace) -> memory_bench.Memory:
     base = Path(tempfile.mkdtemp(prefix="robotni-bench-memory-"))
     try:
         post = partial(post_jobs, wtype="noop", workdir=base)
-        return memory_bench.measure(base, BENCH_WORKERS / "noop.py", args.memory_jobs, args.memory_settle, post)
+        noop = BENCH_WORKERS / "noop.py"
+        return memory_bench.measure(base, noop, args.memory_jobs, args.memory_settle, post, args.pool)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -527,12 +528,12 @@ def _sizes_note(args: argparse.Namespace) -> list[str]:
     return [note + "."]
 
 
-def machine(loads: tuple[str, str], seconds: float) -> str:
+def machine(loads: tuple[str, str], seconds: float, pool: str) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
     return (
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {commit.stdout.strip() or '?'} (and uncommitted changes); "
         f"{api_bench.machine()}; load average {loads[0]} at the start, {loads[1]} at the end; "
-        f"the run took {seconds / 60:.1f} min"
+        f"the run took {seconds / 60:.1f} min; the job workers' pool: {pool}"
     )
 
 
@@ -590,6 +591,9 @@ def parse_args() -> argparse.Namespace:
         "--workers", default="1,2,4", type=_sizes, help="worker processes of the scale check (Redis + PostgreSQL)"
     )
     parser.add_argument(
+        "--pool", default="threads", help="the job workers' pool (ROBOTNI_WORKER_POOL): threads, or prefork as before"
+    )
+    parser.add_argument(
         "--peers", default="celery,rq,huey", type=lambda v: [p for p in v.split(",") if p], help="celery, rq, huey"
     )
     parser.add_argument("--peer-samples", type=int, default=50, help="jobs per peer latency measurement")
@@ -617,7 +621,7 @@ def main() -> None:
         print(f"reads: done after {(time.monotonic() - started) / 60:.1f} min", file=sys.stderr, flush=True)
     memory = run_memory(args) if args.memory_settle >= 0 else None
     seconds = time.monotonic() - started
-    parts = [machine((load_before, load_average()), seconds), table(all_results, args)]
+    parts = [machine((load_before, load_average()), seconds, args.pool), table(all_results, args)]
     parts += ["### Robotni and its peers, side by side", side_by_side(all_results, peers)]
     scales = all_results.get("redis", Results()).scale
     if scales:

@@ -109,7 +109,7 @@ def snapshot(root: int) -> Snapshot:
 class DefaultStack:
     """`robotni start` in a fresh project folder."""
 
-    def __init__(self, base: Path, noop: Path):
+    def __init__(self, base: Path, noop: Path, pool: str):
         self.project = base / "project"
         subprocess.run([*_robotni(), "init", str(self.project)], check=True, capture_output=True, cwd=base)
         shutil.copy(noop, self.project / "workers" / noop.name)
@@ -117,7 +117,7 @@ class DefaultStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTNI_")}
         path = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"  # as the Makefile's `start` target
         env.update(ROBOTNI_BIND=self.api, ROBOTNI_FLOWER_BIND=f"127.0.0.1:{free_port()}", PATH=path)
-        env["ROBOTNI_LOG_FORMAT"] = "text"
+        env.update(ROBOTNI_LOG_FORMAT="text", ROBOTNI_WORKER_POOL=pool)
         self.flower = env["ROBOTNI_FLOWER_BIND"]
         self.process = Process("robotni-start", [*_robotni(), "start"], env, base / "start.log", cwd=self.project)
         wait_until(self._ready, 120, f"robotni start\n{self.process.log()[-3000:]}", every=0.5)
@@ -145,9 +145,9 @@ def _robotni() -> list[str]:
     return [sys.executable, "-c", "from robotni.cli import main; main()"]
 
 
-def measure(base: Path, noop: Path, jobs: int, settle: float, post) -> Memory:
-    """Idle, then after `jobs` no-op jobs; `post(url, count)` submits them."""
-    stack = DefaultStack(base, noop)
+def measure(base: Path, noop: Path, jobs: int, settle: float, post, pool: str = "threads") -> Memory:
+    """Idle, then after `jobs` no-op jobs; `post(url, count)` submits them; the job workers' pool is `pool`."""
+    stack = DefaultStack(base, noop, pool)
     try:
         time.sleep(settle)
         measured = Memory(idle=snapshot(stack.process.pid), jobs=jobs)
