@@ -77,8 +77,6 @@ DEFAULT_MAX_WAITING_PER_PROJECT = 10_000
 DEFAULT_PROJECT_MAX_RUNNING = 0
 # Jobs a worker runs at once: one per CPU keeps a machine busy with CPU-bound scripts without oversubscribing it.
 DEFAULT_WORKER_CONCURRENCY = os.cpu_count() or 1
-
-
 # Seconds a worker may run no job before it exits on its own; 0: never (a supervisor scales to zero with it).
 DEFAULT_WORKER_IDLE_EXIT = 0.0
 # A webhook receiver gets this long to answer (Standard Webhooks suggests 15 s at most); then the try failed.

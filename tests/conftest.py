@@ -16,7 +16,7 @@ def backend(request):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, backend):
-    """A web server and one worker (2 pool processes), shared by a test module."""
+    """A web server and one worker (2 pool slots), shared by a test module."""
     with running_stack(tmp_path_factory.mktemp(f"stack-{backend.name}"), backend.env) as running:
         running.backend = backend.name
         yield running

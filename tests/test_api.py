@@ -85,7 +85,7 @@ def test_cancel_running_job_kills_its_process_group_within_5_s(stack):
 
 
 def test_cancel_queued_job_that_already_reached_a_worker_never_starts(stack):
-    # Both pool processes busy; with prefetch the next message waits inside the worker.
+    # Both pool slots busy; with prefetch the next message waits inside the worker.
     blockers = [stack.submit("sleeper", {"seconds": 60}) for _ in range(2)]
     for blocker in blockers:
         stack.wait_for(blocker["id"], {"running"})

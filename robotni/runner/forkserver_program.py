@@ -7,8 +7,8 @@ the other end), one job at a time: per job it forks, and the child sets the job 
 
 Setting a job up, in the child: own session; stdin, stdout and stderr from the three descriptors the request
 carried (SCM_RIGHTS); the working directory; the job user (no supplementary groups); the resource limits; the
-parent-death signal (the server dies with the worker thread that started it, the job with the server); the job's clean
-environment. A failure is written to a pipe the server reads, so the runner hears why.
+parent-death signal (the server dies with the worker thread that started it, the job with the server); the
+job's clean environment. A failure is written to a pipe the server reads, so the runner hears why.
 
 The server reports the job's pid, then its exit status without reaping it (waitid WNOWAIT: the pid, and with
 it the process group id, cannot be reused while the runner may still signal the group), and reaps it when the

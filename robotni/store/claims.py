@@ -1,4 +1,4 @@
-"""Which waiting job a free pool process takes. The broker's message only wakes a process; the job store decides.
+"""Which waiting job a free pool slot takes. The broker's message only wakes a process; the job store decides.
 
 Order within a queue: priority (urgent, normal, batch), then the project with the fewest running jobs on the queue
 (fair share), then the oldest. A job is passed over while its concurrency key has `limit` jobs running, its project

@@ -69,7 +69,7 @@ def _reason(
         rate = limits.rates[job.type]
         started = current.started[job.type]
         return f"rate of type {job.type!r}: {started} started in the last {rate.per:g} s, at its rate of {rate.text}"
-    return f"its turn: a free pool process of queue {job.queue!r}"
+    return f"its turn: a free pool slot of queue {job.queue!r}"
 
 
 def summary(queues: Iterable[str], live_queues: set[str], limits: claims.Caps) -> Summary:

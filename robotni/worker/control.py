@@ -20,10 +20,10 @@ Handler = Callable[..., Any]
 
 
 def _also_cancelling(handler: Handler) -> Handler:
-    """The cancel is recorded first: Celery's `terminate` then signals the pool process running the revoked task,
-    which reads its job's cancel mark at once (robotni/worker/tasks.py). That process may be running another job
-    (a message wakes a process for the best job of its queue), which the signal leaves running; the revoked job
-    stops wherever it runs, at its worker's next look at the mark."""
+    """The cancel is recorded first: Celery's `terminate` then makes the jobs of this worker read their cancel marks
+    at once (robotni/worker/pool.py). The slot that took the revoked task may be running another job (a message
+    wakes a slot for the best job of its queue), which goes on; the revoked job stops wherever it runs, at its
+    worker's next look at the mark."""
 
     def handle(state: Any, **arguments: Any) -> Any:
         try:

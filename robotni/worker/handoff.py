@@ -1,12 +1,13 @@
-"""A job that a pool process's outcome released on its own queue is run next by that process, without its message.
+"""A job that a pool slot's outcome released on its own queue is run next by that slot, without its message.
 
-A dependent's message can only go out once its parent's end is committed, and then it takes the broker's round
-trip and the worker's dispatch before a pool process claims it: about 6 ms a step of a chain on Redis, half the
-polling interval on the filesystem broker. The process that ended the parent is free at that moment, so it keeps
-one released job of its own queue unpublished and claims again at once (robotni/worker/tasks.py). The claim takes
-the best job of the queue, as for any wake-up: if that is another job, its message, still on the broker, becomes
-the wake-up of the kept one; if no job may start, the kept job's message is sent then. If the process dies in
-between, the kept job is `queued` with its message counted as sent, and a reaper resends it as for a lost publish.
+A dependent's message can only go out once its parent's end is committed, and then it takes the broker's round trip
+and the worker's dispatch before a pool slot claims it: about 6 ms a step of a chain on Redis, half the polling
+interval on the filesystem broker. The slot (a thread, or a prefork pool process) that ended the parent is free at
+that moment, so it keeps one released job of its own queue unpublished and claims again at once
+(robotni/worker/tasks.py). The claim takes the best job of the queue, as for any wake-up: if that is another job,
+its message, still on the broker, becomes the wake-up of the kept one; if no job may start, the kept job's message
+is sent then. If the worker dies in between, the kept job is `queued` with its message counted as sent, and a reaper
+resends it as for a lost publish.
 
 The other jobs a transition released (other queues, or more than one) are published at once, as before.
 """
@@ -36,7 +37,7 @@ _keeping = _Keeping()
 
 
 def stop() -> None:
-    """The worker is stopping: its pool processes run no further released job after the current one."""
+    """The worker is stopping: its pool slots run no further released job after the current one."""
     _stopping.value = 1
 
 
