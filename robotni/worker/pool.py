@@ -10,11 +10,13 @@ wakes a slot for the best job of its queue): only the job's row says which job i
 
 from __future__ import annotations
 
+import queue
 import signal
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from celery.concurrency import thread
@@ -74,7 +76,7 @@ class _Slots:
             if took:
                 with self.changed:
                     self.running -= 1
-                    self.changed.notify()
+                    self.changed.notify_all()
 
     def change(self, *, limit: int | None = None, closed: bool = False) -> None:
         with self.changed:
@@ -82,35 +84,75 @@ class _Slots:
             self.closed = self.closed or closed
             self.changed.notify_all()
 
+    def wait_until_idle(self) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.running == 0)
 
-# Threads beyond the slots wait for one: there are only as many as the worker has messages (its prefetch), and an
-# executor that size from the start lets the pool grow without a new one.
-MAX_THREADS = 1024
+
+class _Threads:
+    """Long-lived daemon threads that run what is submitted, a new one when none is idle.
+
+    Not a ThreadPoolExecutor: the interpreter waits at exit for its threads, so a cold shutdown would wait for
+    every running job. A daemon thread ends with the process, and the jobs with it (their parent-death signal),
+    as they do with a prefork pool process. The threads stay: a fork server follows the thread that started it.
+    """
+
+    def __init__(self) -> None:
+        self.work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self.idle = threading.Semaphore(0)
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        if not self.idle.acquire(blocking=False):
+            threading.Thread(target=self._serve, name="robotni-slot", daemon=True).start()
+        self.work.put((future, fn))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, fn = self.work.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # the future carries it, as an executor's does
+                    future.set_exception(exc)
+            self.idle.release()
 
 
-class ThreadPool(thread.TaskPool):
-    """Celery's threads pool, resizable; `terminate` makes this worker's jobs read their cancel marks now."""
+class ThreadPool(BasePool):
+    """Celery's threads pool, resizable, on daemon threads; `terminate` makes this worker's jobs read their cancel
+    marks now."""
+
+    body_can_be_buffer = True  # as Celery's threads pool: a task's body is read in this process
+    signal_safe = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        BasePool.__init__(self, *args, **kwargs)  # not Celery's executor of `limit` threads: this one's
-        self.executor = ThreadPoolExecutor(max_workers=MAX_THREADS)
+        super().__init__(*args, **kwargs)
+        self.threads = _Threads()
         self.slots = _Slots(self.limit)
 
     def on_apply(self, *args: Any, **kwargs: Any) -> Any:  # celery-types says None: Celery keeps a weak reference
-        return _Applied(self.executor.submit(self._in_a_slot, *args, **kwargs))
+        return _Applied(self.threads.submit(partial(self._in_a_slot, *args, **kwargs)))
 
-    def _in_a_slot(self, target: Any, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+    def _in_a_slot(
+        self,
+        target: Any,
+        args: Any = None,
+        kwargs: Any = None,
+        callback: Any = None,
+        accept_callback: Any = None,
+        **_: Any,
+    ) -> Any:
         with self.slots.taken() as running:
-            if running:
-                return apply_target(target, args, kwargs, options.get("callback"), options.get("accept_callback"))
-        return None
+            return apply_target(target, args, kwargs, callback, accept_callback) if running else None
 
     def on_close(self) -> None:
         self.slots.change(closed=True)
 
     def on_stop(self) -> None:
-        self.slots.change(closed=True)  # else the executor would wait at exit for threads waiting for a slot
-        super().on_stop()
+        """A warm shutdown: the tasks running end first (their jobs are handed back after the grace)."""
+        self.slots.change(closed=True)
+        self.slots.wait_until_idle()
 
     def grow(self, n: int = 1) -> None:
         self.limit += n
@@ -122,3 +164,7 @@ class ThreadPool(thread.TaskPool):
 
     def terminate_job(self, pid: int, signal: int | None = None) -> None:
         _check_all()
+
+    def _get_info(self) -> Any:
+        info = super()._get_info()  # type: ignore[misc]  # celery-types leaves it out
+        return {**info, "max-concurrency": self.limit, "running": self.slots.running}
