@@ -1,4 +1,4 @@
-"""The job queues' pool (ROBOTNI_WORKER_POOL): Celery's threads pool by default, with a `terminate` that reaches jobs.
+"""The job queues' pool (ROBOTNI_WORKER_POOL): threads by default, resizable, with a `terminate` that reaches jobs.
 
 A job is a process of its own, so a pool slot only waits on it: threads do that in one interpreter, without a
 process (and its memory) per slot or a hand-over of every task between processes. Celery cannot kill a thread;
