@@ -28,6 +28,8 @@ class Heartbeat(threading.Thread):
         self.args = (name, queues, concurrency)
         self.every, self.chores, self.chores_every = every, chores, chores_every
         self.stopped = threading.Event()
+        self.stopping = threading.Lock()
+        self.forgotten = False
 
     def run(self) -> None:
         last_chores = 0.0
@@ -43,6 +45,10 @@ class Heartbeat(threading.Thread):
                 return
 
     def stop(self) -> None:
-        self.stopped.set()
-        self.join()
-        worker_beats.forget(self.args[0])
+        """Stop beating and remove the row; a second caller returns once the first has removed it."""
+        with self.stopping:
+            if not self.forgotten:
+                self.stopped.set()
+                self.join()
+                worker_beats.forget(self.args[0])
+                self.forgotten = True

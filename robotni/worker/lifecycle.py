@@ -186,10 +186,7 @@ def _hand_back(worker: str, grace_ends: float) -> None:
 
 @worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
-    """At the end of the shutdown, and from the thread that hands jobs back as it begins: whichever comes first."""
-    while True:
-        try:
-            beat = _heartbeat.pop()
-        except IndexError:
-            return
+    """From the thread that hands jobs back as the shutdown begins, and at its end: the process must not exit while
+    that thread is still removing the row (a quick shutdown did, and the stopped worker stayed listed)."""
+    for beat in _heartbeat:
         beat.stop()
