@@ -112,7 +112,10 @@ def test_the_job_and_workflow_lists_filter_and_page(page, stack):
         ),
     ):
         page.get_by_role("link", name=view, exact=True).click()
-        page.locator(project_filter).fill(project)
+        # The filter applies once typing pauses: a "More" clicked before that reads the unfiltered list's next page,
+        # which the filtered first page then replaces.
+        with page.expect_response(lambda response, wanted=f"project={project}": wanted in response.url):
+            page.locator(project_filter).fill(project)
         expect(page.locator(body)).to_have_count(20)
         assert set(page.locator(f"{body} td:nth-child(3)").all_text_contents()) == {project}
         page.locator(more).click()
