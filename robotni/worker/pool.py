@@ -92,9 +92,10 @@ class _Slots:
 class _Threads:
     """Long-lived daemon threads that run what is submitted, a new one when none is idle.
 
-    Not a ThreadPoolExecutor: the interpreter waits at exit for its threads, so a cold shutdown would wait for
-    every running job. A daemon thread ends with the process, and the jobs with it (their parent-death signal),
-    as they do with a prefork pool process. The threads stay: a fork server follows the thread that started it.
+    Not a ThreadPoolExecutor: the interpreter joins an executor's threads at exit, so a worker whose shutdown gave
+    up on its jobs would still wait for each to end. A daemon thread ends with the process, and the jobs with it
+    (their parent-death signal), as with a prefork pool process. The threads stay: a fork server follows the
+    thread that started it.
     """
 
     def __init__(self) -> None:
