@@ -8,7 +8,7 @@ machine shared with other work moves both sides alike; the table gives the media
 
 - throughput of no-op jobs drained by one worker: process isolation (a new interpreter per job) with each pool
   size of --processes (2 by default; the 2-process rows carry the goals and take --rounds rounds, other sizes
-  --size-rounds), and fork isolation (children of the type's fork servers) with 2 pool threads;
+  --size-rounds), and fork isolation (children of the type's fork servers) with 2 pool slots;
 - the user's view (bench/users.py): 2 clients POST --user-jobs jobs over HTTP while a worker runs and read their
   completion from the API (ETag polling), as jobs/s between floors and POST -> seen-completed latency;
 - latency, one job at a time on an idle worker: submit -> completed from the job's own timestamps, interleaved
@@ -83,7 +83,7 @@ PEER_GOALS = {"embedded": ["huey"], "redis": ["celery"]}  # the peers each stack
 
 
 def pool_label(slots: int) -> str:
-    return f"{slots} pool thread{'' if slots == 1 else 's'}"
+    return f"{slots} pool slot{'' if slots == 1 else 's'}"
 
 
 def p99(values: list[float]) -> float:
@@ -98,7 +98,7 @@ class Results:
     spawn_ms: float | None = None  # median single spawn
     robotni_spawn_ms: float | None = None  # median single spawn of Robotni's own interpreter, for comparison
     floor_python: str = ""  # which interpreter the floor used
-    process: dict[int, Throughput] = field(default_factory=dict)  # by pool threads
+    process: dict[int, Throughput] = field(default_factory=dict)  # by pool slots
     fork: Throughput | None = None
     latency: dict[str, list[float]] = field(default_factory=dict)  # type -> ms
     spawns: list[float] = field(default_factory=list)  # single spawns interleaved with the latency samples
@@ -153,7 +153,7 @@ class Bench:
         return post_jobs(self.stack.api("/jobs"), count, wtype, self.base)
 
     def drain_rate(self, wtype: str, jobs: int, processes: int) -> float:
-        """Jobs/s of one worker with `processes` pool threads draining a queue of `jobs` no-op jobs filled
+        """Jobs/s of one worker with `processes` pool slots draining a queue of `jobs` no-op jobs filled
         beforehand."""
         self.post(jobs, wtype)
         worker = self.start_worker(processes)
@@ -520,10 +520,10 @@ def _sizes_note(args: argparse.Namespace) -> list[str]:
     rounds = f"{args.size_rounds} round{'' if args.size_rounds == 1 else 's'}"
     note = (
         f"{', '.join(pool_label(n) for n in others)}: {rounds} each, and the ratio is to the same floor of "
-        f"{SPAWNERS} concurrent spawners as the {POOL_SLOTS}-thread rows (no goal)"
+        f"{SPAWNERS} concurrent spawners as the {POOL_SLOTS}-slot rows (no goal)"
     )
     if max(others) > cores:
-        note += f"; this machine has {cores} cores, so more pool threads than that cannot do more than {cores} "
+        note += f"; this machine has {cores} cores, so more pool slots than that cannot do more than {cores} "
         note += "cores of work, only overlap their waits (the store, the broker)"
     return [note + "."]
 

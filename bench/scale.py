@@ -1,4 +1,4 @@
-"""The scale check: jobs/s with 1, 2 and 4 worker processes (each with 2 pool threads) against one Redis and
+"""The scale check: jobs/s with 1, 2 and 4 worker processes (each with 2 pool slots) against one Redis and
 one PostgreSQL, with the SQL statements each job cost (bench/counted.py) and the CPU of each part.
 
 Unlike the drains of one worker, the workers start first (all of them ready) and the jobs are then submitted at
@@ -77,7 +77,7 @@ def _drain(bench: Any, workers: int, jobs: int, scale: Scale, cpu_ms: list[dict[
 
 def rows(scales: dict[int, Scale]) -> list[str]:
     lines = [
-        "| worker processes (2 pool threads each) | no-op jobs/s | SQL statements per job | CPU ms per job "
+        "| worker processes (2 pool slots each) | no-op jobs/s | SQL statements per job | CPU ms per job "
         "(Robotni + job + PostgreSQL and Redis) |",
         "|---|---|---|---|",
     ]

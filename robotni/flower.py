@@ -8,10 +8,13 @@ its environment (FLOWER_BASIC_AUTH), not on its command line where every local u
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import sys
 
 from robotni.config import settings
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 # Flower keeps every task it has seen in memory, 100,000 by default: 10,000 jobs grew it by about 60 MiB
@@ -52,9 +55,21 @@ def command(bind: str, basic_auth: str) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
+def enable_task_events() -> None:
+    """Workers send task events only when asked (robotni/broker/celeryconfig.py). Flower asks first 5 s after its
+    start: the running workers are asked now, so that Flower sees the jobs they run from its first moment."""
+    from robotni.celery import app
+
+    try:
+        app.control.enable_events()
+    except Exception:  # the broker is not up yet: Flower asks again every 5 s
+        log.warning("could not ask the workers for task events yet", exc_info=True)
+
+
 def main() -> None:
     current = settings()
     argv, env = command(current.flower_bind, current.flower_basic_auth)
+    enable_task_events()
     os.execve(argv[0], argv, env)
 
 

@@ -89,6 +89,25 @@ def test_flower_shows_workers_and_a_finished_job(flower_stack):
     assert job["id"] in task["args"]
 
 
+def test_a_worker_started_after_flower_sends_it_task_events(tmp_path):
+    """Workers send task events only when asked; Flower asks again every 5 s, so a later worker is asked too."""
+    stack = Stack(tmp_path, QUICK_CLEAN)
+    try:
+        stack.start_web()
+        flower, url = start_flower(stack)
+        stack.start_worker("late")  # after Flower's own first ask at its start
+        wait_until(lambda: any(n.startswith("late@") for n in listed_workers(flower, url)), 30, "late listed")
+
+        def seen_by_flower() -> bool:
+            job = stack.submit("add", {"x": 1, "y": 2})
+            stack.wait_for(job["id"])
+            return (_get_json(f"{url}/api/task/info/{job['id']}") or {}).get("state") == "SUCCESS"
+
+        wait_until(seen_by_flower, 30, "flower to see a job the late worker ran", every=0.5)
+    finally:
+        stack.stop()
+
+
 def pool_size(url: str, worker: str) -> int:
     stats = (_get_json(url + "/api/workers?refresh=1") or {}).get(worker, {}).get("stats", {})
     return stats.get("pool", {}).get("max-concurrency", 0)

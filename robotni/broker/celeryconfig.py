@@ -42,8 +42,11 @@ task_default_queue = "default"
 task_queues = [Queue(name, routing_key=name) for name in (*registry().queues, WEBHOOK_QUEUE)]
 task_create_missing_queues = True
 
-# Flower and `celery events` see every job live.
-worker_send_task_events = True
+# Task events cost a worker about 0.5 ms of CPU a job (docs/benchmarks.md), so a worker sends them only once a
+# monitor asks: Flower does as it starts (robotni/flower.py) and every 5 s after, for workers started later;
+# `celery -A robotni control enable_events` before `celery events`. The API's `task-sent` stays on: Flower shows a
+# job queued before any worker took it.
+worker_send_task_events = False
 task_send_sent_event = True
 
 worker_hijack_root_logger = False

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,21 @@ class RunSpec:
     preload: tuple[str, ...] = ()  # modules the fork server imports once
 
     # The workdir and what the worker writes in it stay the worker's; the job owns only `scratch` and `out`, so
-    # it cannot swap a file the worker (maybe root) later reads or writes for a symlink to something else.
-    @property
+    # it cannot swap a file the worker (maybe root) later reads or writes for a symlink to something else. Cached:
+    # the supervision and the lease keeper ask for them on every tick, and pathlib's joins showed in profiles.
+    @cached_property
     def log_path(self) -> Path:
         return self.workdir / "output.log"
 
-    @property
+    @cached_property
     def out_dir(self) -> Path:
         return self.workdir / "out"
 
-    @property
+    @cached_property
     def result_path(self) -> Path:
         return self.out_dir / "result.json"
 
-    @property
+    @cached_property
     def progress_path(self) -> Path:
         return self.out_dir / "progress.json"
 
