@@ -1,7 +1,7 @@
 """Log lines: one JSON object per line for collectors, or text for a person at a terminal (ROBOTNI_LOG_FORMAT).
 
 Every line carries the context it was written in: job_id, type, project and attempt while a worker runs a
-job (also in the thread that keeps its lease) or while the API answers about one; request_id on every line
+job (also in the lease keeper's lines about it) or while the API answers about one; request_id on every line
 the API writes while answering a request (the client's X-Request-ID, or a new one; echoed in the response).
 The context lives in contextvars: set by the task and the request hooks, read by a filter on the handler,
 so every library's lines get it too.
@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -68,12 +67,6 @@ def clear() -> None:
     _request_id.set(None)
 
 
-def _thread_job() -> dict[str, Any] | None:
-    """contextvars do not follow a new thread; the lease keeper (robotni/worker/execution.py) holds its job instead."""
-    job = getattr(threading.current_thread(), "job", None)
-    return job_fields(job) if all(hasattr(job, a) for a in ("id", "type", "project", "attempts")) else None
-
-
 def _received_job(record: logging.LogRecord) -> dict[str, Any] | None:
     """Celery's "Task robotni.run_job[<id>] received" line, in the worker's main process: the task id is the job id."""
     data = getattr(record, "data", None)
@@ -86,7 +79,7 @@ class ContextFilter(logging.Filter):
     """Puts the job and request fields of the current context on each record that passes the handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _job.get() or _thread_job() or _received_job(record) or {}
+        fields = _job.get() or _received_job(record) or {}
         for key, value in fields.items():
             if not hasattr(record, key):
                 setattr(record, key, value)

@@ -136,6 +136,12 @@ def test_text_at_a_terminal_json_elsewhere_unless_chosen():
     assert refused.returncode != 0 and "ROBOTNI_LOG_FORMAT='yaml'" in refused.stderr
 
 
+def _as_the_lease_keeper_writes(logger: logging.Logger, job: SimpleNamespace) -> None:
+    """In a thread of its own (contextvars do not follow a new thread), about one of its jobs."""
+    with logsetup.about_job(job):
+        logger.warning("from the lease thread")
+
+
 def test_context_comes_from_the_task_the_lease_thread_and_extra():
     stream = io.StringIO()
     handler = logsetup.style(logging.StreamHandler(stream))
@@ -149,8 +155,7 @@ def test_context_comes_from_the_task_the_lease_thread_and_extra():
         logsetup.bind_job(job)
         logger.info("bound")
         logsetup.clear()
-        keeper = threading.Thread(target=lambda: logger.warning("from the lease thread"))
-        keeper.job = job  # what robotni.execution.LeaseKeeper carries
+        keeper = threading.Thread(target=_as_the_lease_keeper_writes, args=(logger, job))
         keeper.start()
         keeper.join()
         logger.info("extra", extra=logsetup.job_fields(job))

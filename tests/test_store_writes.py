@@ -4,7 +4,7 @@ and the outbox rows of many jobs changed at once."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from robotni.status import JobStatus
@@ -59,3 +59,25 @@ def test_a_redelivery_whose_event_the_retention_took_meanwhile_is_none():
         session.flush()
         delivery_id = delivery.id
     assert deliveries.redeliver("s", delivery_id) is None
+
+
+def test_one_statement_renews_the_leases_of_every_running_job_and_reads_their_cancel_marks():
+    """A worker's lease keeper renews all its jobs at once: each one's cancel mark, and none for a job whose attempt
+    is no longer this worker's. A renewal bumps no version: a client polling with an ETag still gets 304."""
+    plain, marked, requeued = (running_parent() for _ in range(3))
+    jobs.cancel(marked.id)
+    jobs.requeue(requeued)
+    before = {job.id: jobs.get(job.id) for job in (plain, marked)}
+    statements: list[str] = []
+    listen = (engine.engine(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+    event.listen(*listen)
+    try:
+        marks = jobs.renew([plain, marked, requeued], lease_seconds=60)
+    finally:
+        event.remove(*listen)
+    assert marks == {plain.id: False, marked.id: True}
+    assert len(statements) == 1, statements
+    for job_id, earlier in before.items():
+        now = jobs.get(job_id)
+        assert now.version == earlier.version and now.lease_expires_at > earlier.lease_expires_at
+    assert jobs.get(requeued.id).lease_expires_at is None

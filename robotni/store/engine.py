@@ -29,8 +29,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _pool_size() -> dict[str, int]:
-    """A worker's threads each hold a connection while they claim or end a job, and their lease keepers one while
-    they beat: SQLAlchemy's 5 kept + 10 more would make the slots of a large worker wait for one another."""
+    """A worker's threads each hold a connection while they claim or end a job, and its lease keeper one while it
+    beats: SQLAlchemy's 5 kept + 10 more would make the slots of a large worker wait for one another."""
     slots = settings().worker_concurrency
     return {"pool_size": max(5, slots + 2), "max_overflow": max(10, slots)}
 

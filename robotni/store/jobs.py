@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from robotni.status import WAITING, JobStatus
@@ -38,19 +38,21 @@ def owned_by(job: Job) -> list[ColumnElement[bool]]:
     return [Job.status == JobStatus.RUNNING, Job.worker == job.worker, Job.attempts == job.attempts]
 
 
-def renew(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: LogChunk | None) -> bool | None:
+def record_progress(job: Job, lease_seconds: float, changes: dict[str, Any], log_chunk: LogChunk | None) -> bool | None:
     """Extend the lease and record visible progress and output; the cancel mark, or None if the lease was lost."""
     lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
-    if changes:
-        row = transition(job.id, owned_by(job), log_chunk=log_chunk, lease_expires_at=lease_expires_at, **changes)
-    else:
-        # Lease only: no version bump, so a client polling with an ETag still gets 304.
-        statement = (
-            update(Job).where(Job.id == job.id, *owned_by(job)).values(lease_expires_at=lease_expires_at).returning(Job)
-        )
-        with Session(engine(), expire_on_commit=False) as session, session.begin():
-            row = session.execute(statement).scalar_one_or_none()
+    row = transition(job.id, owned_by(job), log_chunk=log_chunk, lease_expires_at=lease_expires_at, **changes)
     return None if row is None else row.cancel_requested
+
+
+def renew(running: Sequence[Job], lease_seconds: float) -> dict[str, bool]:
+    """Extend the leases of running jobs in one statement: each job's cancel mark by id, and a job left out lost its
+    lease (reaped or requeued). No version bump, so a client polling with an ETag still gets 304."""
+    lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    owned = or_(*(and_(Job.id == job.id, *owned_by(job)) for job in running))
+    statement = update(Job).where(owned).values(lease_expires_at=lease_expires_at)
+    with engine().begin() as conn:
+        return {job_id: cancel for job_id, cancel in conn.execute(statement.returning(Job.id, Job.cancel_requested))}
 
 
 def _owned(job: Job, lease_expired_by: datetime | None) -> list[ColumnElement[bool]]:

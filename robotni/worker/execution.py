@@ -16,14 +16,14 @@ from robotni.errors import RobotniError
 from robotni.process_spec import Isolation
 from robotni.runner import confinement, forkserver
 from robotni.runner.run import Outcome, RunSpec, run, script_argv
-from robotni.store import dependencies, jobs
-from robotni.store.models import Job, LogChunk
+from robotni.store import dependencies
+from robotni.store.models import Job
 from robotni.submission import check
+from robotni.worker import leases
 from robotni.worktypes import environments
 from robotni.worktypes.registry import WorkerType
 
 log = logging.getLogger(__name__)
-PROGRESS_MESSAGE_MAX = 500
 
 
 def job_dir(settings: Settings, job_id: str) -> Path:
@@ -161,95 +161,6 @@ def spec_for(job: Job, wtype: WorkerType, settings: Settings) -> RunSpec:
     )
 
 
-def _progress_values(report: dict[str, Any]) -> dict[str, Any] | None:
-    fraction, message = report.get("fraction"), report.get("message")
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | None):
-        return None
-    if message is not None and not isinstance(message, str):
-        return None
-    return {
-        "progress": None if fraction is None else min(max(float(fraction), 0.0), 1.0),
-        "progress_message": None if message is None else message[:PROGRESS_MESSAGE_MAX],
-    }
-
-
-class LeaseKeeper(threading.Thread):
-    """Renews the job's lease each beat, writes what a client can see, ships new output, raises the cancel flag."""
-
-    def __init__(self, job: Job, spec: RunSpec, settings: Settings, check_now: threading.Event):
-        super().__init__(name=f"lease-{job.id}", daemon=True)
-        self.job, self.spec, self.settings, self.check_now = job, spec, settings, check_now
-        self.cancel = threading.Event()
-        self.stopped = threading.Event()
-        self.progress: dict[str, Any] | None = None
-        self.written: dict[str, Any] = {"progress": None, "progress_message": None}
-        # Earlier attempts on this host left their output in the file; the store has every attempt's output.
-        self.log_from = _size(spec.log_path)
-        self.shipped = job.log_bytes
-
-    def report_progress(self, report: dict[str, Any]) -> None:
-        values = _progress_values(report)
-        if values is not None:
-            self.progress = values
-
-    def run(self) -> None:
-        while True:
-            self.check_now.wait(self.settings.heartbeat_seconds)  # a beat, or at once when asked (a revoke)
-            self.check_now.clear()
-            if self.stopped.is_set():
-                return
-            self.beat()
-
-    def beat(self) -> None:
-        chunk = self.unshipped()
-        changes = self._changes(chunk)
-        try:
-            cancel = jobs.renew(self.job, self.settings.lease_seconds, changes, chunk)
-        except Exception:  # a database hiccup must not kill the job; the next beat tries again
-            log.exception("job %s: lease renewal failed", self.job.id)
-            return
-        self.written.update(changes)
-        if chunk is not None and cancel is not None:
-            self.shipped += len(chunk.data)
-        if cancel is None:
-            log.warning("job %s: lease lost (reaped or requeued); stopping this attempt", self.job.id)
-        if cancel is None or cancel:
-            self.cancel.set()
-
-    def unshipped(self) -> LogChunk | None:
-        """The output written since the last shipped byte, as the store's next chunk."""
-        shipped_here = self.shipped - self.job.log_bytes
-        try:
-            with open(self.spec.log_path, "rb") as f:
-                f.seek(self.log_from + shipped_here)
-                data = f.read()
-        except FileNotFoundError:  # no output yet: the runner makes the file with the first
-            return None
-        return LogChunk(job_id=self.job.id, start=self.shipped, data=data) if data else None
-
-    def _changes(self, chunk: LogChunk | None) -> dict[str, Any]:
-        current = dict(self.progress or {})
-        if chunk is not None:
-            current["log_bytes"] = chunk.start + len(chunk.data)
-        return {k: v for k, v in current.items() if self.written.get(k) != v}
-
-    def __enter__(self) -> LeaseKeeper:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stopped.set()
-        self.check_now.set()
-        self.join()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
 def execute(
     job: Job, wtype: WorkerType, settings: Settings, check_now: threading.Event
 ) -> tuple[Outcome, dict[str, Any]]:
@@ -261,8 +172,8 @@ def execute(
     if "ROBOTNI_PARENTS" in spec.env:
         write_parents(job, settings)
     prepare_data_folder(wtype, settings)
-    with LeaseKeeper(job, spec, settings, check_now) as keeper:
-        outcome = run(spec, cancel=keeper.cancel, on_progress=keeper.report_progress)
-    chunk = keeper.unshipped()  # recorded with the outcome: a finished job's output is all in the store
+    with leases.keeper(settings).kept(leases.Lease(job, spec, check_now)) as lease:
+        outcome = run(spec, cancel=lease.cancel, on_progress=lease.report_progress)
+    chunk = lease.unshipped()  # recorded with the outcome: a finished job's output is all in the store
     output = {"log_bytes": chunk.start + len(chunk.data), "log_chunk": chunk} if chunk else {}
-    return outcome, {**(keeper.progress or {}), **output}
+    return outcome, {**(lease.progress or {}), **output}

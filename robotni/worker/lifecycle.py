@@ -158,7 +158,7 @@ def _requeue_after_grace(sender: str, **_: Any) -> None:
     """A stopping worker lets its jobs run for the grace period, then hands what is left back to the queue.
 
     It leaves the list of live workers at once, so no reaper (its own included) sends it new messages.
-    Requeueing takes the rows away from this worker's attempts: their lease keepers see it on the next beat
+    Requeueing takes the rows away from this worker's attempts: its lease keeper sees it on the next beat
     and stop the scripts, so the warm shutdown Celery is waiting for ends too. No message is sent from here
     (this worker may still be consuming); the reaper of a live worker sends one.
 

@@ -22,7 +22,7 @@ from robotni.status import JobStatus
 from robotni.store import claims, jobs, retention
 from robotni.store.models import Job, utcnow
 from robotni.webhooks import delivery
-from robotni.worker import handoff, pool
+from robotni.worker import handoff, leases, pool
 from robotni.worker.execution import execute
 from robotni.worktypes.registry import registry
 
@@ -83,7 +83,7 @@ def _queue_of(job_id: str) -> str | None:
 @app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self: Task[Any, Any], job_id: str, queue: str | None = None) -> str:
     """Wake-up for a queue: run the best job it may start now (robotni/store/claims.py), often job_id itself."""
-    check_now = threading.Event()
+    check_now = leases.CheckNow()
     # From the first moment: a `terminate` aimed at job_id must not kill the job this slot claims instead.
     with pool.terminate_checks(check_now):
         return _claim_and_run(self.request.hostname, job_id, queue, check_now)
