@@ -1,5 +1,5 @@
-"""The job store's writes around a submit and a flush, on SQLite and PostgreSQL: a discard after a failed publish,
-and the outbox rows of many jobs changed at once."""
+"""The job store's writes around a submit, a flush and a lease, on SQLite and PostgreSQL: a discard after a failed
+publish, the outbox rows of many jobs changed at once, and one renewal for all of a worker's leases."""
 
 from __future__ import annotations
 
