@@ -1,10 +1,12 @@
-"""Which job a claim takes, at the store, on SQLite and PostgreSQL: one read for a plain job even where another type
-has a rate, and the full read, which counts the rate, when a rate-limited job is first in line."""
+"""Which job a claim takes, at the store, on SQLite and PostgreSQL: one statement for a plain job even where another
+type has a rate, and the full read, which counts the rate, when a rate-limited job is first in line."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -26,13 +28,12 @@ def queue() -> str:
 
 
 @contextmanager
-def reads() -> Iterator[list[str]]:
-    """The SELECTs this process sends to the store meanwhile."""
+def statements() -> Iterator[list[str]]:
+    """The first word of each statement this process sends to the store meanwhile."""
     sent: list[str] = []
 
     def seen(conn, cursor, statement, *_):
-        if statement.lstrip().upper().startswith("SELECT"):
-            sent.append(statement)
+        sent.append(statement.split(None, 1)[0].upper())
 
     event.listen(engine.engine(), "before_cursor_execute", seen)
     try:
@@ -46,12 +47,12 @@ def submit(queue: str, type_name: str = JOB["type"]) -> str:
     return job.id
 
 
-def test_a_plain_job_is_claimed_with_one_read_though_another_type_has_a_rate(queue):
+def test_a_plain_job_is_claimed_in_one_statement_though_another_type_has_a_rate(queue):
     plain = submit(queue)
-    with reads() as sent:
+    with statements() as sent:
         claimed = claims.claim_next(queue, "w", 30, RATED)
     assert claimed is not None and claimed.id == plain
-    assert len(sent) == 1, sent
+    assert [s for s in sent if s != "INSERT"] == ["UPDATE"], sent  # and the start's event
 
 
 def test_a_rate_limited_job_first_in_line_waits_for_its_rate_and_the_next_plain_job_goes_first(queue):
@@ -66,11 +67,26 @@ def test_a_rate_limited_job_first_in_line_waits_for_its_rate_and_the_next_plain_
     assert taken is not None and taken.id == held  # without the rate, the held job was next
 
 
-def test_once_no_rated_job_is_first_in_line_a_claim_reads_once_again(queue):
+def test_once_no_rated_job_is_first_in_line_a_claim_is_one_statement_again(queue):
     submit(queue, "throttled")
     assert claims.claim_next(queue, "w", 30, RATED) is not None  # the full read: a rated job was first
     plain, later = submit(queue), submit(queue)
     assert claims.claim_next(queue, "w", 30, RATED).id == plain  # full again; it finds only plain jobs
-    with reads() as sent:
+    with statements() as sent:
         assert claims.claim_next(queue, "w", 30, RATED).id == later
-    assert len(sent) == 1, sent
+    assert [s for s in sent if s != "INSERT"] == ["UPDATE"], sent
+
+
+def test_claims_racing_for_plain_jobs_take_each_job_once(queue):
+    """Eight claims at once, each in one statement: a row another claim holds is passed over, not taken twice."""
+    submitted = {submit(queue) for _ in range(8)}
+    start = threading.Barrier(8)
+
+    def claim(_: int) -> str | None:
+        start.wait()
+        job = claims.claim_next(queue, "w", 30, claims.Caps())
+        return None if job is None else job.id
+
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(claim, range(8)))
+    assert sorted(taken) == sorted(submitted)

@@ -260,7 +260,15 @@ def take(
 
 
 def claim_next(queue: str, worker: str, lease_seconds: float, limits: Caps) -> Job | None:
-    """queued → running for the best eligible job of the queue; None when no job may start now."""
+    """queued → running for the best eligible job of the queue; None when no job may start now.
+
+    The common case is one statement (transitions.start_first): one project waits and its first job is plain, so
+    nothing could go before it. Otherwise, or with a project cap, the reads below rank the candidates first.
+    """
+    if not limits.project_max_running and queue not in _shared_queues:
+        job = transitions.start_first(queue, sorted(limits.rates), worker, lease_seconds)
+        if job is not None:
+            return job
     for _ in range(ROUNDS):
         candidates = _candidates(queue, limits)
         if not candidates:

@@ -131,12 +131,12 @@ def apply(
     return row
 
 
-def _prebuilt(where: list[ColumnElement[bool]], **values: Any) -> Update:
+def _prebuilt(where: list[ColumnElement[bool]], row: Any = None, **values: Any) -> Update:
     """A transition built once on the table, its changing values bound parameters (named b_…, as a column's name is
     taken): building, keying and running an ORM statement cost more CPU than SQLite took to run it, for the two
-    changes every job makes."""
+    changes every job makes. `row` picks the job (by default the one whose id is bound as b_id)."""
     changes = {"version": JOBS.c.version + 1, "updated_at": bindparam("b_now"), **values}
-    statement = update(JOBS).where(JOBS.c.id == bindparam("b_id"), *where).values(**changes)
+    statement = update(JOBS).where(JOBS.c.id == (bindparam("b_id") if row is None else row), *where).values(**changes)
     return statement.returning(*JOBS.c, events.SUBSCRIBED)
 
 
@@ -150,17 +150,36 @@ def _run_prebuilt(statement: Update, params: dict[str, Any]) -> Callable[[Sessio
     return change
 
 
+# What a start writes: the attempt's worker, number, clock and lease, and no progress left by an earlier attempt.
+_STARTED = {
+    "status": JobStatus.RUNNING,
+    "worker": bindparam("b_worker"),
+    "attempts": JOBS.c.attempts + 1,
+    "started_at": bindparam("b_now"),
+    "lease_expires_at": bindparam("b_lease"),
+    "progress": None,
+    "progress_message": None,
+}
+_STARTABLE = [JOBS.c.status == JobStatus.QUEUED, JOBS.c.cancel_requested.is_(False)]
 # queued → running for a job no limit guards (claims.take without guards).
-START = _prebuilt(
-    [JOBS.c.status == JobStatus.QUEUED, JOBS.c.cancel_requested.is_(False)],
-    status=JobStatus.RUNNING,
-    worker=bindparam("b_worker"),
-    attempts=JOBS.c.attempts + 1,
-    started_at=bindparam("b_now"),
-    lease_expires_at=bindparam("b_lease"),
-    progress=None,
-    progress_message=None,
+START = _prebuilt(_STARTABLE, **_STARTED)
+# queued → running for the first waiting job of a queue (bound as b_queue) in taking order, where nothing could take
+# another first (robotni/store/claims.py, its one-statement claim): one project waits, and the job has no concurrency
+# key and a type without a rate (b_rated). A row another claim holds is passed over.
+_WAITING = [JOBS.c.queue == bindparam("b_queue"), JOBS.c.status == JobStatus.QUEUED]
+_FIRST = (
+    select(JOBS.c.id)
+    .where(*_WAITING, JOBS.c.cancel_requested.is_(False))
+    .order_by(JOBS.c.priority, JOBS.c.created_at, JOBS.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
 )
+_ONE_PROJECT = select(func.min(JOBS.c.project)).where(*_WAITING).scalar_subquery() == (
+    select(func.max(JOBS.c.project)).where(*_WAITING).scalar_subquery()
+)
+_PLAIN = [JOBS.c.concurrency_key.is_(None), JOBS.c.type.not_in(bindparam("b_rated", expanding=True))]
+START_FIRST = _prebuilt([*_STARTABLE, *_PLAIN, _ONE_PROJECT], row=_FIRST, **_STARTED)
 # running → its end by the attempt that owns it, with its outcome and nothing else (finish, as a worker ends a job).
 END = _prebuilt(
     [
@@ -183,6 +202,15 @@ def start(job_id: str, worker: str, lease_seconds: float) -> Job | None:
     now = utcnow()
     params = {"b_id": job_id, "b_worker": worker, "b_now": now, "b_lease": now + timedelta(seconds=lease_seconds)}
     return apply(_run_prebuilt(START, params), now, {"status": JobStatus.RUNNING})
+
+
+def start_first(queue: str, rated: list[str], worker: str, lease_seconds: float) -> Job | None:
+    """queued → running for the queue's first waiting job in one statement (START_FIRST); None when it has none, or
+    when its first job or the queue is one a limit or fair share may concern: the claim's reads decide then."""
+    now = utcnow()
+    params = {"b_queue": queue, "b_rated": rated, "b_worker": worker, "b_now": now}
+    params["b_lease"] = now + timedelta(seconds=lease_seconds)
+    return apply(_run_prebuilt(START_FIRST, params), now, {"status": JobStatus.RUNNING})
 
 
 def end(job: Job, status: JobStatus, outcome: dict[str, Any]) -> Job | None:
