@@ -38,8 +38,8 @@ ROUNDS = 5
 # more than the claim's SQL (each of its columns adapted again: 1 ms of CPU a keyed claim, docs/benchmarks.md).
 OTHERS = aliased(Job, name="others")
 # Queues whose last full read found several projects waiting, a concurrency key held or a rate-limited type among
-# the first jobs, in this process: their claims skip the one-project read, which would cost them a statement more
-# (docs/benchmarks.md).
+# the first jobs, in this process: their claims skip the one-statement claim and the one-project read, which would
+# cost them statements more (docs/benchmarks.md).
 _shared_queues: set[str] = set()
 # What a claim reads of a candidate.
 HEAD_COLUMNS = (Job.id, Job.project, Job.type, Job.priority, Job.created_at, Job.concurrency_key, Job.concurrency_limit)
@@ -213,7 +213,7 @@ def _candidates(queue: str, limits: Caps) -> list[Row[Any]]:
         and not current.by_key
         and all(_plain(r, limits.rates) for r in found)
     ):
-        _shared_queues.discard(queue)  # one project again, no key held, no rated type first: the one-project read
+        _shared_queues.discard(queue)  # one project again, no key held, no rated type first: one statement again
     return sorted(found, key=rank)[:CANDIDATES]
 
 
