@@ -58,6 +58,7 @@ from bench import users as user_bench
 from bench.cpu import worker_cpu
 from bench.floor import SPAWNERS, Throughput, spawn_once
 from bench.post import SUBMITTERS, post_jobs
+from robotni.config import WorkerPool
 from robotni.store.models import Job
 from robotni.worktypes import environments
 from tests import backends
@@ -591,7 +592,10 @@ def parse_args() -> argparse.Namespace:
         "--workers", default="1,2,4", type=_sizes, help="worker processes of the scale check (Redis + PostgreSQL)"
     )
     parser.add_argument(
-        "--pool", default="threads", help="the job workers' pool (ROBOTNI_WORKER_POOL): threads, or prefork as before"
+        "--pool",
+        default=WorkerPool.THREADS.value,
+        choices=[pool.value for pool in WorkerPool],
+        help="the job workers' pool (ROBOTNI_WORKER_POOL)",
     )
     parser.add_argument(
         "--peers", default="celery,rq,huey", type=lambda v: [p for p in v.split(",") if p], help="celery, rq, huey"

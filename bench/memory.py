@@ -34,7 +34,7 @@ GOAL_MIB, GROWTH_GOAL = 250.0, 0.10  # issue 19: PSS of the default stack idle, 
 ROLES = {
     "gunicorn": "web (gunicorn master + workers)",
     "-Q webhooks": "webhooks worker (threads)",
-    "worker": "worker (its process, pool threads included)",
+    "worker": "worker (its process, with its pool)",
     "beat": "beat",
     "flower": "Flower",
 }

@@ -185,10 +185,12 @@ class Stack:
         queues: Iterable[str] = ("default",),
         concurrency: int = 2,
         env: dict | None = None,
-        pool: str = "prefork",
+        pool: str | None = None,
     ):
-        # As the Procfile starts it (`celery -A robotni worker` takes the same options: tests/test_schema.py).
-        argv = [sys.executable, "-m", "robotni.serve", "worker", "-Q", ",".join(queues), "--pool", pool]
+        """As the Procfile starts it (`celery -A robotni worker` takes the same options: tests/test_schema.py); its
+        pool ROBOTNI_WORKER_POOL's unless `pool` names one (Celery reads `--pool prefork` as "not given")."""
+        argv = [sys.executable, "-m", "robotni.serve", "worker", "-Q", ",".join(queues)]
+        argv += ["--pool", pool] if pool else []
         argv += [
             "-n",
             f"{name}@%h",
@@ -247,7 +249,7 @@ class Stack:
 
 @contextmanager
 def running_stack(base: Path, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """A Stack with gunicorn and one worker (2 pool processes) started, and stopped whatever happens."""
+    """A Stack with gunicorn and one worker (2 pool slots) started, and stopped whatever happens."""
     stack = Stack(base, env)
     try:
         stack.start_web()

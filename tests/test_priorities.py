@@ -84,7 +84,7 @@ def test_one_project_s_backlog_delays_another_s_job_by_one_job_per_pool_process(
 
 
 def test_a_concurrency_key_never_has_more_than_its_limit_running(stack):
-    stack.start_worker("w2")  # 2 workers x 2 pool processes, one job store
+    stack.start_worker("w2")  # 2 workers x 2 pool slots, one job store
     count, samples, stop = 60, [], threading.Event()
 
     def sample() -> None:

@@ -25,7 +25,7 @@ def web(tmp_path_factory):
 @pytest.mark.timeout(360)  # two minutes at the least, by design
 def test_a_rate_of_30_a_minute_holds_over_two_minutes_and_drops_no_job(web):
     web.start_worker("w1")
-    web.start_worker("w2")  # 2 workers x 2 pool processes: the rate is the cluster's, not a worker's
+    web.start_worker("w2")  # 2 workers x 2 pool slots: the rate is the cluster's, not a worker's
     ids = [web.submit("perminute")["id"] for _ in range(JOBS)]
     reason = f"rate of type 'perminute': {RATE} started in the last 60 s, at its rate of 30/m"
     assert wait_until(lambda: web.job(ids[-1])["waiting_for"] == reason, 60, "the last job's reason")
